@@ -1,0 +1,70 @@
+"""optiviz: live Jupyter widgets that make neural-network optimization visible.
+
+`import optiviz` stays cheap: every public name is resolved lazily, so widgets, bqplot and
+Jupyter are imported only when a view is built, and torch only when the engine is used.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # engine
+    "OPTIMIZERS": "optiviz.engine.optimizers",
+    "make_optimizer": "optiviz.engine.optimizers",
+    "SURFACES": "optiviz.engine.surfaces",
+    "Surface": "optiviz.engine.surfaces",
+    "get_surface": "optiviz.engine.surfaces",
+    "compile_expression": "optiviz.engine.expression",
+    "SCHEDULES": "optiviz.engine.schedules",
+    "make_schedule": "optiviz.engine.schedules",
+    "clip_by_value": "optiviz.engine.transforms",
+    "clip_by_norm": "optiviz.engine.transforms",
+    "sign": "optiviz.engine.transforms",
+    "annealed_noise": "optiviz.engine.transforms",
+    "chain": "optiviz.engine.transforms",
+    "Simulator": "optiviz.engine.simulator",
+    "simulate": "optiviz.engine.simulator",
+    "Run": "optiviz.engine.simulator",
+    "pick_device": "optiviz.engine.devices",
+    "stability_map": "optiviz.engine.sweeps",
+    "basin_map": "optiviz.engine.sweeps",
+    # training
+    "load_cifar10": "optiviz.training.data",
+    "CIFAR10": "optiviz.training.data",
+    "build_model": "optiviz.training.models",
+    "MODELS": "optiviz.training.models",
+    "Trainer": "optiviz.training.trainer",
+    "train": "optiviz.training.trainer",
+    "random_search": "optiviz.training.search",
+    "grid_search": "optiviz.training.search",
+    "ensemble_table": "optiviz.training.search",
+    "train_many": "optiviz.training.search",
+    # stream
+    "LiveRunner": "optiviz.stream.runner",
+    "SeriesBuffer": "optiviz.stream.series",
+    # views (import ipywidgets/bqplot on first use)
+    "SurfaceExplorer": "optiviz.views.surface_explorer",
+    "TrainingDashboard": "optiviz.views.dashboard",
+    "StabilityMapView": "optiviz.views.maps",
+    "BasinMapView": "optiviz.views.maps",
+    "SearchView": "optiviz.views.maps",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'optiviz' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
