@@ -1,0 +1,561 @@
+"""Batched, torch.optim-exact update rules over (N, P) tensors: N independent runs of P parameters.
+
+torch.optim takes one scalar lr per param group, so a sweep of 10,000 (lr, momentum) pairs would
+be 10,000 optimizers. Here every hyperparameter may be a scalar or one value per run, and one
+step is a handful of in-place tensor ops over all runs at once.
+
+Exactness: each update follows torch's ``_single_tensor_*`` kernel op for op (lerp for Adam's
+first moment, ``addcmul`` for second moments, ``sqrt`` then divide by ``sqrt(1 - beta2^t)`` then
+add eps, the first momentum step sets ``buf = g``...). A hyperparameter equal across runs stays a
+Python float and goes through the very call torch makes; one that varies per run is stored
+expanded to a contiguous (N, P) tensor (broadcasting an (N, 1) column over P = 2 is several times
+slower on CPU) and goes through the tensor form of the same op. float64 results match a loop of
+torch.optim instances to ~1e-15 relative per step.
+
+Schedules: ``lr_scale`` (a float or per-run (N, 1) tensor) multiplies lr, so the effective lr is
+what torch's ``group['lr']`` holds after a scheduler set it. Step index ``opt.t`` counts the steps
+taken (torch's ``state['step']``); a schedule is evaluated at ``opt.t`` before the step (0-based,
+like ``LambdaLR``).
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+
+from optiviz._validate import check_choice, check_int
+from optiviz.engine.devices import pick_device
+from optiviz.engine.hparams import HPARAMS, HParamSpec, defaults
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+FORMS = ("torch", "lecture")
+
+# A kernel constant: a Python float when every run shares it, else a contiguous (N, P) tensor.
+Const = float | torch.Tensor
+
+
+def _axpy_(y: torch.Tensor, x: torch.Tensor, a: Const) -> torch.Tensor:
+    """y += a * x."""
+    return y.add_(x, alpha=a) if isinstance(a, float) else y.addcmul_(x, a)
+
+
+def _axmy_(y: torch.Tensor, x: torch.Tensor, a: Const) -> torch.Tensor:
+    """y -= a * x (torch writes this as ``add_(x, alpha=-a)``)."""
+    return y.add_(x, alpha=-a) if isinstance(a, float) else y.addcmul_(x, a, value=-1)
+
+
+class BatchedOptimizer:
+    """Shared machinery: hyperparameter storage/validation, weight decay, lr scaling, state."""
+
+    name = ""
+    _buffer_names: tuple[str, ...] = ()
+
+    def __init__(self, n: int, p: int, *, device: torch.device, dtype: torch.dtype, form: str,
+                 hparams: dict[str, Any]) -> None:
+        self.n, self.p = n, p
+        self.shape = (n, p)
+        self.device, self.dtype, self.form = device, dtype, form
+        self.t = 0
+        self.lr_scale: float | torch.Tensor = 1.0
+        self._specs = HPARAMS[self.name]
+        self._raw: dict[str, Any] = {}
+        self._started = False  # whether the momentum buffer holds a value (torch: buffer is not None)
+
+        def empty() -> torch.Tensor:
+            return torch.empty(self.shape, device=device, dtype=dtype)
+
+        # Work buffers so a step allocates nothing.
+        self._gw, self._elr, self._c, self._tmp, self._u = (empty() for _ in range(5))
+        self._state = {k: torch.zeros(self.shape, device=device, dtype=dtype) for k in self._buffer_names}
+        self.set_hparams(**{**defaults(self.name), **hparams})
+        self.reset()
+
+    # ----------------------------------------------------------------- hyperparameters
+    def set_hparams(self, **hparams: Any) -> None:
+        """Validate all, then apply all (nothing changes on error); state such as buffers is kept."""
+        unknown = [k for k in hparams if k not in self._specs]
+        if unknown:
+            raise ValueError(f"unknown hyperparameter {unknown[0]!r} for {self.name}; "
+                             f"allowed: {', '.join(self._specs)}")
+        new = dict(self._raw)
+        for key, value in hparams.items():
+            new[key] = self._canonical(self._specs[key], value)
+        self._check_combination(new)
+        self._raw = new
+        self._prepare()
+        self._hparams_view = {k: self._column(v) for k, v in self._raw.items()}
+
+    @property
+    def hparams(self) -> dict[str, Any]:
+        """name -> (N, 1) tensor on the device; flags are bools; ``betas`` is a pair of (N, 1) tensors."""
+        return dict(self._hparams_view)
+
+    def _canonical(self, spec: HParamSpec, value: Any) -> Any:
+        """Validated value as a bool, a float (same for all runs), a float64 (N,) array, or a pair."""
+        if spec.kind == "bool":
+            return spec.check(value)
+        if spec.kind == "pair":
+            if isinstance(value, (tuple, list)) and len(value) == 2:
+                value = tuple(self._flat(v) for v in value)
+            spec.check(value)
+            return tuple(self._per_run(f"{spec.name}[{i}] ({part})", v)
+                         for i, (part, v) in enumerate(zip(spec.parts, value)))
+        value = self._flat(value)
+        spec.check(value)
+        return self._per_run(spec.name, value)
+
+    @staticmethod
+    def _flat(value: Any) -> Any:
+        """Accept (N, 1) columns (what ``hparams`` returns) and tensors anywhere."""
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu().numpy()
+        if isinstance(value, np.ndarray) and value.ndim == 2 and value.shape[1] == 1:
+            value = value[:, 0]
+        return value
+
+    def _per_run(self, name: str, value: Any) -> float | np.ndarray:
+        arr = np.asarray(value, dtype=np.float64)
+        if arr.ndim == 0:
+            return float(arr)
+        if arr.shape[0] != self.n:
+            raise ValueError(f"{name} must be a scalar or have one value per run (length {self.n}), "
+                             f"got length {arr.shape[0]}")
+        return _uniform(arr)
+
+    def _check_combination(self, raw: dict[str, Any]) -> None:
+        """Rules that involve more than one hyperparameter (overridden where torch has them)."""
+
+    def _column(self, v: Any) -> Any:
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, tuple):
+            return tuple(self._column(x) for x in v)
+        if isinstance(v, float):
+            return torch.full((self.n, 1), v, dtype=self.dtype, device=self.device)
+        return torch.tensor(v, dtype=torch.float64).to(device=self.device, dtype=self.dtype).reshape(self.n, 1)
+
+    def _const(self, v: float | np.ndarray) -> Const:
+        """Kernel constant: floats stay floats (torch's exact call); arrays become (N, P) tensors."""
+        if isinstance(v, float):
+            return v
+        col = torch.as_tensor(v, dtype=torch.float64).to(device=self.device, dtype=self.dtype)
+        return col.reshape(self.n, 1).expand(self.shape).contiguous()
+
+    def _prepare(self) -> None:
+        """Derive the per-step constants once per set_hparams, not once per step."""
+        self._lr = self._const(self._raw["lr"])
+        self._wd = self._const(self._raw["weight_decay"])
+
+    # ----------------------------------------------------------------- stepping
+    @torch.no_grad()
+    def step(self, x: torch.Tensor, g: torch.Tensor, lr_scale: float | torch.Tensor | None = None) -> torch.Tensor:
+        """One update of x (N, P) in place from the (already transformed) gradient g; returns x.
+
+        lr_scale (default ``self.lr_scale``) multiplies lr: a float or one value per run.
+        """
+        if x.shape != self.shape or g.shape != self.shape:
+            raise ValueError(f"x and g must have shape {self.shape}, got {tuple(x.shape)} and {tuple(g.shape)}")
+        lr = self._effective_lr(self.lr_scale if lr_scale is None else lr_scale)
+        wd = self._wd
+        if isinstance(wd, float):
+            if wd != 0.0:
+                g = torch.add(g, x, alpha=wd, out=self._gw)
+        else:
+            g = torch.addcmul(g, x, wd, out=self._gw)
+        self.t += 1
+        self._update(x, g, lr)
+        return x
+
+    def _effective_lr(self, scale: Any) -> Const:
+        lr = self._lr
+        if isinstance(scale, (int, float)):
+            if isinstance(lr, float):
+                return lr * scale
+            return lr if scale == 1.0 else torch.mul(lr, scale, out=self._elr)
+        s = torch.as_tensor(scale, device=self.device, dtype=self.dtype).reshape(-1, 1)
+        if s.shape[0] not in (1, self.n):
+            raise ValueError(f"lr_scale must be a number or have one value per run (length {self.n}), "
+                             f"got length {s.shape[0]}")
+        return torch.mul(s.expand(self.shape), lr, out=self._elr)
+
+    def _update(self, x: torch.Tensor, g: torch.Tensor, lr: Const) -> None:
+        raise NotImplementedError
+
+    def _lr_times(self, lr: Const, c: Const) -> Const:
+        """lr * c as a float or a tensor in a work buffer (never modifies lr, which may be self._lr)."""
+        if isinstance(lr, float) and isinstance(c, float):
+            return lr * c
+        if isinstance(lr, float):
+            return torch.mul(c, lr, out=self._c)
+        return torch.mul(lr, c, out=self._c)
+
+    # ----------------------------------------------------------------- state
+    def reset(self) -> None:
+        """Back to step 0 with fresh state (buffers zero); hyperparameters are kept."""
+        self.t = 0
+        self._started = False
+        for buf in self._state.values():
+            buf.zero_()
+
+    def state_dict(self) -> dict[str, Any]:
+        """A deep copy: restoring it later gives bit-identical continuation."""
+        scale = self.lr_scale.clone() if isinstance(self.lr_scale, torch.Tensor) else self.lr_scale
+        return {
+            "optimizer": self.name, "form": self.form, "shape": self.shape, "t": self.t,
+            "started": self._started, "lr_scale": scale, "hparams": copy.deepcopy(self._raw),
+            "state": {k: v.clone() for k, v in self._state.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what state_dict() returned (copied in, so the snapshot stays reusable)."""
+        mine = (self.name, self.form, self.shape)
+        theirs = (state.get("optimizer"), state.get("form"), tuple(state.get("shape", ())))
+        if mine != theirs:
+            raise ValueError(f"state is for (optimizer, form, shape) {theirs}, this optimizer is {mine}")
+        for k, buf in self._state.items():
+            buf.copy_(state["state"][k])
+        self.t = int(state["t"])
+        self._started = bool(state["started"])
+        scale = state["lr_scale"]
+        self.lr_scale = scale.clone() if isinstance(scale, torch.Tensor) else scale
+        self._raw = copy.deepcopy(state["hparams"])
+        self._prepare()
+        self._hparams_view = {k: self._column(v) for k, v in self._raw.items()}
+
+    def __repr__(self) -> str:
+        def show(v: Any) -> str:
+            if isinstance(v, np.ndarray):
+                return f"[{v.min():g}..{v.max():g}]"
+            if isinstance(v, tuple):
+                return "(" + ", ".join(show(x) for x in v) + ")"
+            return repr(v) if isinstance(v, bool) else f"{v:g}"
+
+        hp = ", ".join(f"{k}={show(v)}" for k, v in self._raw.items())
+        form = "" if self.form == "torch" else ", form='lecture'"
+        return f"make_optimizer({self.name!r}, n={self.n}, p={self.p}{form}, {hp})"
+
+
+def _uniform(arr: np.ndarray) -> float | np.ndarray:
+    """A per-run array whose values are all equal is a float: torch's own scalar call, and faster."""
+    return float(arr[0]) if arr.size and np.all(arr == arr[0]) else arr
+
+
+class SGD(BatchedOptimizer):
+    """sgd / momentum / nesterov = torch.optim.SGD(momentum, dampening, nesterov, weight_decay).
+
+    torch form (``_single_tensor_sgd``)::
+
+        buf = g at the first momentum step, else buf = mu*buf + (1 - dampening)*g
+        x -= lr * buf                     (momentum)
+        x -= lr * (g + mu*buf)            (nesterov)
+
+    Lecture form::
+
+        v = mu*v - lr*dx; x += v                                 (momentum)
+        v_prev = v; v = mu*v - lr*dx; x += -mu*v_prev + (1+mu)*v  (nesterov, phi = x + mu*v)
+
+    Under a constant lr the two forms give the same iterates (v = -lr*buf). Under a schedule they
+    differ: torch's buffer holds raw gradients and the *current* lr multiplies the whole buffer,
+    while the lecture velocity holds each past gradient times the lr *of its own step*. When lr
+    drops, torch's step shrinks at once; the lecture's keeps the momentum gathered at the old lr.
+    """
+
+    @property
+    def _buffer_names(self) -> tuple[str, ...]:  # type: ignore[override]
+        if self.name == "sgd":
+            return ()
+        return ("velocity",) if self.form == "lecture" else ("momentum_buffer",)
+
+    def _check_combination(self, raw: dict[str, Any]) -> None:
+        if self.name == "nesterov" and np.any(np.asarray(raw["dampening"]) != 0):
+            raise ValueError("dampening must be 0 for nesterov (torch.optim.SGD's rule: nesterov needs "
+                             f"momentum > 0 and zero dampening), got {np.max(raw['dampening']):g}")
+
+    def _canonical(self, spec: HParamSpec, value: Any) -> Any:
+        try:
+            return super()._canonical(spec, value)
+        except ValueError as err:
+            if self.name == "nesterov" and spec.name == "momentum" and "must be in" in str(err):
+                raise ValueError(f"{err} (nesterov needs momentum > 0, torch.optim.SGD's rule)") from None
+            raise
+
+    def _prepare(self) -> None:
+        super()._prepare()
+        mu = self._raw.get("momentum", 0.0)
+        damp = self._raw.get("dampening", 0.0)
+        self._mu = self._const(mu)
+        # torch skips the momentum branch where momentum == 0, so dampening never scales g there.
+        omd = np.where(np.asarray(mu) == 0.0, 1.0, 1.0 - np.asarray(damp, dtype=np.float64))
+        self._omd = self._const(_uniform(np.atleast_1d(omd)) if omd.ndim else float(omd))
+        self._opmu = self._const(_uniform(1.0 + np.atleast_1d(mu)) if np.ndim(mu) else 1.0 + mu)
+
+    def _update(self, x: torch.Tensor, g: torch.Tensor, lr: Const) -> None:
+        mu = self._mu
+        if self.form == "lecture":
+            self._lecture(x, g, lr, mu)
+            return
+        if isinstance(mu, float) and mu == 0.0:
+            _axmy_(x, g, lr)  # torch: no buffer at all
+            return
+        buf = self._state["momentum_buffer"]
+        if not self._started:
+            buf.copy_(g)
+            self._started = True
+        else:
+            buf.mul_(mu)
+            _axpy_(buf, g, self._omd)
+        if self.name == "nesterov":
+            d = torch.add(g, buf, alpha=mu, out=self._tmp) if isinstance(mu, float) else \
+                torch.addcmul(g, buf, mu, out=self._tmp)
+        else:
+            d = buf
+        _axmy_(x, d, lr)
+
+    def _lecture(self, x: torch.Tensor, g: torch.Tensor, lr: Const, mu: Const) -> None:
+        v = self._state["velocity"]
+        # Dampening (like torch) skips the first step: v = -lr*g there, matching torch's buf = g.
+        c = self._lr_times(lr, self._omd) if self._started else lr
+        self._started = True
+        if self.name == "nesterov":
+            _axmy_(x, v, mu)                 # x += -mu * v_prev
+            v.mul_(mu)
+            _axmy_(v, g, c)                  # v = mu*v - lr*dx
+            _axpy_(x, v, self._opmu)         # x += (1 + mu) * v
+        else:
+            v.mul_(mu)
+            _axmy_(v, g, c)                  # v = mu*v - lr*dx
+            x.add_(v)                        # x += v
+
+
+class Adagrad(BatchedOptimizer):
+    """torch.optim.Adagrad: clr = lr/(1 + (t-1)*lr_decay); sum += g^2; x -= clr*g/(sqrt(sum) + eps).
+
+    initial_accumulator_value is the value ``sum`` starts from: changing it applies at once before
+    the first step, otherwise at the next reset() (torch also reads it only when creating state).
+    """
+
+    name = "adagrad"
+    _buffer_names = ("sum",)
+
+    def _prepare(self) -> None:
+        super()._prepare()
+        self._lr_decay = self._const(self._raw["lr_decay"])
+        self._eps = self._const(self._raw["eps"])
+
+    def set_hparams(self, **hparams: Any) -> None:
+        super().set_hparams(**hparams)
+        if self.t == 0 and "initial_accumulator_value" in hparams:
+            self._fill_sum()
+
+    def _fill_sum(self) -> None:
+        iav = self._const(self._raw["initial_accumulator_value"])
+        if isinstance(iav, float):
+            self._state["sum"].fill_(iav)
+        else:
+            self._state["sum"].copy_(iav)
+
+    def reset(self) -> None:
+        super().reset()
+        self._fill_sum()
+
+    def _update(self, x: torch.Tensor, g: torch.Tensor, lr: Const) -> None:
+        decay = self._lr_decay
+        if isinstance(decay, float):
+            if isinstance(lr, float):
+                clr: Const = lr / (1 + (self.t - 1) * decay)
+            elif decay == 0.0:
+                clr = lr
+            else:
+                clr = torch.div(lr, 1 + (self.t - 1) * decay, out=self._c)
+        else:
+            den = torch.mul(decay, self.t - 1, out=self._c).add_(1)
+            num = self._elr.fill_(lr) if isinstance(lr, float) else lr
+            clr = torch.div(num, den, out=self._c)
+        s = self._state["sum"]
+        s.addcmul_(g, g, value=1)
+        std = torch.sqrt(s, out=self._tmp).add_(self._eps)
+        _addcdiv_neg_(x, g, std, clr, self._u)
+
+
+def _addcmul_sq_(v: torch.Tensor, g: torch.Tensor, c: Const, work: torch.Tensor) -> None:
+    """v += c * g * g as torch's ``v.addcmul_(g, g, value=c)`` rounds it: fma(c*g, g, v)."""
+    if isinstance(c, float):
+        v.addcmul_(g, g, value=c)
+    else:
+        v.addcmul_(torch.mul(g, c, out=work), g)
+
+
+def _addcdiv_neg_(x: torch.Tensor, num: torch.Tensor, den: torch.Tensor, c: Const, work: torch.Tensor) -> None:
+    """x -= c * num / den, as torch's ``x.addcdiv_(num, den, value=-c)`` computes it: (c*num)/den."""
+    if isinstance(c, float):
+        x.addcdiv_(num, den, value=-c)
+    else:
+        x.sub_(torch.mul(num, c, out=work).div_(den))
+
+
+class RMSprop(BatchedOptimizer):
+    """torch.optim.RMSprop: v = alpha*v + (1-alpha)*g^2 (centered: minus the squared mean of g),
+    denominator sqrt(v) + eps, optional momentum on the normalized step; no bias correction.
+
+    ``centered`` switched on mid-run starts its mean gradient from wherever it was (zeros at first);
+    torch does not support switching it at all.
+    """
+
+    name = "rmsprop"
+    _buffer_names = ("square_avg", "grad_avg", "momentum_buffer")
+
+    def _prepare(self) -> None:
+        super()._prepare()
+        alpha = self._raw["alpha"]
+        self._alpha = self._const(alpha)
+        self._oma = self._const(1.0 - alpha)  # torch passes 1 - alpha computed in double
+        self._eps = self._const(self._raw["eps"])
+        mom = self._raw["momentum"]
+        self._mom = self._const(mom)
+        # Runs with momentum 0 take torch's other branch (addcdiv straight into x): a different
+        # rounding, which a jittery run amplifies, so mixed batches select per run.
+        self._plain_rows = None if isinstance(mom, float) else \
+            self._const((mom == 0.0).astype(np.float64)).bool() if np.any(mom == 0.0) else None
+        self._centered = self._raw["centered"]
+
+    def _update(self, x: torch.Tensor, g: torch.Tensor, lr: Const) -> None:
+        sq = self._state["square_avg"]
+        sq.mul_(self._alpha)
+        _addcmul_sq_(sq, g, self._oma, self._u)
+        if self._centered:
+            ga = self._state["grad_avg"]
+            ga.lerp_(g, self._oma)
+            avg = torch.addcmul(sq, ga, ga, value=-1, out=self._tmp).sqrt_()
+        else:
+            avg = torch.sqrt(sq, out=self._tmp)
+        avg.add_(self._eps)
+        mom = self._mom
+        if isinstance(mom, float) and mom == 0.0:
+            _addcdiv_neg_(x, g, avg, lr, self._u)
+        elif self._plain_rows is None:
+            buf = self._state["momentum_buffer"]
+            buf.mul_(mom).addcdiv_(g, avg)
+            _axmy_(x, buf, lr)
+        else:
+            buf = self._state["momentum_buffer"]
+            buf.mul_(mom).addcdiv_(g, avg)
+            plain = self._u.copy_(x)
+            _addcdiv_neg_(plain, g, avg, lr, self._c)                  # torch's branch for momentum 0
+            _axmy_(x, buf, lr)                                         # torch's branch for momentum > 0
+            torch.where(self._plain_rows, plain, x, out=x)
+
+
+class Adam(BatchedOptimizer):
+    """torch.optim.Adam (L2 weight decay, optional amsgrad)::
+
+        m.lerp_(g, 1 - b1); v = b2*v + (1 - b2)*g^2
+        denom = sqrt(v) / sqrt(1 - b2^t) + eps;  x -= lr/(1 - b1^t) * m / denom
+    """
+
+    name = "adam"
+    _buffer_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
+    def _prepare(self) -> None:
+        super()._prepare()
+        b1, b2 = self._raw["betas"]
+        self._b1, self._b2 = b1, b2  # floats or (N,) arrays, for the bias corrections
+        self._b2_k = self._const(b2)
+        self._bc1 = None if isinstance(b1, float) else _BiasCorrection(b1, self, sqrt=False)
+        self._bc2 = None if isinstance(b2, float) else _BiasCorrection(b2, self, sqrt=True)
+        self._omb1, self._omb2 = self._const(1.0 - b1), self._const(1.0 - b2)
+        self._eps = self._const(self._raw["eps"])
+        self._amsgrad = self._raw["amsgrad"]
+
+    def _update(self, x: torch.Tensor, g: torch.Tensor, lr: Const) -> None:
+        m, v = self._state["exp_avg"], self._state["exp_avg_sq"]
+        m.lerp_(g, self._omb1)
+        v.mul_(self._b2_k)
+        _addcmul_sq_(v, g, self._omb2, self._u)
+        t = float(self.t)  # torch: step = state['step'].item()
+        b1, b2 = self._b1, self._b2
+        # step_size = lr / (1 - b1^t);  bias_correction2_sqrt = (1 - b2^t) ** 0.5
+        if self._bc1 is None and isinstance(lr, float):
+            step_size: Const = lr / (1 - b1**t)
+        else:
+            bc1 = 1 - b1**t if self._bc1 is None else self._bc1.at(t, out=self._c)
+            num = self._elr.fill_(lr) if isinstance(lr, float) else lr
+            step_size = torch.div(num, bc1, out=self._c)
+        bc2_sqrt = (1 - b2**t) ** 0.5 if self._bc2 is None else self._bc2.at(t, out=self._u)
+        if self._amsgrad:
+            vmax = self._state["max_exp_avg_sq"]
+            torch.maximum(vmax, v, out=vmax)
+            v = vmax
+        denom = torch.sqrt(v, out=self._tmp).div_(bc2_sqrt).add_(self._eps)
+        _addcdiv_neg_(x, m, denom, step_size, self._u)
+
+
+class PlainSGD(SGD):
+    name = "sgd"
+
+
+class Momentum(SGD):
+    name = "momentum"
+
+
+class Nesterov(SGD):
+    name = "nesterov"
+
+
+class _BiasCorrection:
+    """Per-run ``1 - beta**t`` (or its square root) rounded exactly as torch's Python scalars are.
+
+    torch computes ``beta ** step`` with the C library's pow; torch.pow on a tensor uses a
+    vectorized pow that can differ in the last bit. A sweep has few distinct betas, so pow runs
+    in Python once per distinct value and a gather spreads it over the runs. With more distinct
+    values than ``EXACT_MAX`` the tensor pow is used (within an ulp of torch's).
+    """
+
+    EXACT_MAX = 256
+
+    def __init__(self, beta: np.ndarray, opt: BatchedOptimizer, *, sqrt: bool) -> None:
+        self.sqrt = sqrt
+        self.dtype = opt.dtype
+        uniq, inv = np.unique(beta, return_inverse=True)
+        if len(uniq) <= self.EXACT_MAX:
+            self.values = [float(b) for b in uniq]
+            self.index = torch.as_tensor(np.repeat(inv.reshape(-1), opt.p), device=opt.device)
+            self.beta = None
+        else:
+            self.values, self.index = [], None
+            self.beta = opt._const(beta)
+
+    def at(self, t: float, out: torch.Tensor) -> torch.Tensor:
+        if self.beta is not None:
+            torch.pow(self.beta, t, out=out).neg_().add_(1)
+            return out.sqrt_() if self.sqrt else out
+        vals = [(1 - b**t) ** 0.5 if self.sqrt else 1 - b**t for b in self.values]
+        table = torch.tensor(vals, dtype=torch.float64).to(device=out.device, dtype=out.dtype)
+        torch.index_select(table, 0, self.index, out=out.view(-1))
+        return out
+
+
+_CLASSES: dict[str, type[BatchedOptimizer]] = {
+    "sgd": PlainSGD,
+    "momentum": Momentum,
+    "nesterov": Nesterov,
+    "adagrad": Adagrad,
+    "rmsprop": RMSprop,
+    "adam": Adam,
+}
+
+
+def make_optimizer(name: str, n: int, p: int, *, device: str | torch.device | None = None,
+                   dtype: torch.dtype = torch.float32, form: str = "torch", **hparams: Any) -> BatchedOptimizer:
+    """A batched optimizer over (n, p) tensors; hyperparameters as in torch.optim (scalar or length n)."""
+    name = check_choice("optimizer", name, OPTIMIZERS)
+    form = check_choice("form", form, FORMS)
+    if form == "lecture" and name not in ("momentum", "nesterov"):
+        raise ValueError(f"form 'lecture' exists for momentum and nesterov only, got optimizer {name!r}; "
+                         f"allowed forms for {name}: 'torch'")
+    n = check_int("n", n, 1)
+    p = check_int("p", p, 1)
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(f"dtype must be a floating torch dtype (torch.float32 or torch.float64), got {dtype!r}")
+    return _CLASSES[name](n, p, device=pick_device(device), dtype=dtype, form=form, hparams=hparams)
