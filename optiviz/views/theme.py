@@ -1,0 +1,173 @@
+"""Look and shared drawing helpers for every optiviz view: colours, projector-sized fonts, figures.
+
+Views are shown on a projector, so defaults are big and high-contrast. The surface helpers here
+turn a grid of losses into what bqplot can draw: log-scaled heatmap colours (so narrow valleys read)
+and contour lines from contourpy joined by NaN into one `Lines` path.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+import bqplot as bq
+import contourpy
+import ipywidgets as widgets
+import numpy as np
+
+# Okabe-Ito based: distinguishable with common colour-vision deficiencies, dark enough on the pale map.
+OPTIMIZER_COLORS: dict[str, str] = {
+    "sgd": "#D55E00",
+    "momentum": "#0072B2",
+    "nesterov": "#009E73",
+    "adagrad": "#E69F00",
+    "rmsprop": "#CC79A7",
+    "adam": "#6A3D9A",
+}
+FALLBACK_COLORS = ("#000000", "#56B4E9", "#8C510A", "#01665E")
+
+# Pale grey-blue ramp: low loss is white so trajectories in saturated colours stand out.
+SURFACE_SCHEME: tuple[str, ...] = ("#ffffff", "#eef1f5", "#d3dae4", "#aab5c4", "#7a8799")
+CONTOUR_COLOR = "#4a5568"
+MINIMUM_COLOR = "#111111"
+
+FONT_PX = 18  # body text: legends, captions, controls
+TICK_PX = 16
+TITLE_PX = 20
+
+CSS_CLASS = "optiviz-view"
+STYLE_HTML = f"""<style>
+.{CSS_CLASS} {{ font-size: {FONT_PX}px; }}
+.{CSS_CLASS} .widget-label, .{CSS_CLASS} .widget-readout, .{CSS_CLASS} .widget-button,
+.{CSS_CLASS} .widget-dropdown select, .{CSS_CLASS} .widget-text input, .{CSS_CLASS} .widget-checkbox label,
+.{CSS_CLASS} .widget-toggle-button {{ font-size: {FONT_PX - 2}px; }}
+.{CSS_CLASS} .axislabel {{ font-size: {FONT_PX}px !important; }}
+.{CSS_CLASS} .tick text {{ font-size: {TICK_PX}px !important; }}
+.{CSS_CLASS} .optiviz-error {{ color: #b00020; font-weight: bold; }}
+.{CSS_CLASS} .optiviz-legend td {{ padding: 2px 10px 2px 0; }}
+</style>"""
+
+
+def optimizer_color(name: str, index: int = 0) -> str:
+    """The one colour an optimizer has in every view."""
+    return OPTIMIZER_COLORS.get(name, FALLBACK_COLORS[index % len(FALLBACK_COLORS)])
+
+
+def style_widget() -> widgets.HTML:
+    """A widget carrying the CSS that enlarges fonts inside views marked with CSS_CLASS."""
+    return widgets.HTML(STYLE_HTML, layout=widgets.Layout(display="none"))
+
+
+def axis(scale: bq.Scale, label: str, *, vertical: bool = False, **kw: Any) -> bq.Axis:
+    """An axis with projector-sized ticks and label."""
+    return bq.Axis(
+        scale=scale,
+        label=label,
+        orientation="vertical" if vertical else "horizontal",
+        tick_style={"font-size": f"{TICK_PX}px"},
+        label_offset="50px" if vertical else "40px",
+        **kw,
+    )
+
+
+def figure(marks: Sequence[bq.Mark], axes: Sequence[bq.Axis], *, title: str = "", width: str = "560px",
+           height: str = "520px", **kw: Any) -> bq.Figure:
+    """A streaming-friendly figure: no animation (frames replace each other), big title, no toolbar."""
+    fig = bq.Figure(
+        marks=list(marks),
+        axes=list(axes),
+        title=title,
+        animation_duration=0,
+        title_style={"font-size": f"{TITLE_PX}px"},
+        fig_margin={"top": 50, "bottom": 60, "left": 75, "right": 20},
+        layout=widgets.Layout(width=width, height=height),
+        **kw,
+    )
+    fig.add_class(CSS_CLASS)
+    return fig
+
+
+# --------------------------------------------------------------------- surfaces
+def surface_colors(z: np.ndarray, f_ref: float, log: bool = True) -> np.ndarray:
+    """Colour values for a heatmap: log10(f - f_ref) so valleys read; finite float32 always.
+
+    The top is capped at the 98th percentile so a few huge corner values (Rosenbrock, cliffs) do
+    not wash the whole map into one colour.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    finite = np.isfinite(z)
+    if not finite.any():
+        return np.zeros(z.shape, dtype=np.float32)
+    excess = np.where(finite, z - f_ref, np.nan)
+    if log:
+        positive = excess[np.isfinite(excess) & (excess > 0)]
+        top = float(np.percentile(positive, 98)) if positive.size else 1.0
+        floor = max(top * 1e-6, np.finfo(np.float32).tiny)
+        c = np.log10(np.clip(np.nan_to_num(excess, nan=top, posinf=top), floor, top))
+    else:
+        vals = excess[np.isfinite(excess)]
+        lo, hi = float(np.min(vals)), float(np.percentile(vals, 98))
+        c = np.clip(np.nan_to_num(excess, nan=hi, posinf=hi, neginf=lo), lo, hi)
+    return c.astype(np.float32)
+
+
+def contour_levels(z: np.ndarray, f_ref: float, n: int = 14, log: bool = True) -> np.ndarray:
+    """Levels evenly spaced in log(f - f_ref) (or in f) over the map's visible range."""
+    z = np.asarray(z, dtype=np.float64)
+    excess = (z - f_ref)[np.isfinite(z)]
+    if log:
+        positive = excess[excess > 0]
+        if positive.size == 0:
+            return np.array([], dtype=np.float64)
+        lo, hi = np.percentile(positive, [0.5, 95])
+        if not hi > lo:
+            return np.array([f_ref + hi])
+        return f_ref + np.geomspace(lo, hi, n)
+    if excess.size == 0:
+        return np.array([], dtype=np.float64)
+    lo, hi = np.percentile(excess, [1, 95])
+    return f_ref + np.linspace(lo, hi, n + 2)[1:-1]
+
+
+def contour_paths(xs: np.ndarray, ys: np.ndarray, z: np.ndarray, levels: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """All contour lines as one x and one y float32 array, separate lines joined by NaN.
+
+    bqplot has no contour mark; a single `Lines` path breaks at non-finite values, so one mark
+    (one DOM node) draws every level.
+    """
+    zf = np.asarray(z, dtype=np.float64)
+    if not np.isfinite(zf).all():
+        zf = np.ma.masked_invalid(zf)
+    gen = contourpy.contour_generator(np.asarray(xs, float), np.asarray(ys, float), zf, line_type="ChunkCombinedNan")
+    pieces: list[np.ndarray] = []
+    for level in levels:
+        for chunk in gen.lines(float(level))[0]:
+            if chunk is not None and len(chunk):
+                pieces.append(chunk)
+                pieces.append(np.array([[np.nan, np.nan]]))
+    if not pieces:
+        return np.zeros(0, np.float32), np.zeros(0, np.float32)
+    xy = np.concatenate(pieces[:-1]).astype(np.float32)
+    return xy[:, 0], xy[:, 1]
+
+
+def transparent_png(width: int = 1, height: int = 1) -> bytes:
+    """A fully transparent PNG: an invisible bqplot Image mark that reports clicks in data units."""
+    raw = b"".join(b"\x00" + b"\x00\x00\x00\x00" * width for _ in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def format_loss(value: float) -> str:
+    """Losses span many decades: three significant digits, scientific when small or large."""
+    if not np.isfinite(value):
+        return "—"
+    a = abs(value)
+    if a != 0 and (a < 1e-3 or a >= 1e4):
+        return f"{value:.2e}"
+    return f"{value:.4g}"
