@@ -11,15 +11,16 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from optiviz._validate import check_choice, check_range, describe_range
+from optiviz._validate import check_choice, check_int, check_range, describe_range
 
 
 @dataclass(frozen=True)
 class HParamSpec:
     """One hyperparameter: default, valid range (for validation) and slider range (for views).
 
-    kind is "float" (scalar or one value per run), "bool" (a flag, one value for all runs) or
-    "pair" (torch's ``betas``: two floats, each scalar or per run, each in [low, high)).
+    kind is "float" (scalar or one value per run), "int" (one whole number, e.g. a schedule's
+    step_size), "bool" (a flag, one value for all runs) or "pair" (torch's ``betas``: two floats,
+    each scalar or per run, each in [low, high)).
     """
 
     name: str
@@ -45,6 +46,9 @@ class HParamSpec:
             if not isinstance(value, bool):
                 raise ValueError(f"{name} must be True or False, got {value!r}")
             return value
+        if self.kind == "int":
+            return check_int(name, value, None if self.low is None else int(self.low),
+                             None if self.high is None else int(self.high))
         if self.kind == "pair":
             if not isinstance(value, (tuple, list)) or len(value) != 2:
                 raise ValueError(f"{name} must be a pair ({', '.join(self.parts)}), each in {self.range_text}, got {value!r}")

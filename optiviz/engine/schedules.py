@@ -1,0 +1,108 @@
+"""Learning-rate schedules from the lectures, as multipliers of the base lr.
+
+``make_schedule(kind, **params)`` returns a callable ``step -> multiplier``; the optimizer's lr at
+a step is ``lr * multiplier`` (pass it as ``opt.step(x, g, lr_scale=...)``), which is what torch's
+``group['lr']`` holds under ``LambdaLR(opt, schedule)``.
+
+Step index: ``step`` is the number of steps already taken, 0 for the first update (torch's
+``LambdaLR`` evaluates lambda(0) for the first ``opt.step()``; the optimizer's ``opt.t`` before the
+step). Every schedule starts at multiplier 1, i.e. at the base lr ``a0``:
+
+- constant:      1
+- step:          gamma ** (step // step_size)          (default: halve every 100 steps)
+- exponential:   exp(-k * step)                         (a = a0 exp(-k t))
+- inverse_time:  1 / (1 + k * step)                     (a = a0 / (1 + k t))
+- linear:        (1 - step/tau) + (step/tau) * end_factor until tau, then end_factor
+
+A schedule also accepts a numpy array of steps and returns an array (for drawing the curve).
+"""
+from __future__ import annotations
+
+import math
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import numpy as np
+
+from optiviz._validate import check_choice
+from optiviz.engine.hparams import HParamSpec
+
+SCHEDULES = ("constant", "step", "exponential", "inverse_time", "linear")
+
+_K = HParamSpec("k", 0.01, "decay rate per step", low=0.0, slider=(0.0, 0.1))
+
+SCHEDULE_PARAMS: Mapping[str, Mapping[str, HParamSpec]] = MappingProxyType({
+    "constant": MappingProxyType({}),
+    "step": MappingProxyType({
+        "step_size": HParamSpec("step_size", 100, "steps between drops", low=1, slider=(1, 1000), kind="int"),
+        "gamma": HParamSpec("gamma", 0.5, "factor applied at each drop (0.5 halves)", low=0.0, high=1.0,
+                            low_inclusive=False, slider=(0.01, 1.0)),
+    }),
+    "exponential": MappingProxyType({"k": _K}),
+    "inverse_time": MappingProxyType({"k": _K}),
+    "linear": MappingProxyType({
+        "tau": HParamSpec("tau", 1000, "steps over which lr falls linearly", low=1, slider=(1, 10000), kind="int"),
+        "end_factor": HParamSpec("end_factor", 0.01, "multiplier reached at step tau and kept after",
+                                 low=0.0, high=1.0, slider=(0.0, 1.0)),
+    }),
+})
+
+
+class Schedule:
+    """A validated lr multiplier ``step -> float`` (or array -> array)."""
+
+    def __init__(self, kind: str, params: dict[str, Any]) -> None:
+        self.kind = kind
+        self.params = params
+        self._fn = getattr(self, f"_{kind}")
+
+    def __call__(self, step: Any) -> Any:
+        if isinstance(step, np.ndarray):
+            if np.any(step < 0):
+                raise ValueError(f"step must be in [0, inf) (steps already taken), got {step.min():g}")
+            return self._fn(step.astype(np.float64), np)
+        if step < 0:
+            raise ValueError(f"step must be in [0, inf) (steps already taken), got {step}")
+        return float(self._fn(step, math))
+
+    def _constant(self, t: Any, xp: Any) -> Any:
+        return t * 0.0 + 1.0
+
+    def _step(self, t: Any, xp: Any) -> Any:
+        return self.params["gamma"] ** (t // self.params["step_size"])
+
+    def _exponential(self, t: Any, xp: Any) -> Any:
+        return xp.exp(-self.params["k"] * t)
+
+    def _inverse_time(self, t: Any, xp: Any) -> Any:
+        return 1.0 / (1.0 + self.params["k"] * t)
+
+    def _linear(self, t: Any, xp: Any) -> Any:
+        tau, end = self.params["tau"], self.params["end_factor"]
+        frac = xp.minimum(t / tau, 1.0) if xp is np else min(t / tau, 1.0)
+        return (1.0 - frac) + frac * end
+
+    def __repr__(self) -> str:
+        args = "".join(f", {k}={v:g}" for k, v in self.params.items())
+        return f"make_schedule({self.kind!r}{args})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Schedule) and (self.kind, self.params) == (other.kind, other.params)
+
+
+def make_schedule(kind: str, **params: Any) -> Schedule:
+    """A validated schedule; unknown kinds or parameters raise ValueError listing the allowed ones."""
+    kind = check_choice("schedule", kind, SCHEDULES)
+    specs = SCHEDULE_PARAMS[kind]
+    unknown = [k for k in params if k not in specs]
+    if unknown:
+        allowed = ", ".join(specs) if specs else "(none)"
+        raise ValueError(f"unknown parameter {unknown[0]!r} for schedule {kind}; allowed: {allowed}")
+    values = {}
+    for name, spec in specs.items():
+        value = params.get(name, spec.default)
+        if spec.kind == "float" and np.ndim(value) != 0:
+            raise ValueError(f"{name} must be a single number, got {value!r}")
+        spec.check(value)
+        values[name] = int(value) if spec.kind == "int" else float(value)
+    return Schedule(kind, values)
