@@ -1,0 +1,277 @@
+"""Many runs at once: stability maps over two hyperparameters and basin maps over start points.
+
+Both are one batched Simulator (a 200 x 200 grid is 40,000 rows of one tensor). The `iter_*`
+forms yield the partial map every few steps so a view can stream it; the plain forms return the
+finished map.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from optiviz._validate import check_choice, check_int, check_positive, check_range
+from optiviz.engine.hparams import HPARAMS
+from optiviz.engine.optimizers import OPTIMIZERS
+from optiviz.engine.simulator import CONVERGED, DIVERGED, Simulator, resolve_surface
+from optiviz.engine.surfaces import Surface
+
+SCALES = ("linear", "log", "log1m")  # log1m: 1 - value sampled in log space (betas, momentum near 1)
+
+# Axis defaults per hyperparameter: (low, high, scale)
+AXIS_DEFAULTS: dict[str, tuple[float, float, str]] = {
+    "lr": (1e-4, 1.0, "log"),
+    "momentum": (0.0, 0.99, "linear"),
+    "beta1": (0.0, 0.99, "linear"),
+    "beta2": (0.9, 0.9999, "log1m"),
+    "alpha": (0.5, 0.999, "log1m"),
+    "eps": (1e-10, 1e-1, "log"),
+    "weight_decay": (1e-6, 1.0, "log"),
+    "lr_decay": (1e-6, 1e-1, "log"),
+    "dampening": (0.0, 0.9, "linear"),
+}
+
+
+@dataclass
+class Axis:
+    name: str
+    values: np.ndarray  # (n,)
+    scale: str
+
+
+@dataclass
+class StabilityMap:
+    """Final state of a grid of runs; arrays are (len(y.values), len(x.values))."""
+
+    surface: Surface
+    optimizer: str
+    x: Axis
+    y: Axis
+    steps_done: int
+    steps: int
+    final_loss: np.ndarray  # loss at the last step (last finite loss for diverged runs)
+    converged_at: np.ndarray  # step or -1
+    diverged_at: np.ndarray  # step or -1
+    status: np.ndarray  # codes: 0 running, 1 converged, 2 diverged
+
+    @property
+    def diverged(self) -> np.ndarray:
+        return self.status == DIVERGED
+
+    @property
+    def progress(self) -> float:
+        return self.steps_done / max(self.steps, 1)
+
+    def setting(self, i: int, j: int) -> dict[str, float]:
+        """The hyperparameters of cell (row i, column j), ready for `simulate(**...)`."""
+        return _hparams_for(self.optimizer, {self.x.name: self.x.values[j], self.y.name: self.y.values[i]})
+
+    def colour(self, by: str = "loss") -> np.ndarray:
+        """What a map view colours by: log10 loss excess, steps to converge, or diverged (NaN where not defined)."""
+        by = check_choice("colour by", by, ("loss", "steps", "diverged"))
+        if by == "loss":
+            excess = np.maximum(self.final_loss - self.surface.f_ref, 1e-12)
+            out = np.log10(excess)
+            out[self.diverged] = np.nan
+            return out
+        if by == "steps":
+            out = self.converged_at.astype(float)
+            out[self.converged_at < 0] = np.nan
+            return out
+        return self.diverged.astype(float)
+
+
+@dataclass
+class BasinMap:
+    """For each optimizer and start point: which minimum the run ends in (labels index `minima`)."""
+
+    surface: Surface
+    optimizers: tuple[str, ...]
+    xs: np.ndarray  # (nx,)
+    ys: np.ndarray  # (ny,)
+    steps_done: int
+    steps: int
+    minima: np.ndarray  # (M, 2): the known minima first, then other end points found
+    labels: np.ndarray  # (K, ny, nx): index into minima, -1 unsettled, -2 diverged
+    final_points: np.ndarray  # (K, ny, nx, 2)
+
+    @property
+    def progress(self) -> float:
+        return self.steps_done / max(self.steps, 1)
+
+
+def make_axis(name: str, values: Any = None, *, low: float | None = None, high: float | None = None,
+              num: int = 200, scale: str | None = None) -> Axis:
+    """An axis of hyperparameter values: given outright, or `num` values from low to high on a scale."""
+    if values is not None:
+        arr = np.asarray(values, dtype=float).reshape(-1)
+        if arr.size == 0:
+            raise ValueError(f"{name} values must not be empty")
+        return Axis(name, arr, scale or "linear")
+    d_low, d_high, d_scale = AXIS_DEFAULTS.get(name, (None, None, "linear"))
+    low = d_low if low is None else low
+    high = d_high if high is None else high
+    if low is None or high is None:
+        raise ValueError(f"{name}: give low and high (no default range for this hyperparameter)")
+    scale = check_choice("scale", scale or d_scale, SCALES)
+    num = check_int("num", num, 1, 2000)
+    if not low < high:
+        raise ValueError(f"{name}: low must be < high, got {low:g} >= {high:g}")
+    if scale == "log":
+        check_positive(f"{name} low", low)
+        vals = np.logspace(np.log10(low), np.log10(high), num)
+    elif scale == "log1m":
+        check_range(f"{name} high", high, None, 1.0, high_inclusive=False)
+        vals = 1.0 - np.logspace(np.log10(1 - low), np.log10(1 - high), num)
+    else:
+        vals = np.linspace(low, high, num)
+    return Axis(name, vals, scale)
+
+
+def iter_stability_map(
+    surface: str | Surface,
+    optimizer: str,
+    x: str | Axis = "lr",
+    y: str | Axis = "momentum",
+    *,
+    resolution: int | tuple[int, int] = 200,
+    steps: int = 500,
+    every: int = 50,
+    start: Any = None,
+    **kwargs: Any,
+) -> Iterator[StabilityMap]:
+    """Yield the map every `every` steps (the last one is the finished map)."""
+    optimizer = check_choice("optimizer", optimizer, OPTIMIZERS)
+    steps = check_int("steps", steps, 1)
+    every = check_int("every", every, 1)
+    nx, ny = (resolution, resolution) if isinstance(resolution, int) else resolution
+    ax = x if isinstance(x, Axis) else make_axis(x, num=nx)
+    ay = y if isinstance(y, Axis) else make_axis(y, num=ny)
+    for axis in (ax, ay):
+        base = "betas" if axis.name in ("beta1", "beta2") else axis.name
+        if base not in HPARAMS[optimizer]:
+            raise ValueError(f"{optimizer} has no hyperparameter {axis.name!r}; allowed: {', '.join(_axis_names(optimizer))}")
+    gx, gy = np.meshgrid(ax.values, ay.values)
+    hp = _hparams_for(optimizer, {ax.name: gx.reshape(-1), ay.name: gy.reshape(-1)}, kwargs)
+    surf = resolve_surface(surface)
+    sim = Simulator(surf, optimizer, start=start, n=gx.size, **kwargs, **hp)
+    shape = gx.shape
+    done = 0
+    while done < steps:
+        chunk = min(every, steps - done)
+        sim.advance(chunk, record=False)
+        done += chunk
+        yield StabilityMap(
+            surface=surf, optimizer=optimizer, x=ax, y=ay, steps_done=done, steps=steps,
+            final_loss=sim.loss.cpu().numpy().reshape(shape).astype(float),
+            converged_at=sim.converged_at.cpu().numpy().reshape(shape),
+            diverged_at=sim.diverged_at.cpu().numpy().reshape(shape),
+            status=sim.status.cpu().numpy().reshape(shape),
+        )
+
+
+def stability_map(surface: str | Surface, optimizer: str, x: str | Axis = "lr", y: str | Axis = "momentum",
+                  **kwargs: Any) -> StabilityMap:
+    """A grid of (x, y) hyperparameter settings run as one batch; see `iter_stability_map`."""
+    kwargs.setdefault("every", kwargs.get("steps", 500))
+    result = None
+    for result in iter_stability_map(surface, optimizer, x, y, **kwargs):
+        pass
+    assert result is not None
+    return result
+
+
+def iter_basin_map(
+    surface: str | Surface,
+    optimizers: str | Sequence[str] = ("sgd", "momentum", "adam"),
+    *,
+    resolution: int | tuple[int, int] = 100,
+    steps: int = 500,
+    every: int = 50,
+    tol: float | None = None,
+    hparams: dict[str, dict[str, Any]] | None = None,
+    **kwargs: Any,
+) -> Iterator[BasinMap]:
+    """Yield, every `every` steps, which minimum each start point's run is heading into."""
+    surf = resolve_surface(surface)
+    names = (optimizers,) if isinstance(optimizers, str) else tuple(optimizers)
+    steps = check_int("steps", steps, 1)
+    every = check_int("every", every, 1)
+    nx, ny = (resolution, resolution) if isinstance(resolution, int) else resolution
+    nx, ny = check_int("resolution", nx, 2, 1000), check_int("resolution", ny, 2, 1000)
+    (x0, x1), (y0, y1) = surf.domain
+    xs, ys = np.linspace(x0, x1, nx), np.linspace(y0, y1, ny)
+    gx, gy = np.meshgrid(xs, ys)
+    starts = np.stack([gx.reshape(-1), gy.reshape(-1)], axis=1)
+    tol = 0.02 * max(x1 - x0, y1 - y0) if tol is None else float(check_positive("tol", tol))
+    kwargs.setdefault("use_surface_lrs", True)
+    sim = Simulator(surf, names, start=starts, hparams=hparams, **kwargs)
+    done = 0
+    while done < steps:
+        chunk = min(every, steps - done)
+        sim.advance(chunk, record=False)
+        done += chunk
+        final = sim.x.cpu().numpy().astype(float)
+        status = sim.status.cpu().numpy()
+        minima, labels = label_minima(final, status, surf, tol)
+        k = len(sim.optimizers)
+        yield BasinMap(
+            surface=surf, optimizers=sim.optimizers, xs=xs, ys=ys, steps_done=done, steps=steps,
+            minima=minima, labels=labels.reshape(k, ny, nx), final_points=final.reshape(k, ny, nx, 2),
+        )
+
+
+def basin_map(surface: str | Surface, optimizers: str | Sequence[str] = ("sgd", "momentum", "adam"),
+              **kwargs: Any) -> BasinMap:
+    """Start points on a grid over the domain, coloured by the minimum each optimizer ends in."""
+    kwargs.setdefault("every", kwargs.get("steps", 500))
+    result = None
+    for result in iter_basin_map(surface, optimizers, **kwargs):
+        pass
+    assert result is not None
+    return result
+
+
+def label_minima(points: np.ndarray, status: np.ndarray, surface: Surface, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest known minimum within tol; other settled end points are grouped into new minima."""
+    known = np.asarray(surface.minima, dtype=float).reshape(-1, 2)
+    labels = np.full(points.shape[0], -1, dtype=np.int64)
+    centres = [tuple(m) for m in known]
+    if len(known):
+        dist = np.linalg.norm(points[:, None, :] - known[None, :, :], axis=-1)
+        near = dist.min(axis=1) <= tol
+        labels[near] = dist.argmin(axis=1)[near]
+    # group settled end points that match no known minimum (local minima of Rastrigin, Ackley, ...)
+    settled = (labels < 0) & (status == CONVERGED)
+    if settled.any():
+        keys = np.round(points[settled] / tol).astype(np.int64)
+        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+        for u in range(len(uniq)):
+            centres.append(tuple(points[settled][inverse.reshape(-1) == u].mean(axis=0)))
+        labels[np.flatnonzero(settled)] = len(known) + inverse.reshape(-1)
+    labels[status == DIVERGED] = -2
+    return np.asarray(centres, dtype=float).reshape(-1, 2), labels
+
+
+def _axis_names(optimizer: str) -> list[str]:
+    names = [n for n in HPARAMS[optimizer] if n != "betas" and n in AXIS_DEFAULTS]
+    if "betas" in HPARAMS[optimizer]:
+        names += ["beta1", "beta2"]
+    return names
+
+
+def _hparams_for(optimizer: str, values: dict[str, Any], fixed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Map axis names onto optimizer keyword arguments (beta1/beta2 become betas)."""
+    out = {k: v for k, v in values.items() if k not in ("beta1", "beta2")}
+    if "beta1" in values or "beta2" in values:
+        default_b1, default_b2 = (fixed or {}).get("betas", HPARAMS[optimizer]["betas"].default)
+        out["betas"] = (values.get("beta1", default_b1), values.get("beta2", default_b2))
+        if fixed is not None:
+            fixed.pop("betas", None)
+    if fixed is not None:
+        for k in out:
+            fixed.pop(k, None)
+    return out

@@ -1,0 +1,54 @@
+"""Many runs at once: stability and basin maps equal the same runs done one by one."""
+import numpy as np
+import pytest
+import torch
+
+import optiviz as ov
+from optiviz.engine.sweeps import iter_stability_map, make_axis
+
+F64 = torch.float64
+
+
+def test_stability_map_cells_equal_single_runs():
+    m = ov.stability_map("quadratic", "momentum", "lr", "momentum", resolution=(12, 10), steps=150, dtype=F64)
+    assert m.final_loss.shape == (10, 12) and m.status.shape == (10, 12)
+    for i, j in [(0, 0), (3, 7), (9, 11), (5, 2)]:
+        single = ov.simulate("quadratic", "momentum", steps=150, dtype=F64, **m.setting(i, j))
+        assert m.final_loss[i, j] == single.loss[-1]
+        assert (m.status[i, j] == 2) == (single.status == "diverged")
+
+
+def test_stability_map_has_a_sharp_edge_in_lr():
+    m = ov.stability_map("quadratic", "sgd", "lr", make_axis("weight_decay", [0.0]), resolution=(60, 1), steps=200)
+    div = m.diverged[0]
+    assert not div[0] and div[-1]
+    # too small / just right / too large: divergence is monotone in lr
+    first = int(np.argmax(div))
+    assert div[first:].all() and not div[:first].any()
+    colour = m.colour("loss")
+    assert np.isnan(colour[0, first:]).all() and np.isfinite(colour[0, :first]).all()
+
+
+def test_stability_map_streams_progress():
+    maps = list(iter_stability_map("rosenbrock", "adam", "lr", "beta2", resolution=8, steps=100, every=25))
+    assert [m.steps_done for m in maps] == [25, 50, 75, 100]
+    assert maps[-1].progress == 1.0
+    assert maps[0].y.scale == "log1m" and maps[0].y.values.max() < 1
+
+
+def test_stability_map_bad_axis():
+    with pytest.raises(ValueError, match="momentum"):
+        ov.stability_map("quadratic", "adam", "lr", "momentum", resolution=4, steps=5)
+
+
+def test_basin_map_himmelblau_finds_four_minima():
+    b = ov.basin_map("himmelblau", ["sgd", "adam"], resolution=24, steps=400)
+    assert b.labels.shape == (2, 24, 24)
+    found = set(np.unique(b.labels[0])) - {-1, -2}
+    assert found == {0, 1, 2, 3}
+    # a start right next to a minimum ends in that minimum
+    minima = np.asarray(ov.get_surface("himmelblau").minima)
+    for k, (mx, my) in enumerate(minima):
+        j = int(np.abs(b.xs - mx).argmin())
+        i = int(np.abs(b.ys - my).argmin())
+        assert b.labels[0, i, j] == k
