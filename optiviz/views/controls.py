@@ -46,12 +46,16 @@ def linear_slider(description: str, value: float, low: float, high: float, *, st
 def spec_widgets(spec: HParamSpec, value: Any) -> dict[str, widgets.Widget]:
     """Widgets for one hyperparameter, keyed by the name a control request uses.
 
-    A "pair" (betas) gives two sliders keyed "betas.0" and "betas.1" described by its parts.
+    An "int" gives an IntSlider; a "pair" (betas) gives two sliders keyed "betas.0" and "betas.1" described by its parts.
     """
     if spec.kind == "bool":
         return {spec.name: widgets.Checkbox(value=bool(value), description=spec.name, indent=False,
                                             layout=widgets.Layout(width="240px"))}
     low, high = spec.slider if spec.slider is not None else (0.0, 1.0)
+    if spec.kind == "int":
+        return {spec.name: widgets.IntSlider(
+            value=int(value), min=int(low), max=int(high), description=spec.name, continuous_update=False,
+            layout=widgets.Layout(**SLIDER_LAYOUT), style=DESCRIPTION_STYLE)}
     if spec.kind == "pair":
         values = tuple(value)
         return {
@@ -105,10 +109,10 @@ def on_value(widget: widgets.Widget, quiet: Quiet, callback: Callable[[Any], Non
 def set_quietly(quiet: Quiet, widget: widgets.Widget, value: Any) -> None:
     """Move a widget without its observers sending a request (the engine already has the value)."""
     with quiet():
-        if isinstance(widget, (widgets.FloatLogSlider, widgets.FloatSlider)):
+        if isinstance(widget, (widgets.FloatLogSlider, widgets.FloatSlider, widgets.IntSlider)):
             if isinstance(widget, widgets.FloatLogSlider):
                 low, high = widget.base ** widget.min, widget.base ** widget.max
             else:
                 low, high = widget.min, widget.max
-            value = min(max(float(value), low), high)
+            value = min(max(value, low), high)
         widget.value = value
