@@ -64,7 +64,7 @@ def axis(scale: bq.Scale, label: str, *, vertical: bool = False, **kw: Any) -> b
     return bq.Axis(
         scale=scale,
         label=label,
-        orientation="vertical" if vertical else "horizontal",
+        side="left" if vertical else "bottom",
         tick_style={"font-size": f"{TICK_PX}px"},
         label_offset="50px" if vertical else "40px",
         **kw,
