@@ -1,0 +1,992 @@
+"""SurfaceExplorer: optimizers racing live across a 2D loss surface, steerable while they run.
+
+The lectures' first picture (a long narrow valley, SGD jittering, momentum overshooting) made
+live. The explorer is only a view: a `Simulator` (engine) advances every optimizer in one batch,
+a `LiveRunner` (stream) runs it in a worker thread and hands over records at a bounded rate, and
+this module draws them into bqplot marks and turns clicks and slider moves into control requests.
+
+Threading: widget observers only record requests (`LiveRunner.request`); the worker applies them
+at the next step boundary, so a slider moved mid-run changes that optimizer from its current
+point. Every engine call and every mark update happens under the runner's cycle lock (in
+`_apply`, `_step_chunk`, `_publish`), in the worker or in the caller's thread for `.step(n)`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import html
+import math
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import bqplot as bq
+import ipywidgets as widgets
+import numpy as np
+import torch
+
+from optiviz.engine.hparams import HPARAMS
+from optiviz.engine.optimizers import OPTIMIZERS
+from optiviz.engine.simulator import CONVERGED, DIVERGED, Simulator, resolve_surface
+from optiviz.engine.schedules import SCHEDULE_PARAMS
+from optiviz.engine.surfaces import SURFACE_PARAMS, SURFACES, Surface
+from optiviz.stream.runner import DONE, LiveRunner
+from optiviz.stream.series import Markers, SeriesBuffer
+from optiviz.views import theme
+from optiviz.views.controls import Quiet, log_slider, linear_slider, on_value, set_quietly, spec_widgets
+from optiviz.views.explorer_gradients import CLIP_KINDS, SCHEDULE_KINDS, build_schedule, build_transform
+from optiviz.views.explorer_presets import PRESETS, Preset
+from optiviz.views.pacing import Pacer
+
+CUSTOM = "custom expression"
+LOSS_FLOOR = 1e-30  # log axes cannot show 0: an exactly converged run sits on the floor
+
+
+@dataclass
+class ExplorerConfig:
+    """What the engine runs: owned by the worker (changed only in `_apply`)."""
+
+    surface: str = "quadratic"
+    surface_params: dict[str, Any] = field(default_factory=dict)
+    optimizers: tuple[str, ...] = ("sgd", "momentum")
+    hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
+    start: tuple[float, float] | None = None
+    grad_noise: float = 0.0
+    clip: tuple[str, float] = ("none", 1.0)
+    clip_to: tuple[str, ...] | None = None
+    schedule: tuple[str, dict[str, Any]] = ("constant", {})
+    speed: int = 2
+    shared_lr: float | None = None  # a number: every optimizer uses it
+
+
+@dataclass
+class _Chunk:
+    """A SimRecord tagged with the run it belongs to (records of a restarted run are dropped)."""
+
+    generation: int
+    record: Any
+
+
+class SurfaceExplorer(widgets.VBox):
+    """Optimizers racing on a 2D surface; sliders steer them while they run.
+
+    Display it as the last expression of a cell. Python API (also what the tests use):
+    `play()`, `pause()`, `step(n)` (synchronous), `set(...)`, `click(x, y)`, `reset()`,
+    `load_preset(name)`, `close()`; mark data through `paths`, `heads`, `loss_curves`,
+    `step_lengths`, `markers`, `statuses`, `error`.
+    """
+
+    def __init__(
+        self,
+        surface: str | Surface = "quadratic",
+        optimizers: str | Sequence[str] = ("sgd", "momentum"),
+        *,
+        preset: str | None = None,
+        start: Sequence[float] | None = None,
+        hparams: Mapping[str, Mapping[str, Any]] | None = None,
+        lr: float | None = None,
+        grad_noise: float = 0.0,
+        clip: tuple[str, float] | None = None,
+        schedule: tuple[str, Mapping[str, Any]] | str | None = None,
+        speed: int = 2,
+        fps: float = 20.0,
+        grid: int = 160,
+        max_path_points: int = 1000,
+        max_curve_points: int = 600,
+        device: str = "cpu",
+        seed: int = 0,
+        **surface_params: Any,
+    ) -> None:
+        super().__init__()
+        self.add_class(theme.CSS_CLASS)
+        self._quiet = Quiet()
+        self._grid = int(grid)
+        self.max_path_points = int(max_path_points)
+        self.max_curve_points = int(max_curve_points)
+        self._device = device
+        self._seed = int(seed)
+        self._generation = 0
+        self._closed = False
+        self._error = ""
+        self._playing = False
+        self._pacer = Pacer(fps)
+
+        if preset is not None:
+            cfg = _preset_config(_preset(preset))
+        else:
+            names = (optimizers,) if isinstance(optimizers, str) else tuple(optimizers)
+            cfg = ExplorerConfig(
+                surface=surface if isinstance(surface, str) else surface.name,
+                surface_params=dict(surface_params), optimizers=tuple(n.lower() for n in names),
+                start=None if start is None else (float(start[0]), float(start[1])),
+                grad_noise=float(grad_noise), clip=clip or ("none", 1.0),
+                schedule=_as_schedule_spec(schedule), speed=int(speed), shared_lr=lr,
+            )
+        self._surface = surface if isinstance(surface, Surface) and preset is None else \
+            resolve_surface(cfg.surface, **cfg.surface_params)
+        cfg.hparams = _full_hparams(self._surface, OPTIMIZERS, hparams or cfg.hparams)
+        self._cfg = cfg
+        self._preset_name = preset
+
+        self._build_plots()
+        self._build_controls()
+        self._runner = LiveRunner(self._step_chunk, apply=self._apply, publish=self._publish,
+                                  on_error=self._show_error, on_status=self._on_status, fps=fps,
+                                  name="surface-explorer")
+        self.sim = self._new_simulator(cfg, self._surface)  # errors here are the caller's to see
+        self._start_run(surface_changed=True)
+        self._sync_widgets()
+        self.children = self._layout()
+
+    # ================================================================== public API
+    def play(self) -> None:
+        """Run live in a worker thread; returns at once."""
+        if self._closed:
+            return
+        self._playing = True
+        self._pacer.reset()
+        self._runner.play()
+
+    def pause(self) -> None:
+        """Stop after the current chunk (the last frame is drawn), and apply what is pending."""
+        self._playing = False
+        self._runner.pause()
+        self._runner.wait(2.0)
+        if not self._closed:
+            self._runner.apply_pending()
+
+    def step(self, n: int = 1) -> None:
+        """Advance n steps synchronously in the caller's thread and draw (for notebooks and tests)."""
+        if self._closed:
+            return
+        n = int(n)
+        if self._runner.is_running:
+            self.pause()  # the worker must be resting before this thread takes over
+        self._playing = False
+        self._sync_steps = max(n, 0)
+        try:
+            self._runner.run_sync(1 if n > 0 else 0)
+        finally:
+            self._sync_steps = None
+
+    def reset(self) -> None:
+        """Every optimizer back to the start point, state and curves cleared."""
+        self._request("reset", True)
+
+    def click(self, x: float, y: float) -> None:
+        """What a click on the surface does: restart every optimizer from (x, y)."""
+        self._request("start", (x, y))
+
+    def load_preset(self, name: str) -> None:
+        """Set everything a lecture story needs (see PRESETS) and restart."""
+        try:
+            preset = _preset(name)
+        except ValueError as exc:
+            self._show_error(str(exc))
+            return
+        self._request("preset", name)
+
+    def set(self, optimizer: str | None = None, **values: Any) -> None:
+        """Change settings as the controls would, e.g. set(lr=0.1), set("adam", betas=(0.9, 0.99)),
+        set(surface="rosenbrock"), set(grad_noise=0.5, clip=("norm", 1.0), speed=10).
+
+        Hyperparameters without `optimizer` go to every racing optimizer that takes them. A bad value
+        shows an error in the widget (and in `.error`) instead of raising.
+        """
+        surface_keys = {"surface", "expression"} | {p for ps in SURFACE_PARAMS.values() for p in ps}
+        surface_change = {k: values.pop(k) for k in list(values) if k in surface_keys}
+        if surface_change:
+            name = surface_change.pop("surface", surface_change.pop("expression", self._cfg.surface))
+            params = {**(self._cfg.surface_params if name == self._cfg.surface else {}), **surface_change}
+            self._request("surface", (name, params))
+        for key in ("grad_noise", "clip", "schedule", "speed", "optimizers", "start"):
+            if key in values:
+                value = values.pop(key)
+                if key == "schedule":
+                    value = _as_schedule_spec(value)
+                if key == "start":
+                    self._request("start", value)
+                    continue
+                self._request(key, value)
+        targets = [optimizer] if optimizer is not None else None
+        for name, value in values.items():
+            opts = targets or [o for o in self._cfg.optimizers if name in HPARAMS[o]] or [None]
+            for opt in opts:
+                if opt is None:
+                    self._show_error(f"unknown setting {name!r}; hyperparameters of "
+                                     f"{', '.join(self._cfg.optimizers)}: "
+                                     f"{', '.join(sorted(set().union(*(HPARAMS[o] for o in self._cfg.optimizers))))}")
+                    continue
+                self._request(f"hp:{opt}:{name}", value)
+
+    def close(self) -> None:
+        """Stop the worker, then close every widget this view made."""
+        if self._closed:
+            return
+        self._closed = True
+        self._playing = False
+        self._pacer.interrupt()
+        self._runner.close()
+        for w in self._owned_widgets():
+            w.close()
+        super().close()
+
+    # ---- what the marks show (tests and notebooks read these) --------------------------------
+    @property
+    def optimizers(self) -> tuple[str, ...]:
+        return self.sim.optimizers
+
+    @property
+    def surface(self) -> Surface:
+        return self._surface
+
+    @property
+    def t(self) -> int:
+        """Steps taken since the last (re)start."""
+        return int(self.sim.t)
+
+    @property
+    def paths(self) -> dict[str, np.ndarray]:
+        """Trajectory mark data per racing optimizer: (points, 2) float32, start included."""
+        return {o: np.stack([np.asarray(self._traj[o].x), np.asarray(self._traj[o].y)], axis=-1)
+                for o in self.optimizers}
+
+    @property
+    def heads(self) -> dict[str, tuple[float, float]]:
+        xs, ys = np.asarray(self._heads.x), np.asarray(self._heads.y)
+        return {o: (float(xs[i]), float(ys[i])) for i, o in enumerate(self.optimizers) if i < len(xs)}
+
+    @property
+    def loss_curves(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """(steps, loss above f_ref) per optimizer, as the loss mark holds them."""
+        return {o: (np.asarray(self._loss[o].x), np.asarray(self._loss[o].y)) for o in self.optimizers}
+
+    @property
+    def step_lengths(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return {o: (np.asarray(self._steplen[o].x), np.asarray(self._steplen[o].y)) for o in self.optimizers}
+
+    @property
+    def markers(self) -> dict[str, list[tuple[float, str]]]:
+        """Hyperparameter changes per optimizer: (step, label), as marked on the loss curve."""
+        return {o: list(self._events[o]) for o in self.optimizers}
+
+    @property
+    def statuses(self) -> dict[str, str]:
+        """What the legend says per optimizer: "running", "converged at step 312", "diverged at step 17"."""
+        return dict(self._status_text)
+
+    @property
+    def error(self) -> str:
+        """The message the error line shows ('' when none)."""
+        return self._error
+
+    @property
+    def marks(self) -> dict[str, Any]:
+        """The bqplot marks by role, for tests that look at raw traits."""
+        return {"surface": self._heatmap, "contours": self._contours, "minima": self._minima,
+                "start": self._start_mark, "click": self._click_target, "heads": self._heads,
+                "trajectories": dict(self._traj), "loss": dict(self._loss), "step_length": dict(self._steplen),
+                "loss_markers": self._marker_mark}
+
+    @property
+    def runner(self) -> LiveRunner:
+        return self._runner
+
+    # ================================================================== building
+    def _build_plots(self) -> None:
+        s = self._surface
+        (x0, x1), (y0, y1) = s.domain
+        self._sx = bq.LinearScale(min=x0, max=x1)
+        self._sy = bq.LinearScale(min=y0, max=y1)
+        self._sc = bq.ColorScale(colors=list(theme.SURFACE_SCHEME))
+        xy = {"x": self._sx, "y": self._sy}
+        self._heatmap = bq.HeatMap(x=np.zeros(2), y=np.zeros(2), color=np.zeros((2, 2)),
+                                   scales={**xy, "color": self._sc}, null_color="#ffffff")
+        self._contours = bq.Lines(x=[], y=[], scales=xy, colors=[theme.CONTOUR_COLOR], stroke_width=1,
+                                  opacities=[0.55])
+        self._minima = bq.Scatter(x=[], y=[], scales=xy, marker="cross", colors=[theme.MINIMUM_COLOR],
+                                  default_size=140)
+        self._start_mark = bq.Scatter(x=[], y=[], scales=xy, marker="circle", colors=["#ffffff"],
+                                      stroke="#111111", stroke_width=2, default_size=110)
+        self._traj: dict[str, bq.Lines] = {}
+        self._loss: dict[str, bq.Lines] = {}
+        self._steplen: dict[str, bq.Lines] = {}
+        self._lsx, self._lsy = bq.LinearScale(), bq.LogScale()
+        self._ssx, self._ssy = bq.LinearScale(), bq.LogScale()
+        for i, o in enumerate(OPTIMIZERS):
+            c = [theme.optimizer_color(o, i)]
+            self._traj[o] = bq.Lines(x=[], y=[], scales=xy, colors=c, stroke_width=3, visible=False)
+            self._loss[o] = bq.Lines(x=[], y=[], scales={"x": self._lsx, "y": self._lsy}, colors=c,
+                                     stroke_width=2.5, visible=False)
+            self._steplen[o] = bq.Lines(x=[], y=[], scales={"x": self._ssx, "y": self._ssy}, colors=c,
+                                        stroke_width=2.5, visible=False)
+        self._heads = bq.Scatter(x=[], y=[], scales=xy, colors=["#000000"], stroke="#ffffff",
+                                 stroke_width=1.5, default_size=160)
+        self._marker_mark = bq.Scatter(x=[], y=[], scales={"x": self._lsx, "y": self._lsy},
+                                       marker="triangle-down", colors=["#000000"], default_size=120,
+                                       names=[], display_names=True)
+        # An invisible image over the domain: its element clicks carry data coordinates.
+        self._click_image = widgets.Image(value=theme.transparent_png(), format="png")
+        self._click_target = bq.Image(image=self._click_image, x=[x0, x1], y=[y0, y1], scales=xy)
+        self._click_target.on_element_click(self._on_click)
+
+        self._surface_fig = theme.figure(
+            [self._heatmap, self._contours, self._minima, *self._traj.values(), self._start_mark,
+             self._heads, self._click_target],
+            [theme.axis(self._sx, "x"), theme.axis(self._sy, "y", vertical=True)],
+            title=s.title, width="600px", height="560px", padding_y=0.0,
+        )
+        self._loss_axis = theme.axis(self._lsy, "loss − f*", vertical=True, tick_format=".0e")
+        self._loss_fig = theme.figure(
+            [*self._loss.values(), self._marker_mark],
+            [theme.axis(self._lsx, "step"), self._loss_axis],
+            title="loss", width="520px", height="280px",
+        )
+        self._steplen_fig = theme.figure(
+            list(self._steplen.values()),
+            [theme.axis(self._ssx, "step"), theme.axis(self._ssy, "|x_t − x_{t−1}|", vertical=True,
+                                                       tick_format=".0e")],
+            title="step length", width="520px", height="280px",
+        )
+
+    def _build_controls(self) -> None:
+        cfg = self._cfg
+        big = widgets.Layout(width="110px", height="40px")
+        self._play_btn = widgets.Button(description="Play", icon="play", button_style="success", layout=big)
+        self._pause_btn = widgets.Button(description="Pause", icon="pause", layout=big)
+        self._step_btn = widgets.Button(description="Step", icon="step-forward", layout=big)
+        self._reset_btn = widgets.Button(description="Reset", icon="undo", layout=big)
+        self._play_btn.on_click(lambda _: self.play())
+        self._pause_btn.on_click(lambda _: self.pause())
+        self._step_btn.on_click(lambda _: self._on_step_button())
+        self._reset_btn.on_click(lambda _: self.reset())
+        self._speed = widgets.IntSlider(value=cfg.speed, min=1, max=500, description="steps/frame",
+                                        continuous_update=False, style={"description_width": "110px"},
+                                        layout=widgets.Layout(width="380px"))
+        on_value(self._speed, self._quiet, lambda v: self._request("speed", v))
+
+        self._preset_dropdown = widgets.Dropdown(
+            options=[("choose a story…", "")] + [(p.title, k) for k, p in PRESETS.items()],
+            value=self._preset_name or "", description="preset", style={"description_width": "70px"},
+            layout=widgets.Layout(width="560px"))
+        on_value(self._preset_dropdown, self._quiet, lambda v: v and self.load_preset(v))
+
+        self._caption = widgets.HTML()
+        self._legend = widgets.HTML()
+        self._legend.add_class("optiviz-legend")
+        self._status = widgets.HTML()
+        self._status.add_class("optiviz-status")
+        self._error_html = widgets.HTML()
+        self._error_html.add_class("optiviz-error-line")
+
+        # optimizers: a checkbox and an lr slider per optimizer, always visible
+        self._opt_boxes: dict[str, widgets.Checkbox] = {}
+        self._lr: dict[str, widgets.FloatLogSlider] = {}
+        rows = []
+        for o in OPTIMIZERS:
+            spec = HPARAMS[o]["lr"]
+            box = widgets.Checkbox(value=o in cfg.optimizers, description=o, indent=False,
+                                   layout=widgets.Layout(width="130px"))
+            box.add_class(f"optiviz-opt-{o}")
+            on_value(box, self._quiet, lambda _v: self._request("optimizers", self._checked()))
+            lr = log_slider("lr", cfg.hparams[o]["lr"], *spec.slider)
+            on_value(lr, self._quiet, lambda v, o=o: self._request(f"hp:{o}:lr", v))
+            swatch = widgets.HTML(f'<span style="display:inline-block;width:28px;height:6px;'
+                                  f'background:{theme.optimizer_color(o)};margin-top:14px"></span>')
+            row = widgets.HBox([swatch, box, lr])
+            row.add_class(f"optiviz-row-{o}")
+            self._opt_boxes[o], self._lr[o] = box, lr
+            rows.append(row)
+        self._shared = widgets.Checkbox(value=cfg.shared_lr is not None, description="shared lr", indent=False)
+        self._shared_lr = log_slider("lr (all)", cfg.shared_lr or 0.01, *HPARAMS["sgd"]["lr"].slider)
+        self._shared_lr.add_class("optiviz-shared-lr")
+        on_value(self._shared, self._quiet, lambda v: self._request("shared_lr", self._shared_lr.value if v else None))
+        on_value(self._shared_lr, self._quiet,
+                 lambda v: self._shared.value and self._request("shared_lr", v))
+        optimizer_panel = widgets.VBox(rows + [widgets.HBox([self._shared, self._shared_lr])])
+
+        # every other hyperparameter, one tab per optimizer, built from the specs
+        self._hp_widgets: dict[tuple[str, str], widgets.Widget] = {}
+        tabs = []
+        self._lr_text: dict[str, widgets.FloatText] = {}
+        for o in OPTIMIZERS:
+            # the slider spans the useful range; this box takes any value, and rejects bad ones visibly
+            text = widgets.FloatText(value=cfg.hparams[o]["lr"], description="lr =", continuous_update=False,
+                                     style={"description_width": "110px"}, layout=widgets.Layout(width="260px"))
+            text.add_class(f"optiviz-lr-text-{o}")
+            on_value(text, self._quiet, lambda v, o=o: self._request(f"hp:{o}:lr", v))
+            self._lr_text[o] = text
+            items = [text]
+            for name, spec in HPARAMS[o].items():
+                if name == "lr":
+                    continue
+                for key, w in spec_widgets(spec, cfg.hparams[o][name]).items():
+                    w.tooltip = spec.description
+                    on_value(w, self._quiet, lambda v, o=o, key=key: self._on_hparam_widget(o, key, v))
+                    self._hp_widgets[(o, key)] = w
+                    items.append(w)
+            box = widgets.VBox(items)
+            box.add_class(f"optiviz-hp-{o}")
+            tabs.append(box)
+        self._hp_tabs = widgets.Tab(children=tabs, titles=list(OPTIMIZERS))
+
+        # gradient: noise, clipping (and to whom), lr schedule
+        self._noise = linear_slider("grad noise", cfg.grad_noise, 0.0, 10.0, step=0.01)
+        on_value(self._noise, self._quiet, lambda v: self._request("grad_noise", v))
+        self._clip_kind = widgets.Dropdown(options=list(CLIP_KINDS), value=cfg.clip[0], description="clip",
+                                           style={"description_width": "110px"}, layout=widgets.Layout(width="300px"))
+        self._clip_value = log_slider("clip at", cfg.clip[1], 1e-3, 1e3)
+        self._clip_to = widgets.Dropdown(options=["all"] + list(OPTIMIZERS),
+                                         value="all" if not cfg.clip_to else cfg.clip_to[0],
+                                         description="clip only", style={"description_width": "110px"},
+                                         layout=widgets.Layout(width="300px"))
+        for w in (self._clip_kind, self._clip_value, self._clip_to):
+            on_value(w, self._quiet, lambda _v: self._request("clip", self._clip_from_widgets()))
+        self._schedule_kind = widgets.Dropdown(options=list(SCHEDULE_KINDS), value=cfg.schedule[0],
+                                               description="lr schedule", style={"description_width": "110px"},
+                                               layout=widgets.Layout(width="300px"))
+        self._schedule_params: dict[tuple[str, str], widgets.Widget] = {}
+        for kind, specs in SCHEDULE_PARAMS.items():
+            for pname, spec in specs.items():
+                value = cfg.schedule[1].get(pname, spec.default) if kind == cfg.schedule[0] else spec.default
+                (w,) = spec_widgets(spec, value).values()
+                w.tooltip = spec.description
+                self._schedule_params[(kind, pname)] = w
+        for w in (self._schedule_kind, *self._schedule_params.values()):
+            on_value(w, self._quiet, lambda _v: self._request("schedule", self._schedule_from_widgets()))
+        self._show_schedule_params(cfg.schedule[0])
+        gradient_panel = widgets.VBox([self._noise, widgets.HBox([self._clip_kind, self._clip_to]), self._clip_value,
+                                       self._schedule_kind, *self._schedule_params.values()])
+
+        # surface: dropdown, condition number, custom expression
+        self._surface_dropdown = widgets.Dropdown(options=list(SURFACES) + [CUSTOM], description="surface",
+                                                  style={"description_width": "110px"},
+                                                  layout=widgets.Layout(width="400px"))
+        self._condition = log_slider("condition", cfg.surface_params.get("condition", 30.0), 1.0, 1000.0)
+        self._expression = widgets.Text(value="", placeholder="e.g. x**2 + 10*y**2 + sin(3*x)",
+                                        description="f(x, y) =", continuous_update=False,
+                                        style={"description_width": "110px"}, layout=widgets.Layout(width="560px"))
+        self._expression.add_class("optiviz-expression")
+        on_value(self._surface_dropdown, self._quiet, self._on_surface_dropdown)
+        on_value(self._condition, self._quiet, lambda v: self._request(
+            "surface", (self._cfg_surface_name(), {"condition": v})))
+        on_value(self._expression, self._quiet, lambda v: v.strip() and self._request("surface", (v.strip(), {})))
+        surface_panel = widgets.VBox([self._surface_dropdown, self._condition, self._expression,
+                                      widgets.HTML("<i>Click on the surface to start every optimizer there.</i>")])
+
+        self._panels = widgets.Tab(children=[optimizer_panel, self._hp_tabs, gradient_panel, surface_panel],
+                                   titles=["optimizers", "hyperparameters", "gradient", "surface"])
+
+    def _layout(self) -> list[widgets.Widget]:
+        buttons = widgets.HBox([self._play_btn, self._pause_btn, self._step_btn, self._reset_btn, self._speed])
+        plots = widgets.HBox([widgets.VBox([self._surface_fig, self._legend]),
+                              widgets.VBox([self._loss_fig, self._steplen_fig])])
+        return [theme.style_widget(), self._preset_dropdown, self._caption, plots, buttons,
+                widgets.HBox([self._status, self._error_html]), self._panels]
+
+    def _owned_widgets(self) -> list[widgets.Widget]:
+        """Every widget this view created, children before parents."""
+        seen: list[widgets.Widget] = []
+        ids: set[int] = set()
+
+        def walk(w: Any) -> None:
+            if not isinstance(w, widgets.Widget) or id(w) in ids or w is self:
+                return
+            ids.add(id(w))
+            for attr in ("children", "marks", "axes"):
+                for child in getattr(w, attr, ()) or ():
+                    walk(child)
+            for attr in ("scales", "scale", "scale_x", "scale_y", "layout", "style"):
+                value = getattr(w, attr, None)
+                for child in (value.values() if isinstance(value, dict) else [value]):
+                    walk(child)
+            if isinstance(w, bq.Image):
+                walk(w.image)
+            seen.append(w)
+
+        for child in self.children:
+            walk(child)
+        return seen
+
+    # ================================================================== input -> requests
+    def _request(self, name: str, value: Any) -> None:
+        """What every observer does: record the change; when nothing runs, apply it now."""
+        if self._closed:
+            return
+        self._runner.request(name, value)
+        if not self._runner.is_running:
+            self._runner.apply_pending()
+
+    def _on_click(self, _mark: Any, event: dict[str, Any]) -> None:
+        data = event.get("data", {}) if isinstance(event, dict) else {}
+        x, y = data.get("click_x"), data.get("click_y")
+        if x is None or y is None:
+            return
+        self._request("start", (x, y))
+
+    def _on_step_button(self) -> None:
+        self._playing = False
+        self._runner.step_once()
+
+    def _on_hparam_widget(self, optimizer: str, key: str, value: Any) -> None:
+        if key.startswith("betas."):
+            b = [w.value for k, w in sorted(self._hp_widgets.items()) if k[0] == optimizer and k[1].startswith("betas.")]
+            self._request(f"hp:{optimizer}:betas", (b[0], b[1]))
+        else:
+            self._request(f"hp:{optimizer}:{key}", value)
+
+    def _on_surface_dropdown(self, name: str) -> None:
+        self._condition.layout.display = None if name in ("quadratic", "rotated_quadratic") else "none"
+        if name == CUSTOM:
+            text = self._expression.value.strip()
+            if text:
+                self._request("surface", (text, {}))
+            return
+        params = {"condition": self._condition.value} if name in ("quadratic", "rotated_quadratic") else {}
+        self._request("surface", (name, params))
+
+    def _cfg_surface_name(self) -> str:
+        value = self._surface_dropdown.value
+        return "quadratic" if value == CUSTOM else value
+
+    def _checked(self) -> tuple[str, ...]:
+        return tuple(o for o in OPTIMIZERS if self._opt_boxes[o].value)
+
+    def _schedule_from_widgets(self) -> tuple[str, dict[str, Any]]:
+        kind = self._schedule_kind.value
+        self._show_schedule_params(kind)
+        return (kind, {p: w.value for (k, p), w in self._schedule_params.items() if k == kind})
+
+    def _show_schedule_params(self, kind: str) -> None:
+        for (k, _p), w in self._schedule_params.items():
+            w.layout.display = None if k == kind else "none"
+
+    def _clip_from_widgets(self) -> tuple[str, float, tuple[str, ...] | None]:
+        to = self._clip_to.value
+        return (self._clip_kind.value, self._clip_value.value, None if to == "all" else (to,))
+
+    # ================================================================== worker side
+    def _step_chunk(self) -> Any:
+        """Runner's step: one frame's worth of steps (paced when playing live)."""
+        if all(int(s) in (CONVERGED, DIVERGED) for s in self.sim.status.tolist()):
+            return DONE
+        steps = getattr(self, "_sync_steps", None)
+        if steps is None:
+            steps = self._cfg.speed
+            if self._playing:
+                self._pacer.wait()
+        if steps <= 0:
+            return None
+        return _Chunk(self._generation, self.sim.advance(steps))
+
+    def _apply(self, changes: dict[str, Any]) -> None:
+        """Runner's apply: one change at a time, at a step boundary; ValueError -> error line."""
+        ((name, value),) = changes.items()
+        kind, _, rest = name.partition(":")
+        handler = getattr(self, f"_apply_{kind}", None)
+        if handler is None:
+            raise ValueError(f"unknown control {name!r}")
+        try:
+            handler(rest, value)
+        except (TypeError, KeyError, IndexError) as exc:  # malformed values from .set(): still a message
+            raise ValueError(f"{name.replace(':', ' ')}: cannot use {value!r} ({type(exc).__name__}: {exc})") from None
+        self._clear_error()
+
+    def _apply_hp(self, rest: str, value: Any) -> None:
+        optimizer, _, hp = rest.partition(":")
+        spec = HPARAMS[optimizer].get(hp)
+        if spec is None:
+            raise ValueError(f"{optimizer} has no hyperparameter {hp!r}; it has {', '.join(HPARAMS[optimizer])}")
+        if spec.kind == "pair":
+            value = tuple(float(v) for v in value)
+        elif spec.kind == "float":
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"{optimizer} {hp} must be a number, got {value!r}") from None
+        spec.check(value, f"{optimizer} {hp}")
+        if optimizer in self.sim.optimizers:
+            self.sim.set_hparams(optimizer, **{hp: value})
+            self._events[optimizer].add(self.sim.t, _event_label(hp, value))
+        self._cfg.hparams[optimizer][hp] = value
+        self._sync_widget_hparam(optimizer, hp, value)
+        self._draw()
+
+    def _apply_shared_lr(self, _rest: str, value: Any) -> None:
+        if value is None:
+            self._cfg.shared_lr = None
+            return
+        value = float(value)
+        for o in self.sim.optimizers:
+            HPARAMS[o]["lr"].check(value, f"{o} lr")
+        self._cfg.shared_lr = value
+        for o in self.sim.optimizers:
+            self._apply_hp(f"{o}:lr", value)
+
+    def _apply_grad_noise(self, _rest: str, value: Any) -> None:
+        self.sim.set_grad_noise(float(value))
+        self._cfg.grad_noise = float(value)
+        self._sync_gradient_widgets()
+
+    def _apply_clip(self, _rest: str, value: Any) -> None:
+        kind, amount, to = (tuple(value) + (None,))[:3]
+        transform = build_transform(kind, amount, self.sim, to)
+        self.sim.set_transforms(transform)
+        self._cfg.clip, self._cfg.clip_to = (kind, float(amount)), (tuple(to) if to else None)
+        self._sync_gradient_widgets()
+
+    def _apply_schedule(self, _rest: str, value: Any) -> None:
+        spec = _as_schedule_spec(value)
+        self.sim.set_schedule(build_schedule(*spec))
+        self._cfg.schedule = spec
+        self._sync_gradient_widgets()
+
+    def _apply_speed(self, _rest: str, value: Any) -> None:
+        speed = int(value)
+        if not 1 <= speed <= 100_000:
+            raise ValueError(f"speed (steps per frame) must be in [1, 100000], got {value!r}")
+        self._cfg.speed = speed
+        set_quietly(self._quiet, self._speed, speed)
+
+    def _apply_start(self, _rest: str, value: Any) -> None:
+        try:
+            x, y = (float(v) for v in value)
+        except (TypeError, ValueError):
+            raise ValueError(f"start must be a point (x, y), got {value!r}") from None
+        (x0, x1), (y0, y1) = self._surface.domain
+        if not (x0 <= x <= x1 and y0 <= y <= y1):
+            raise ValueError(f"start ({x:.3g}, {y:.3g}) is outside the surface's domain "
+                             f"x in [{x0:g}, {x1:g}], y in [{y0:g}, {y1:g}]: click inside the map")
+        self._cfg.start = (x, y)
+        self.sim.restart(np.array([[x, y]]))
+        self._start_run(surface_changed=False)
+
+    def _apply_reset(self, _rest: str, _value: Any) -> None:
+        self.sim.restart()
+        self._start_run(surface_changed=False)
+
+    def _apply_optimizers(self, _rest: str, value: Any) -> None:
+        names = (value,) if isinstance(value, str) else tuple(value)
+        if not names:
+            raise ValueError("choose at least one optimizer")
+        cfg = dataclasses.replace(self._cfg, optimizers=tuple(n.lower() for n in names))
+        self._swap(cfg, self._surface)
+
+    def _apply_surface(self, _rest: str, value: Any) -> None:
+        name, params = value
+        surface = resolve_surface(name, **dict(params))  # ValueError: shown inline, old surface kept
+        cfg = dataclasses.replace(self._cfg, surface=name, surface_params=dict(params), start=None)
+        cfg.hparams = {o: dict(hp, lr=surface.lrs.get(o, hp["lr"])) for o, hp in self._cfg.hparams.items()}
+        if cfg.shared_lr is not None:
+            cfg.shared_lr = None
+        self._swap(cfg, surface)
+
+    def _apply_preset(self, _rest: str, name: str) -> None:
+        cfg = _preset_config(_preset(name))
+        surface = resolve_surface(cfg.surface, **cfg.surface_params)
+        cfg.hparams = _full_hparams(surface, OPTIMIZERS, cfg.hparams)
+        self._swap(cfg, surface, preset=name)
+
+    def _swap(self, cfg: ExplorerConfig, surface: Surface, preset: str | None = None) -> None:
+        """Replace the simulator; if the new settings are rejected, the old run keeps going."""
+        sim = self._new_simulator(cfg, surface)
+        changed = surface is not self._surface
+        self.sim, self._cfg, self._surface = sim, cfg, surface
+        if preset is not None or changed:
+            self._preset_name = preset
+        self._start_run(surface_changed=changed)
+        self._update_caption()
+        self._sync_widgets()
+
+    def _new_simulator(self, cfg: ExplorerConfig, surface: Surface) -> Simulator:
+        hparams = {o: dict(cfg.hparams[o]) for o in cfg.optimizers}
+        if cfg.shared_lr is not None:
+            for hp in hparams.values():
+                hp["lr"] = cfg.shared_lr
+        start = np.array([cfg.start if cfg.start is not None else surface.start], dtype=np.float64)
+        sim = Simulator(surface, cfg.optimizers, start=start, n=1, hparams=hparams,
+                        grad_noise=cfg.grad_noise, schedule=build_schedule(*cfg.schedule),
+                        device=self._device, dtype=torch.float32, seed=self._seed)
+        sim.set_transforms(build_transform(cfg.clip[0], cfg.clip[1], sim, cfg.clip_to))
+        return sim
+
+    # ================================================================== drawing
+    def _start_run(self, surface_changed: bool) -> None:
+        """A fresh run of self.sim: new series (start point included) and a full redraw."""
+        self._generation += 1
+        self._loss_log = self._surface.f_min is not None  # unbounded surfaces: linear loss axis
+        self._path = {o: SeriesBuffer(2) for o in self.sim.optimizers}
+        self._lossbuf = {o: SeriesBuffer(minmax=True) for o in self.sim.optimizers}
+        self._lenbuf = {o: SeriesBuffer(minmax=True) for o in self.sim.optimizers}
+        self._events = {o: Markers() for o in self.sim.optimizers}
+        self._drawn: dict[tuple[str, str], int] = {}
+        self._finished = {o: False for o in self.sim.optimizers}
+        x0 = self.sim.x.detach().cpu().numpy().astype(np.float64)
+        l0 = self.sim.loss.detach().cpu().numpy().astype(np.float64)
+        f_ref = float(self._surface.f_ref)
+        for k, o in enumerate(self.sim.optimizers):
+            self._path[o].append(0, x0[k])
+            self._lossbuf[o].append(0, self._loss_value(l0[k], f_ref))
+        self._last_status = self._status_of(None)
+        with ExitStack() as stack:
+            if surface_changed:
+                self._draw_surface(stack)
+            for o in OPTIMIZERS:
+                on = o in self.sim.optimizers
+                for mark in (self._traj[o], self._loss[o], self._steplen[o]):
+                    stack.enter_context(mark.hold_sync())
+                    mark.visible = on
+                    if not on:
+                        mark.x, mark.y = np.zeros(0, np.float32), np.zeros(0, np.float32)
+            stack.enter_context(self._start_mark.hold_sync())
+            self._start_mark.x, self._start_mark.y = x0[:1, 0].astype(np.float32), x0[:1, 1].astype(np.float32)
+            self._draw(stack)
+
+    def _draw_surface(self, stack: ExitStack) -> None:
+        s = self._surface
+        (x0, x1), (y0, y1) = s.domain
+        xs, ys, z = s.grid(self._grid)
+        for w in (self._sx, self._sy, self._heatmap, self._contours, self._minima, self._click_target,
+                  self._surface_fig, self._lsy, self._loss_axis):
+            stack.enter_context(w.hold_sync())
+        self._sx.min, self._sx.max, self._sy.min, self._sy.max = float(x0), float(x1), float(y0), float(y1)
+        log = bool(s.log_color)
+        self._heatmap.x, self._heatmap.y = xs.astype(np.float32), ys.astype(np.float32)
+        self._heatmap.color = theme.surface_colors(z, s.f_ref, log)
+        cx, cy = theme.contour_paths(xs, ys, z, theme.contour_levels(z, s.f_ref, log=log))
+        self._contours.x, self._contours.y = cx, cy
+        minima = np.asarray(s.minima, dtype=np.float32).reshape(-1, 2)
+        self._minima.x, self._minima.y = minima[:, 0], minima[:, 1]
+        self._click_target.x, self._click_target.y = [x0, x1], [y0, y1]
+        self._surface_fig.title = s.title
+        self._loss_log = s.f_min is not None
+        self._loss_axis.label = "loss − f*" if self._loss_log else "loss"
+        new_scale = bq.LogScale() if self._loss_log else bq.LinearScale()
+        if type(new_scale) is not type(self._lsy):
+            self._lsy = new_scale
+            self._loss_axis.scale = new_scale
+            for mark in (*self._loss.values(), self._marker_mark):
+                mark.scales = {"x": self._lsx, "y": new_scale}
+        self._update_caption()
+
+    def _update_caption(self) -> None:
+        """The story's caption while a preset runs, else the surface's own."""
+        preset = PRESETS.get(self._preset_name or "")
+        s = self._surface
+        self._caption.value = _caption_html(*((preset.title, preset.caption) if preset else (s.title, s.caption)))
+
+    def _loss_value(self, loss: float, f_ref: float) -> float:
+        return max(loss - f_ref, LOSS_FLOOR) if self._loss_log else loss
+
+    def _publish(self, records: list[Any]) -> None:
+        """Runner's publish: append this frame's records to the series, then draw one frame."""
+        f_ref = float(self._surface.f_ref)
+        fresh = [c.record for c in records if c.generation == self._generation]
+        for rec in fresh:
+            steps = rec.steps
+            for k, o in enumerate(self.sim.optimizers):
+                d = int(rec.diverged_at[k])
+                keep = steps < d if d >= 0 else slice(None)  # a diverged row is frozen: stop its lines
+                s = steps[keep]
+                if len(s) == 0:
+                    continue
+                self._path[o].extend(s, rec.points[keep, k].astype(np.float64))
+                loss = rec.loss[keep, k].astype(np.float64)
+                excess = np.maximum(loss - f_ref, LOSS_FLOOR) if self._loss_log else loss
+                self._lossbuf[o].extend(s, excess)
+                self._lenbuf[o].extend(s, np.maximum(rec.step_length[keep, k].astype(np.float64), LOSS_FLOOR))
+        if fresh:
+            self._last_status = self._status_of(fresh[-1])
+        self._draw()
+
+    def _draw(self, stack: ExitStack | None = None) -> None:
+        """One frame: decimated float32 views of every series, sent as one message per mark."""
+        with ExitStack() as own:
+            stack = stack or own
+            opts = self.sim.optimizers
+            for o in opts:
+                for key, buf, mark, n in (("path", self._path[o], self._traj[o], self.max_path_points),
+                                          ("loss", self._lossbuf[o], self._loss[o], self.max_curve_points),
+                                          ("len", self._lenbuf[o], self._steplen[o], self.max_curve_points)):
+                    if self._drawn.get((o, key)) == len(buf):
+                        continue  # unchanged (a finished or diverged row): send nothing
+                    self._drawn[(o, key)] = len(buf)
+                    stack.enter_context(mark.hold_sync())
+                    steps, values = buf.view(n)
+                    if key == "path":
+                        mark.x, mark.y = values[:, 0], values[:, 1]
+                    else:
+                        mark.x, mark.y = steps, values
+            heads = np.array([self._path[o].last[1] for o in opts], dtype=np.float32)
+            stack.enter_context(self._heads.hold_sync())
+            self._heads.x, self._heads.y = heads[:, 0], heads[:, 1]
+            self._heads.colors = [theme.optimizer_color(o) for o in opts]
+            self._draw_markers(stack)
+            self._draw_legend()
+
+    def _draw_markers(self, stack: ExitStack) -> None:
+        xs, ys, colors, names = [], [], [], []
+        for o in self.sim.optimizers:
+            steps, labels = self._events[o].view(20)
+            if not len(steps):
+                continue
+            hist_steps, hist_loss = self._lossbuf[o].arrays()
+            for s, label in zip(steps, labels):
+                i = int(min(max(s, 0), len(hist_loss) - 1))
+                xs.append(float(s))
+                ys.append(float(hist_loss[i]))
+                colors.append(theme.optimizer_color(o))
+                names.append(label)
+        stack.enter_context(self._marker_mark.hold_sync())
+        self._marker_mark.x = np.asarray(xs, dtype=np.float32)
+        self._marker_mark.y = np.asarray(ys, dtype=np.float32)
+        self._marker_mark.colors = colors or ["#000000"]
+        self._marker_mark.names = names
+
+    def _status_of(self, rec: Any) -> dict[str, str]:
+        status = self.sim.status.cpu().numpy() if rec is None else rec.status
+        conv = self.sim.converged_at.cpu().numpy() if rec is None else rec.converged_at
+        div = self.sim.diverged_at.cpu().numpy() if rec is None else rec.diverged_at
+        out = {}
+        for k, o in enumerate(self.sim.optimizers):
+            if int(status[k]) == DIVERGED:
+                out[o] = f"diverged at step {int(div[k])}"
+            elif int(status[k]) == CONVERGED:
+                out[o] = f"converged at step {int(conv[k])}"
+            else:
+                out[o] = "running"
+        return out
+
+    @property
+    def _status_text(self) -> dict[str, str]:
+        return self._last_status
+
+    def _draw_legend(self) -> None:
+        f_ref = float(self._surface.f_ref)
+        rows = []
+        for o in self.sim.optimizers:
+            loss = self._lossbuf[o].last[1]
+            value = loss + f_ref if self._loss_log else loss
+            status = self._last_status.get(o, "running")
+            hint = " \u2014 lower its lr and Reset" if status.startswith("diverged") else ""
+            rows.append(
+                f'<tr><td><span style="display:inline-block;width:26px;height:8px;background:'
+                f'{theme.optimizer_color(o)}"></span></td><td><b>{o}</b></td>'
+                f"<td>loss {theme.format_loss(value)}</td><td>{html.escape(status)}{hint}</td></tr>")
+        self._legend.value = (f'<table class="optiviz-legend" style="font-size:{theme.FONT_PX}px">'
+                              + "".join(rows) + "</table>")
+        self._status.value = (f'<span style="font-size:{theme.FONT_PX}px">step {self.sim.t} · '
+                              f"{self._runner.state if hasattr(self, '_runner') else 'idle'}</span>")
+
+    def _on_status(self, state: str) -> None:
+        note = " (every optimizer converged or diverged: Reset, or click to start elsewhere)" if state == "done" else ""
+        self._status.value = f'<span style="font-size:{theme.FONT_PX}px">step {self.sim.t} · {state}{note}</span>'
+
+    def _show_error(self, message: str) -> None:
+        self._error = str(message)
+        self._error_html.value = f'<span class="optiviz-error">\u26a0 {html.escape(self._error)}</span>'
+
+    def _clear_error(self) -> None:
+        if self._error:
+            self._error = ""
+            self._error_html.value = ""
+
+    # ================================================================== widgets follow the engine
+    def _sync_widget_hparam(self, optimizer: str, hp: str, value: Any) -> None:
+        if hp == "lr":
+            set_quietly(self._quiet, self._lr[optimizer], value)
+            set_quietly(self._quiet, self._lr_text[optimizer], value)
+        elif hp == "betas":
+            for i in range(2):
+                set_quietly(self._quiet, self._hp_widgets[(optimizer, f"betas.{i}")], value[i])
+        elif (optimizer, hp) in self._hp_widgets:
+            set_quietly(self._quiet, self._hp_widgets[(optimizer, hp)], value)
+
+    def _sync_gradient_widgets(self) -> None:
+        cfg, q = self._cfg, self._quiet
+        set_quietly(q, self._noise, cfg.grad_noise)
+        set_quietly(q, self._clip_kind, cfg.clip[0])
+        set_quietly(q, self._clip_value, cfg.clip[1])
+        set_quietly(q, self._clip_to, cfg.clip_to[0] if cfg.clip_to else "all")
+        set_quietly(q, self._schedule_kind, cfg.schedule[0])
+        for (kind, pname), w in self._schedule_params.items():
+            if kind == cfg.schedule[0] and pname in cfg.schedule[1]:
+                set_quietly(q, w, cfg.schedule[1][pname])
+        self._show_schedule_params(cfg.schedule[0])
+
+    def _sync_widgets(self) -> None:
+        """After a preset or a new surface: every control shows what the engine now runs."""
+        cfg = self._cfg
+        q = self._quiet
+        for o in OPTIMIZERS:
+            set_quietly(q, self._opt_boxes[o], o in cfg.optimizers)
+            for hp, value in cfg.hparams[o].items():
+                self._sync_widget_hparam(o, hp, value)
+        set_quietly(q, self._shared, cfg.shared_lr is not None)
+        if cfg.shared_lr is not None:
+            set_quietly(q, self._shared_lr, cfg.shared_lr)
+        self._sync_gradient_widgets()
+        set_quietly(q, self._speed, cfg.speed)
+        set_quietly(q, self._preset_dropdown, self._preset_name or "")
+        builtin = self._surface.name in SURFACES and cfg.surface in SURFACES
+        set_quietly(q, self._surface_dropdown, cfg.surface if builtin else CUSTOM)
+        if not builtin:
+            set_quietly(q, self._expression, cfg.surface)
+        if "condition" in self._surface.params:
+            set_quietly(q, self._condition, self._surface.params["condition"])
+        self._condition.layout.display = None if cfg.surface in ("quadratic", "rotated_quadratic") else "none"
+
+
+# ====================================================================== helpers
+def _preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def _preset_config(p: Preset) -> ExplorerConfig:
+    return ExplorerConfig(
+        surface=p.surface, surface_params=dict(p.surface_params), optimizers=tuple(p.optimizers),
+        hparams={o: dict(hp) for o, hp in p.hparams.items()}, start=p.start, grad_noise=p.grad_noise,
+        clip=tuple(p.clip), clip_to=p.clip_to, schedule=(p.schedule[0], dict(p.schedule[1])), speed=p.speed,
+    )
+
+
+def _full_hparams(surface: Surface, names: Sequence[str], given: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every optimizer's complete hyperparameters: spec defaults, the surface's lr, then `given`."""
+    unknown = set(given) - set(OPTIMIZERS)
+    if unknown:
+        raise ValueError(f"hparams names unknown optimizers {sorted(unknown)}; known: {', '.join(OPTIMIZERS)}")
+    out = {}
+    for o in names:
+        hp = {name: spec.default for name, spec in HPARAMS[o].items()}
+        if o in surface.lrs:
+            hp["lr"] = surface.lrs[o]
+        hp.update(given.get(o, {}))
+        out[o] = hp
+    return out
+
+
+def _as_schedule_spec(schedule: Any) -> tuple[str, dict[str, Any]]:
+    if schedule is None:
+        return ("constant", {})
+    if isinstance(schedule, str):
+        return (schedule, {})
+    kind, params = schedule
+    return (str(kind), dict(params))
+
+
+def _event_label(name: str, value: Any) -> str:
+    if isinstance(value, tuple):
+        return f"{name} ({', '.join(f'{v:.3g}' for v in value)})"
+    if isinstance(value, bool):
+        return f"{name} {'on' if value else 'off'}"
+    return f"{name} {value:.3g}"
+
+
+def _caption_html(title: str, caption: str) -> str:
+    return (f'<div style="font-size:{theme.TITLE_PX}px;font-weight:bold">{html.escape(title)}</div>'
+            f'<div style="font-size:{theme.FONT_PX}px;max-width:1100px">{html.escape(caption)}</div>')
+
+
+__all__ = ["SurfaceExplorer", "PRESETS", "ExplorerConfig"]

@@ -1,0 +1,370 @@
+"""SurfaceExplorer at the Python level: build it, move controls, click, step, read the marks.
+
+Every number checked here is what a lecturer would see: the path a mark draws must be the path
+ov.simulate computes, a slider moved mid-run must bend it at exactly that step, and nothing
+non-finite may reach a mark.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import optiviz as ov
+from optiviz.engine.hparams import HPARAMS
+from optiviz.engine.simulator import Simulator
+from optiviz.views.surface_explorer import PRESETS, SurfaceExplorer
+
+
+@pytest.fixture
+def make():
+    made: list[SurfaceExplorer] = []
+
+    def build(*args, **kw) -> SurfaceExplorer:
+        e = SurfaceExplorer(*args, **kw)
+        made.append(e)
+        return e
+
+    yield build
+    for e in made:
+        e.close()
+
+
+def wait_until(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def click_event(explorer: SurfaceExplorer, x: float, y: float) -> None:
+    """Exactly the message bqplot's Image mark sends when a person clicks it."""
+    explorer.marks["click"]._handle_custom_msgs(None, {"event": "element_click", "data": {"click_x": x, "click_y": y}})
+
+
+def all_mark_arrays(explorer: SurfaceExplorer):
+    m = explorer.marks
+    marks = [m["heads"], m["start"], m["loss_markers"], *m["trajectories"].values(), *m["loss"].values(),
+             *m["step_length"].values()]
+    for mark in marks:
+        for trait in ("x", "y"):
+            yield f"{mark.__class__.__name__}.{trait}", np.asarray(getattr(mark, trait), dtype=np.float64)
+
+
+# ------------------------------------------------------------------ paths are the engine's paths
+def test_paths_equal_simulate_for_the_same_settings(make):
+    hp = {"sgd": {"lr": 1e-3}, "momentum": {"lr": 2e-4, "momentum": 0.9}, "adam": {"lr": 0.05, "betas": (0.8, 0.99)}}
+    e = make("rosenbrock", ("sgd", "momentum", "adam"), start=(-1.5, 2.0), hparams=hp)
+    e.step(120)
+    e.step(80)  # two chunks must equal one run
+    assert e.t == 200
+    f_ref = e.surface.f_ref
+    for o in ("sgd", "momentum", "adam"):
+        run = ov.simulate("rosenbrock", o, start=(-1.5, 2.0), steps=200, **hp[o])
+        path = e.paths[o]
+        assert path.shape == (201, 2)
+        np.testing.assert_array_equal(path, run.path.astype(np.float32))
+        steps, loss = e.loss_curves[o]
+        np.testing.assert_array_equal(steps, np.arange(201, dtype=np.float32))
+        np.testing.assert_allclose(loss, np.maximum(run.loss - f_ref, 1e-30).astype(np.float32), rtol=1e-6)
+        assert e.heads[o] == pytest.approx(tuple(run.path[-1]), rel=1e-6)
+        lsteps, lengths = e.step_lengths[o]
+        np.testing.assert_allclose(lengths, np.linalg.norm(np.diff(run.path, axis=0), axis=1), rtol=1e-5, atol=1e-12)
+        assert lsteps[0] == 1
+
+
+def test_clip_and_schedule_controls_give_simulates_path(make):
+    e = make("cliff", ("sgd",), hparams={"sgd": {"lr": 0.1}})
+    e._clip_kind.value = "norm"  # as a person would: the dropdown, then the slider
+    e._clip_value.value = 0.5
+    e._schedule_kind.value = "inverse_time"
+    e._schedule_params[("inverse_time", "k")].value = 0.05
+    assert e.error == ""
+    e.step(150)
+    run = ov.simulate("cliff", "sgd", steps=150, lr=0.1, transforms=ov.clip_by_norm(0.5),
+                      schedule=("inverse_time", {"k": 0.05}))
+    np.testing.assert_array_equal(e.paths["sgd"], run.path.astype(np.float32))
+
+
+def test_mid_run_lr_change_bends_the_path_at_that_step(make):
+    e = make("quadratic", ("sgd", "momentum"), condition=30.0,
+             hparams={"sgd": {"lr": 0.01}, "momentum": {"lr": 0.005}})
+    e.step(40)
+    e._lr["sgd"].value = 0.05  # a person drags the sgd lr slider while the run sits at step 40
+    e.step(40)
+    ref = Simulator(e.surface, ("sgd",), start=np.array([e.surface.start]), hparams={"sgd": {"lr": 0.01}})
+    before = ref.advance(40)
+    ref.set_hparams("sgd", lr=0.05)
+    after = ref.advance(40)
+    expected = np.concatenate([[e.surface.start], before.points[:, 0], after.points[:, 0]]).astype(np.float32)
+    np.testing.assert_array_equal(e.paths["sgd"], expected)
+    unchanged = ov.simulate(e.surface, "sgd", steps=80, lr=0.01).path.astype(np.float32)
+    differs = np.flatnonzero(np.any(e.paths["sgd"] != unchanged, axis=1))
+    assert differs[0] == 41  # the first step taken with the new lr
+    assert e.markers["sgd"] == [(40.0, "lr 0.05")]
+    assert e.markers["momentum"] == []  # only the optimizer whose slider moved
+    mark = e.marks["loss_markers"]
+    assert list(mark.names) == ["lr 0.05"] and float(mark.x[0]) == 40.0
+    assert float(mark.y[0]) == pytest.approx(float(e.loss_curves["sgd"][1][40]))
+    # the momentum row never noticed
+    np.testing.assert_array_equal(e.paths["momentum"],
+                                  ov.simulate(e.surface, "momentum", steps=80, lr=0.005).path.astype(np.float32))
+
+
+def test_slider_moved_while_playing_applies_at_a_step_boundary(make):
+    e = make("quadratic", ("sgd",), hparams={"sgd": {"lr": 0.01}}, speed=1, fps=200)
+    e.play()
+    assert wait_until(lambda: e.t >= 5)
+    e._lr["sgd"].value = 0.02
+    assert wait_until(lambda: e.markers["sgd"])
+    e.pause()
+    (step, label), = e.markers["sgd"]
+    assert label == "lr 0.02" and 5 <= step <= e.t
+    assert e.sim.get_hparams("sgd")["lr"] == pytest.approx(0.02)
+    # path up to the change equals the old lr, after it the new one
+    ref = Simulator(e.surface, ("sgd",), start=np.array([e.surface.start]), hparams={"sgd": {"lr": 0.01}})
+    a = ref.advance(int(step))
+    ref.set_hparams("sgd", lr=0.02)
+    b = ref.advance(e.t - int(step))
+    expected = np.concatenate([[e.surface.start], a.points[:, 0], b.points[:, 0]]).astype(np.float32)
+    np.testing.assert_array_equal(e.paths["sgd"], expected)
+
+
+# ------------------------------------------------------------------ clicks
+def test_click_restarts_every_optimizer_from_the_clicked_point(make):
+    e = make("himmelblau", ("sgd", "adam"))
+    e.step(30)
+    click_event(e, 2.5, -1.25)
+    assert e.t == 0 and e.error == ""
+    for o in ("sgd", "adam"):
+        np.testing.assert_array_equal(e.paths[o], np.array([[2.5, -1.25]], np.float32))
+    assert (float(e.marks["start"].x[0]), float(e.marks["start"].y[0])) == (2.5, -1.25)
+    e.step(25)
+    run = ov.simulate("himmelblau", "adam", start=(2.5, -1.25), steps=25, lr=e.sim.get_hparams("adam")["lr"])
+    np.testing.assert_array_equal(e.paths["adam"], run.path.astype(np.float32))
+    e.reset()  # back to the clicked start, not the surface's
+    assert e.t == 0 and tuple(e.paths["sgd"][0]) == (2.5, -1.25)
+
+
+def test_click_outside_the_domain_is_a_visible_message_and_the_run_goes_on(make):
+    e = make("quadratic", ("sgd",))
+    e.step(10)
+    e.click(50.0, 0.0)
+    assert "outside the surface's domain" in e.error
+    assert "outside" in e._error_html.value
+    assert e.t == 10
+    e.step(5)
+    assert e.t == 15
+    e.click(1.0, 1.0)  # a good click clears the message
+    assert e.error == "" and e._error_html.value == ""
+
+
+# ------------------------------------------------------------------ divergence and bad input
+def test_diverged_run_shows_its_status_and_no_nonfinite_value_reaches_a_mark(make):
+    e = make(preset="lr_too_large")
+    e.step(200)
+    assert e.statuses == {"sgd": "diverged at step 43"}
+    assert "diverged at step 43" in e._legend.value
+    steps, loss = e.loss_curves["sgd"]
+    assert steps[-1] == 42  # the line ends at the last finite point before divergence
+    ys = e.paths["sgd"][:, 1]
+    assert np.abs(ys[30:42]).max() > 2 * np.abs(ys[1:12]).max()  # the bounce grew before it diverged
+    for name, values in all_mark_arrays(e):
+        assert np.all(np.isfinite(values)), name
+    t = e.t
+    e.step(10)
+    assert e.t == t  # every optimizer finished: nothing more to step
+    assert e.runner.state == "done" and "every optimizer converged or diverged" in e._status.value
+
+
+def test_diverging_in_the_first_step_is_shown_not_raised(make):
+    e = make("quadratic", ("sgd", "adam"), hparams={"sgd": {"lr": 10.0}})
+    e.step(5)
+    assert e.statuses["sgd"] == "diverged at step 1"
+    assert e.statuses["adam"] == "running"
+    assert len(e.paths["sgd"]) == 1  # only the start
+    assert "lower its lr" in e._legend.value
+    for name, values in all_mark_arrays(e):
+        assert np.all(np.isfinite(values)), name
+
+
+def test_rejected_expression_and_out_of_range_values_show_inline(make):
+    e = make("quadratic", ("sgd", "adam"))
+    e._expression.value = "__import__('os').system('echo hi')"
+    assert "expression" in e.error and e.surface.name == "quadratic"
+    assert e._error_html.value.startswith('<span class="optiviz-error">')
+    e.set(surface="x**")
+    assert "cannot parse" in e.error
+    e.set(lr=-1)
+    assert "lr must be in (0, inf)" in e.error
+    assert e.sim.get_hparams("sgd")["lr"] > 0
+    e._lr_text["sgd"].value = -0.5  # typed into the exact-lr box: the slider could not go there
+    assert "sgd lr must be in (0, inf), got -0.5" in e.error
+    e._lr_text["sgd"].value = 50.0  # valid, beyond the slider's end: applied, slider pinned at its max
+    assert e.error == "" and e.sim.get_hparams("sgd")["lr"] == pytest.approx(50.0)
+    assert e._lr["sgd"].value == pytest.approx(10.0)
+    e.set("adam", betas=(0.9, 1.5))
+    assert "betas" in e.error and e.sim.get_hparams("adam")["betas"][1] == pytest.approx(0.999)
+    e.set(speed=0)
+    assert "speed" in e.error
+    e.set(colour=3)
+    assert "unknown setting 'colour'" in e.error
+    e.load_preset("no_such_story")
+    assert "unknown preset" in e.error
+    e.step(10)  # still works
+    assert e.t == 10
+    e.set(surface="x**2 + 3*y**2 + sin(2*x)")  # a good expression takes over
+    assert e.error == "" and e.surface.name != "quadratic"
+    assert e._surface_dropdown.value == "custom expression"
+
+
+# ------------------------------------------------------------------ frames
+def test_decimation_keeps_frames_bounded_and_keeps_the_ends(make):
+    e = make("quadratic", ("sgd", "momentum"), condition=100.0, max_path_points=150, max_curve_points=100,
+             hparams={"sgd": {"lr": 0.0005}, "momentum": {"lr": 0.0005}})
+    e.step(3000)
+    for o in ("sgd", "momentum"):
+        path = e.paths[o]
+        assert len(path) == 150
+        assert tuple(path[0]) == tuple(np.float32(e.surface.start))
+        assert e.heads[o] == pytest.approx(tuple(path[-1]))
+        steps, loss = e.loss_curves[o]
+        assert 25 <= len(steps) <= 100 and steps[-1] == 3000
+        assert e.marks["loss"][o].x.dtype == np.float32 and e.marks["trajectories"][o].x.dtype == np.float32
+        assert len(e.step_lengths[o][0]) <= 100
+
+
+def test_surface_drawing_heatmap_contours_minima_and_axes(make):
+    e = make("rosenbrock", ("adam",), grid=80)
+    m = e.marks
+    color = np.asarray(m["surface"].color)
+    assert color.shape == (80, 80) and np.all(np.isfinite(color)) and color.dtype == np.float32
+    # log colours: the valley floor is many decades below the corners
+    assert color.max() - color.min() > 4
+    cx = np.asarray(m["contours"].x)
+    assert np.isnan(cx).sum() >= 5 and np.isfinite(cx).sum() > 100  # several lines joined by NaN
+    assert (list(m["minima"].x), list(m["minima"].y)) == ([1.0], [1.0])
+    (x0, x1), (y0, y1) = e.surface.domain
+    assert (e._sx.min, e._sx.max, e._sy.min, e._sy.max) == (x0, x1, y0, y1)
+    assert list(m["click"].x) == [x0, x1] and list(m["click"].y) == [y0, y1]
+    assert e._lr["adam"].value == pytest.approx(e.surface.lrs["adam"])
+    # switching surface with the dropdown redraws and takes that surface's suggested lrs
+    e._surface_dropdown.value = "quadratic"
+    assert e.surface.name == "quadratic" and e._condition.layout.display is None
+    e._condition.value = 100.0
+    assert e.surface.params["condition"] == pytest.approx(100.0, rel=1e-3)
+    assert e.sim.get_hparams("adam")["lr"] == pytest.approx(e.surface.lrs["adam"])
+    assert "condition 100" in e._surface_fig.title
+
+
+def test_saddle_has_a_linear_loss_axis(make):
+    e = make("saddle", ("sgd",))
+    import bqplot as bq
+
+    assert isinstance(e._loss_axis.scale, bq.LinearScale) and e._loss_axis.label == "loss"
+    e.step(10)
+    assert e.loss_curves["sgd"][1][0] == pytest.approx(float(e.surface.loss(torch.tensor(e.surface.start))), rel=1e-5)
+
+
+# ------------------------------------------------------------------ controls
+def test_hyperparameter_widgets_come_from_the_specs(make):
+    e = make("quadratic", ("sgd",))
+    for o, specs in HPARAMS.items():
+        lo, hi = specs["lr"].slider
+        assert e._lr[o].min == pytest.approx(np.log10(lo)) and e._lr[o].max == pytest.approx(np.log10(hi))
+        for name, spec in specs.items():
+            if name == "lr":
+                continue
+            keys = [f"{name}.0", f"{name}.1"] if spec.kind == "pair" else [name]
+            for key in keys:
+                assert (o, key) in e._hp_widgets
+    e._opt_boxes["adam"].value = True
+    assert e.optimizers == ("sgd", "adam")
+    e._hp_widgets[("adam", "betas.0")].value = 0.5
+    assert e.sim.get_hparams("adam")["betas"] == pytest.approx((0.5, 0.999))
+    e._hp_widgets[("adam", "amsgrad")].value = True
+    assert e.sim.get_hparams("adam")["amsgrad"] is True or e.sim.get_hparams("adam")["amsgrad"] == 1.0
+    e._shared.value = True
+    e._shared_lr.value = 0.02
+    assert all(e.sim.get_hparams(o)["lr"] == pytest.approx(0.02) for o in ("sgd", "adam"))
+    assert e._lr["sgd"].value == pytest.approx(0.02)
+
+
+def test_presets_set_everything_and_tell_their_story(make):
+    e = make("quadratic", ("sgd",))
+    for name, preset in PRESETS.items():
+        e._preset_dropdown.value = name  # as a person picks it
+        assert e.optimizers == preset.optimizers, name
+        assert preset.caption in e._caption.value.replace("&#x27;", "'"), name
+        assert e.t == 0 and e.error == "", name
+    e.load_preset("narrow_valley")
+    e.step(800)
+    conv = {o: int(s.split()[-1]) for o, s in e.statuses.items()}
+    assert conv["momentum"] * 2 < conv["sgd"]  # momentum gets there much faster
+    assert e.paths["momentum"][:, 0].max() > 1.0 and e.paths["sgd"][:, 0].max() <= 0  # it overshoots
+    e.load_preset("nesterov_overshoot")
+    e.step(300)
+    p = e.paths
+    assert p["nesterov"][:, 0].max() < p["momentum"][:, 0].max() - 0.5
+    e.load_preset("adagrad_dies")
+    e.step(1500)
+    lengths = e.step_lengths
+    assert lengths["adagrad"][1][-1] < 0.5 * lengths["adagrad"][1][10]  # AdaGrad's steps shrink
+    assert lengths["rmsprop"][1][-1] > lengths["rmsprop"][1][10]
+    assert e.loss_curves["rmsprop"][1][-1] < 0.2 * e.loss_curves["adagrad"][1][-1]
+    e.load_preset("adam_rosenbrock")
+    e.step(1500)
+    final = {o: e.loss_curves[o][1][-1] for o in e.optimizers}
+    assert final["adam"] < 1e-3 < final["sgd"] and final["adam"] < final["momentum"]
+    e.load_preset("saddle_escape")
+    e.step(60)
+    final = {o: e.loss_curves[o][1][-1] for o in e.optimizers}
+    assert final["sgd"] > 0 and final["momentum"] < -1 and final["adam"] < -1
+    e.load_preset("cliff_clipping")
+    e.step(150)
+    assert e.paths["sgd"][:, 0].min() < -4  # thrown off the map
+    assert e.heads["momentum"][0] == pytest.approx(e.surface.minima[0][0], abs=0.05)
+    assert e._clip_to.value == "momentum" and e._clip_kind.value == "norm"
+
+
+# ------------------------------------------------------------------ lifetime and threads
+def test_close_stops_the_worker_and_two_explorers_are_independent(make, capsys):
+    a = make("quadratic", ("sgd",), fps=100)
+    b = make("rosenbrock", ("adam",), fps=100)
+    a.play()
+    b.play()
+    assert wait_until(lambda: a.t > 3 and b.t > 3)
+    b.set(lr=-5)  # an error in b's worker...
+    assert wait_until(lambda: b.error)
+    assert a.error == ""  # ...is b's alone
+    a.close()
+    assert a.runner.state == "stopped"
+    for w in (a, a._surface_fig, a.marks["heads"], a.marks["trajectories"]["sgd"], a._lr["sgd"],
+              a._lr["sgd"].layout, a._click_image, a._sx, a._panels):
+        assert w.comm is None, w  # closed: no comm left behind
+    assert not any(t.name == "optiviz-surface-explorer" and t.is_alive() for t in [a.runner._thread] if t)
+    tb = b.t
+    assert wait_until(lambda: b.t > tb + 3)  # b keeps running
+    a.step(5)  # a closed explorer ignores calls
+    a.play()
+    b.close()
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""  # nothing printed from threads
+
+
+def test_frames_are_bounded_by_fps_while_playing(make):
+    e = make("quadratic", ("sgd", "momentum"), condition=100.0, speed=1, fps=20,
+             hparams={"sgd": {"lr": 1e-4}, "momentum": {"lr": 1e-4}})
+    frames = []
+    original = e._publish
+    e.runner._publish = lambda records: (frames.append(time.monotonic()), original(records))
+    e.play()
+    time.sleep(1.0)
+    e.pause()
+    assert 5 <= len(frames) <= 23
+    assert 5 <= e.t <= 23  # one step per frame at speed 1
