@@ -183,6 +183,19 @@ def test_per_run_hyperparameters_each_row_equals_its_torch_run(name):
     assert rel_err(ours, ref) <= TOL
 
 
+def test_many_distinct_betas_stay_within_tolerance(monkeypatch):
+    """Past EXACT_MAX distinct betas the bias corrections use exp(t log beta): still ~1e-14."""
+    from optiviz.engine import optimizers
+
+    monkeypatch.setattr(optimizers._BiasCorrection, "EXACT_MAX", 0)
+    settings = PER_RUN["adam"]
+    fns = (rosenbrock, quadratic, rotated, rosenbrock)
+    starts = ((-1.2, 1.0), (-2.0, 1.0), (2.0, -1.0), (0.0, 0.0))
+    ref = torch_run("adam", settings, fns, starts)
+    ours = our_run("adam", per_run(settings), fns, starts)
+    assert rel_err(ours, ref) <= TOL
+
+
 def _halving(k: int) -> float:
     return 0.5 ** (k // 250)
 
