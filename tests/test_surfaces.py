@@ -27,6 +27,15 @@ VARIANTS = [(name, {}) for name in REQUIRED] + [
 IDS = [name + "".join(f"-{k}={v:g}" for k, v in p.items()) for name, p in VARIANTS]
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Small tensors: one intra-op thread is faster, and kind to a shared, loaded machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _random_points(surface: Surface, n: int, seed: int, dtype=F64) -> torch.Tensor:
     """Uniform over the domain widened by 20% (the optimizer wanders off the plot too)."""
     g = torch.Generator().manual_seed(seed)
@@ -107,6 +116,17 @@ def test_domain_holds_start_and_minima(name, params):
         assert x0 <= x <= x1 and y0 <= y <= y1
     f0 = float(s.loss(torch.tensor(s.start, dtype=F64)))
     assert math.isfinite(f0) and f0 > s.f_ref
+
+
+def test_results_do_not_alias_the_points():
+    """The simulator updates its points in place after reading the loss: no views allowed."""
+    for s in SURFACES.values():
+        xy = torch.tensor([list(s.start)], dtype=F64)
+        f, g = s.loss_and_gradient(xy)
+        loss = s.loss(xy)
+        before = (f.clone(), g.clone(), loss.clone())
+        xy.add_(0.5)
+        assert torch.equal(f, before[0]) and torch.equal(g, before[1]) and torch.equal(loss, before[2]), s.name
 
 
 def test_himmelblau_has_four_minima():
