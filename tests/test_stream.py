@@ -5,13 +5,17 @@ fake clock, and threads only with generous timeouts on events and joins.
 """
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
 
-from optiviz.stream.series import LEAF, Markers, SeriesBuffer
+from optiviz.stream import DONE, FrameClock, LiveRunner, Markers, SeriesBuffer
+from optiviz.stream.series import LEAF
 
 # ---------------------------------------------------------------------------------------------
 # SeriesBuffer
@@ -270,3 +274,389 @@ def test_stream_imports_no_widgets_or_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+# ---------------------------------------------------------------------------------------------
+# LiveRunner
+
+WAIT = 20.0  # generous: a loaded 2-core CI machine may stall a thread for a while
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Engine:
+    """A counting engine: step() returns the chunk number, DONE after `total` chunks."""
+
+    def __init__(self, total: int | None = None, *, fail_at: int | None = None, clock: FakeClock | None = None,
+                 tick: float = 0.0) -> None:
+        self.n = 0
+        self.total = total
+        self.fail_at = fail_at
+        self.clock = clock
+        self.tick = tick
+        self.events: list = []
+        self.reached: dict[int, threading.Event] = {}
+
+    def at(self, n: int) -> threading.Event:
+        return self.reached.setdefault(n, threading.Event())
+
+    def step(self):
+        if self.total is not None and self.n >= self.total:
+            return DONE
+        if self.fail_at is not None and self.n + 1 == self.fail_at:
+            self.fail_at = None  # fail once
+            raise ZeroDivisionError("boom")
+        self.n += 1
+        if self.clock is not None:
+            self.clock.t += self.tick
+        self.events.append(("step", self.n))
+        if self.n in self.reached:
+            self.reached[self.n].set()
+        return self.n
+
+    def apply(self, changes):
+        assert isinstance(changes, dict) and len(changes) == 1
+        (name, value), = changes.items()
+        if name == "bad":
+            raise ValueError(f"bad must be positive, got {value}")
+        if name == "bug":
+            raise RuntimeError("not a validation error")
+        self.events.append((name, value))
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.frames: list[list] = []
+        self.errors: list[str] = []
+        self.states: list[str] = []
+
+    def publish(self, records):
+        self.frames.append(list(records))
+
+    @property
+    def records(self) -> list:
+        return [r for f in self.frames for r in f]
+
+
+def make(engine: Engine, sink: Sink, **kw) -> LiveRunner:
+    return LiveRunner(engine.step, apply=engine.apply, publish=sink.publish, on_error=sink.errors.append,
+                      on_status=sink.states.append, **kw)
+
+
+def test_frame_clock_bounds_the_rate():
+    clock = FakeClock()
+    frames = FrameClock(10, clock)
+    assert frames.due()  # the first frame goes out at once
+    frames.mark()
+    clock.t = 0.09
+    assert not frames.due()
+    clock.t = 0.1
+    assert frames.due()
+    with pytest.raises(ValueError, match="fps"):
+        FrameClock(0)
+    with pytest.raises(ValueError, match="fps"):
+        LiveRunner(lambda: None, publish=print, fps=-1)
+
+
+def test_requests_apply_at_the_next_boundary_in_order_latest_value_wins():
+    engine, sink = Engine(), Sink()
+    runner = make(engine, sink)
+    runner.request("lr", 0.1)
+    runner.request("momentum", 0.5)
+    runner.request("lr", 0.3)  # replaces 0.1 and moves behind momentum
+    assert engine.events == []  # nothing happens in the observer
+    assert runner.step_once()
+    assert engine.events == [("momentum", 0.5), ("lr", 0.3), ("step", 1)]
+    assert sink.records == [1] and runner.state == "paused" and runner._thread is None
+
+
+def test_request_made_during_a_step_applies_before_the_next_step_in_the_worker():
+    engine, sink = Engine(total=5), Sink()
+    runner = make(engine, sink)
+    original = engine.step
+
+    def step():
+        out = original()
+        if out == 2:
+            runner.request("lr", 1.0)  # as a slider observer would, mid-chunk
+            runner.request("lr", 2.0)
+        return out
+
+    runner._step = step
+    runner.play()
+    assert runner.wait(WAIT) and runner.state == "done"
+    assert engine.events == [("step", 1), ("step", 2), ("lr", 2.0), ("step", 3), ("step", 4), ("step", 5)]
+    assert sink.records == [1, 2, 3, 4, 5]
+    assert runner.stop(WAIT)
+
+
+def test_value_error_in_apply_is_reported_and_the_run_goes_on():
+    engine, sink = Engine(total=4), Sink()
+    runner = make(engine, sink)
+    runner.request("bad", -1)
+    runner.request("lr", 0.5)  # still applies after the bad one
+    runner.play()
+    assert runner.wait(WAIT) and runner.state == "done"
+    assert sink.errors == ["bad must be positive, got -1"]
+    assert ("lr", 0.5) in engine.events and engine.n == 4
+    assert runner.last_error == "bad must be positive, got -1"
+    runner.close()
+
+
+def test_other_exception_in_apply_is_an_error_and_unapplied_changes_wait():
+    engine, sink = Engine(), Sink()
+    runner = make(engine, sink)
+    for name, value in (("lr", 1), ("bug", 0), ("momentum", 0.9)):
+        runner.request(name, value)
+    assert not runner.step_once()
+    assert runner.state == "error" and engine.n == 0
+    assert sink.errors and "apply 'bug' failed: RuntimeError" in sink.errors[0]
+    assert runner.step_once()  # the change after the failing one was kept, applied now
+    assert engine.events == [("lr", 1), ("momentum", 0.9), ("step", 1)] and runner.state == "paused"
+
+
+def test_publish_rate_is_bounded_on_a_fake_clock():
+    clock = FakeClock()
+    engine, sink = Engine(total=400, clock=clock, tick=0.01), Sink()  # 4 s of fake time
+    runner = make(engine, sink, fps=20, clock=clock)
+    runner.play()
+    assert runner.wait(WAIT) and runner.state == "done"
+    assert sink.records == list(range(1, 401))  # every record once, in order
+    assert 60 <= len(sink.frames) <= 4 * 20 + 2  # ~one frame per 1/20 s of fake time, plus the final
+    runner.close()
+
+
+def test_pause_wait_step_once_resume_stop():
+    engine, sink = Engine(), Sink()
+    runner = make(engine, sink)
+    reached = engine.at(20)
+    runner.play()
+    assert runner.is_running and runner._thread.daemon
+    assert reached.wait(WAIT)
+    runner.pause()
+    assert runner.wait(WAIT) and runner.state == "paused" and not runner.is_running
+    paused_at = engine.n
+    assert sink.records == list(range(1, paused_at + 1))  # the final frame went out on pause
+    time.sleep(0.05)
+    assert engine.n == paused_at  # no busy work while paused
+    assert runner.step_once() and engine.n == paused_at + 1 and sink.records[-1] == paused_at + 1
+    later = engine.at(paused_at + 20)
+    runner.toggle()  # play
+    assert later.wait(WAIT)
+    thread = runner._thread
+    assert runner.stop(WAIT) and not thread.is_alive() and runner.state == "stopped"
+    assert sink.records == list(range(1, engine.n + 1))  # ...and on stop
+    with pytest.raises(RuntimeError, match="stopped"):
+        runner.play()
+    assert not runner.step_once()
+    assert sink.states[:3] == ["playing", "paused", "playing"] and sink.states[-1] == "stopped"
+
+
+def test_step_once_while_playing_pauses_first():
+    engine, sink = Engine(), Sink()
+    runner = make(engine, sink)
+    reached = engine.at(5)
+    runner.play()
+    assert reached.wait(WAIT)
+    assert runner.step_once()
+    assert runner.wait(WAIT) and runner.state == "paused"
+    n = engine.n
+    time.sleep(0.02)
+    assert engine.n == n and sink.records == list(range(1, n + 1))
+    runner.close()
+
+
+def test_exception_in_step_sets_error_keeps_the_thread_and_play_resumes():
+    engine, sink = Engine(total=6, fail_at=3), Sink()
+    runner = make(engine, sink)
+    runner.play()
+    assert runner.wait(WAIT) and runner.state == "error"
+    assert sink.errors == ["step failed: ZeroDivisionError: boom"]
+    assert isinstance(runner.last_exception, ZeroDivisionError)
+    assert sink.records == [1, 2]  # what ran before the failure is drawn
+    assert runner._thread.is_alive()
+    runner.play()  # the user fixed things: go on
+    assert runner.wait(WAIT) and runner.state == "done" and sink.records == [1, 2, 3, 4, 5, 6]
+    runner.close()
+
+
+def test_exception_in_publish_sets_error():
+    engine = Engine(total=100)
+
+    def publish(records):
+        raise KeyError("mark gone")
+
+    errors: list[str] = []
+    runner = LiveRunner(engine.step, publish=publish, on_error=errors.append)
+    runner.play()
+    assert runner.wait(WAIT) and runner.state == "error"
+    assert errors[0].startswith("publish failed: KeyError")
+    runner.close()
+
+
+def test_stop_from_inside_publish_does_not_deadlock():
+    engine = Engine()
+    holder: dict = {}
+
+    def publish(records):
+        if records and records[-1] >= 3:
+            holder["joined"] = holder["runner"].stop()
+
+    runner = LiveRunner(engine.step, publish=publish, fps=1000)
+    holder["runner"] = runner
+    runner.play()
+    thread = runner._thread
+    thread.join(WAIT)
+    assert not thread.is_alive() and holder["joined"] is False and runner.state == "stopped"
+    holder.clear()
+
+
+def test_cycle_methods_refuse_to_run_inside_the_worker():
+    engine = Engine(total=3)
+    errors: list[str] = []
+    holder: dict = {}
+    runner = LiveRunner(engine.step, publish=lambda r: holder["runner"].step_once(), on_error=errors.append)
+    holder["runner"] = runner
+    runner.play()
+    assert runner.wait(WAIT) and runner.state == "error"
+    assert "RuntimeError: step_once() cannot be called from inside" in errors[0]
+    runner.close()
+    holder.clear()
+
+
+def test_run_sync_publishes_at_the_end_or_each_chunk_and_stops_at_done():
+    engine, sink = Engine(total=5), Sink()
+    runner = make(engine, sink)
+    runner.request("lr", 2)
+    assert runner.run_sync(3) == 3
+    assert sink.frames == [[1, 2, 3]] and engine.events[0] == ("lr", 2) and runner.state == "paused"
+    assert runner.run_sync(10, publish_each=True) == 2
+    assert sink.frames == [[1, 2, 3], [4], [5]] and runner.state == "done"
+    assert runner._thread is None  # no thread in synchronous mode
+    with pytest.raises(ValueError, match="chunks"):
+        runner.run_sync(-1)
+
+
+def test_run_sync_raises_the_engine_error_and_accepts_stop_iteration():
+    engine, sink = Engine(fail_at=2), Sink()
+    runner = make(engine, sink)
+    with pytest.raises(ZeroDivisionError):
+        runner.run_sync(5)
+    assert runner.state == "error" and sink.records == [1]
+
+    it = iter(range(3))
+    frames: list = []
+    runner = LiveRunner(lambda: next(it), publish=frames.append)
+    assert runner.run_sync(10) == 3 and frames == [[0, 1, 2]] and runner.state == "done"
+
+
+def test_none_records_still_publish_and_apply_pending_works_while_paused():
+    frames: list = []
+    applied: list = []
+    runner = LiveRunner(lambda: None, apply=applied.append, publish=frames.append)
+    runner.run_sync(2)
+    assert frames == [[]]  # progress without records still redraws once
+    runner.request("surface", "rosenbrock")
+    assert runner.apply_pending() == 1 and applied == [{"surface": "rosenbrock"}]
+    assert runner.apply_pending() == 0
+
+
+def test_worker_exits_when_runner_is_garbage_collected():
+    engine, sink = Engine(), Sink()
+    runner = LiveRunner(engine.step, publish=sink.publish)
+    reached = engine.at(3)
+    runner.play()
+    assert reached.wait(WAIT)
+    thread = runner._thread
+    del runner
+    gc.collect()
+    thread.join(WAIT)
+    assert not thread.is_alive()
+
+
+def test_close_and_context_manager_end_the_thread():
+    engine = Engine(total=10)
+    with LiveRunner(engine.step, publish=lambda r: None) as runner:
+        runner.play()
+        thread = runner._thread
+        assert runner.wait(WAIT)
+    thread.join(WAIT)
+    assert not thread.is_alive() and runner.state == "stopped"
+
+
+def test_two_runners_work_independently():
+    a, b = Engine(), Engine(total=50)
+    sa, sb = Sink(), Sink()
+    ra, rb = make(a, sa), make(b, sb)
+    reached = a.at(10)
+    ra.play()
+    rb.play()
+    assert reached.wait(WAIT) and rb.wait(WAIT)
+    assert rb.state == "done" and ra.state == "playing"
+    ra.pause()
+    assert ra.wait(WAIT) and ra.state == "paused"
+    assert sb.records == list(range(1, 51)) and sa.records == list(range(1, a.n + 1))
+    assert ra._thread is not rb._thread
+    assert ra.stop(WAIT) and rb.stop(WAIT)
+
+
+def test_on_status_handler_may_wait_for_the_runner_without_deadlock():
+    engine = Engine(total=200)
+    holder: dict = {}
+    seen: list[str] = []
+
+    def on_status(state):
+        seen.append(state)
+        if state == "playing" and threading.current_thread() is threading.main_thread():
+            holder["runner"].apply_pending()  # waits for the worker's step boundary
+
+    runner = LiveRunner(engine.step, apply=lambda c: None, publish=lambda r: None, on_status=on_status)
+    holder["runner"] = runner
+    runner.play()
+    assert runner.wait(WAIT) and runner.state == "done" and seen[-1] == "done"
+    runner.close()
+    holder.clear()
+
+
+def test_system_exit_in_step_is_reported_not_silent():
+    def step():
+        raise SystemExit(3)
+
+    errors: list[str] = []
+    runner = LiveRunner(step, publish=lambda r: None, on_error=errors.append)
+    runner.play()
+    assert runner.wait(WAIT) and runner.state == "error"
+    runner._thread.join(WAIT)
+    assert errors == ["runner failed: SystemExit: 3"]
+    runner.play()  # a fresh worker starts
+    assert runner.wait(WAIT) and runner.state == "error" and len(errors) == 2
+    runner.close()
+
+
+def test_a_callback_that_steps_again_is_refused_not_deadlocked():
+    holder: dict = {}
+    errors: list[str] = []
+
+    def apply(changes):
+        raise ValueError("lr must be positive")
+
+    def on_error(message):
+        errors.append(message)
+        if len(errors) == 1:
+            try:
+                holder["runner"].step_once()
+            except RuntimeError as exc:
+                errors.append(str(exc))
+
+    runner = LiveRunner(lambda: 1, apply=apply, publish=lambda r: None, on_error=on_error)
+    holder["runner"] = runner
+    runner.request("lr", -1)
+    assert runner.step_once()
+    assert errors[0] == "lr must be positive" and "cannot be called from inside" in errors[1]
+    holder.clear()
