@@ -527,27 +527,30 @@ def _softplus(z: float) -> float:
 def cliff(steepness: float = 100.0) -> Surface:
     """A gentle slope (gradient 1) ending in a wall `steepness` times steeper, after Goodfellow et
     al.'s cliff figure (Deep Learning, fig. 10.17): f = [sp(k(xw - x)) + W sp(k(x - xw))] / k +
-    y^2 / 2 with sp = softplus, so the ravine at the foot of the wall is the minimum."""
+    y^2 / 2 with sp = softplus, so the ravine at the foot of the wall is the minimum. The corner
+    is sharp (k = 200): no plain lr above 0.01 can settle in the ravine, so SGD keeps hitting the
+    wall unless the gradient is clipped."""
     check_range("steepness", steepness, 1.0, 10000.0, low_inclusive=False)
     wall = float(steepness)
     k, xw, q = 200.0, 1.0, 1.0  # corner sharpness, wall position, curvature across
-
-    def sp(z: Tensor) -> Tensor:  # torch's default threshold=20 is off by 2e-9 past z = 20
-        return torch.nn.functional.softplus(z, threshold=40.0)
     # minimum: sigmoid(k(xw - x)) = W sigmoid(k(x - xw))  <=>  k (x - xw) = -log W
     u = -math.log(wall)
     x_min = xw + u / k
     f_min = (_softplus(-u) + wall * _softplus(u)) / k
+    a, c = (1.0 + wall) / k, 1.0 / k
 
+    def sp(z: Tensor) -> Tensor:  # torch's default threshold=20 is off by 2e-9 past z = 20
+        return torch.nn.functional.softplus(z, threshold=40.0)
+
+    # one softplus instead of two: sp(-d) = sp(d) - d
     def f(x: Tensor, y: Tensor) -> Tensor:
         d = k * (x - xw)
-        return (sp(-d) + wall * sp(d)) / k + (0.5 * q) * y * y
+        return a * sp(d) - c * d + (0.5 * q) * y * y
 
     def fg(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         d = k * (x - xw)
-        v = (sp(-d) + wall * sp(d)) / k + (0.5 * q) * y * y
-        s = torch.sigmoid(d)
-        return v, (1.0 + wall) * s - 1.0, q * y  # -sigmoid(-d) + W sigmoid(d)
+        v = a * sp(d) - c * d + (0.5 * q) * y * y
+        return v, (1.0 + wall) * torch.sigmoid(d) - 1.0, q * y  # -sigmoid(-d) + W sigmoid(d)
 
     return _make(
         "cliff",
