@@ -262,7 +262,8 @@ class SeriesBuffer:
         Rows with a non-finite value are dropped, or with breaks=True set to NaN (per value).
         Cost is O(max_points + log len), never O(len).
         """
-        max_points = check_int("max_points", max_points, 2)
+        if type(max_points) is not int or max_points < 2:  # the full check costs ~10 us a frame
+            max_points = check_int("max_points", max_points, 2)
         n = self._n
         if n <= max_points:
             idx = np.arange(n)
@@ -293,15 +294,19 @@ class SeriesBuffer:
                 lo, hi = np.vstack([lo, tlo[None]]), np.vstack([hi, thi[None]])
         a, b = np.minimum(lo, hi), np.maximum(lo, hi)
         if self._w == 1:
-            idx = np.unique(np.concatenate([[0], a[:, 0], b[:, 0], [n - 1]]))
+            # buckets are consecutive, so 0, a0, b0, a1, b1, ..., n-1 is already sorted
+            idx = np.empty(2 * len(a) + 2, dtype=np.intp)
+            idx[0], idx[1:-1:2], idx[2:-1:2], idx[-1] = 0, a[:, 0], b[:, 0], n - 1
+            idx = idx[np.concatenate(([True], idx[1:] != idx[:-1]))]
             return self._steps[idx], self._values[idx]
         cols = np.arange(self._w)
         k = a.shape[0]
         steps = np.empty(2 * k + 2)
         values = np.empty((2 * k + 2, self._w))
         steps[0], values[0] = self._steps[0], self._values[0]
-        steps[1:-1:2], values[1:-1:2] = self._steps[a.min(axis=1)], self._values[a, cols]
-        steps[2:-1:2], values[2:-1:2] = self._steps[b.max(axis=1)], self._values[b, cols]
+        # (reducing the transposed copy is ~8x faster than a.min(axis=1) over short rows)
+        steps[1:-1:2], values[1:-1:2] = self._steps[np.ascontiguousarray(a.T).min(axis=0)], self._values[a, cols]
+        steps[2:-1:2], values[2:-1:2] = self._steps[np.ascontiguousarray(b.T).max(axis=0)], self._values[b, cols]
         steps[-1], values[-1] = self._steps[n - 1], self._values[n - 1]
         return steps, values
 
