@@ -79,8 +79,8 @@ def torch_run(name, settings, fns, starts, steps=STEPS, scale=None, changes=None
     out = np.empty((steps, len(params), 2))
     for k in range(steps):
         if changes and k in changes:
-            for grp in opt.param_groups:
-                grp.update(changes[k])
+            for i, grp in enumerate(opt.param_groups):
+                grp.update({key: v[i] if isinstance(v, list) else v for key, v in changes[k].items()})
             base = [g["lr"] for g in opt.param_groups]
         if scale is not None:
             for grp, b, s in zip(opt.param_groups, base, np.broadcast_to(scale(k), (len(params),))):
@@ -99,7 +99,7 @@ def our_run(name, hp, fns, starts, steps=STEPS, scale=None, changes=None, form="
     out = np.empty((steps, len(starts), 2))
     for k in range(steps):
         if changes and k in changes:
-            opt.set_hparams(**changes[k])
+            opt.set_hparams(**{key: np.array(v) if isinstance(v, list) else v for key, v in changes[k].items()})
         s = scale(k) if scale is not None else None
         if isinstance(s, np.ndarray):
             s = torch.as_tensor(s, dtype=F64)
@@ -233,6 +233,26 @@ def test_set_hparams_mid_run_keeps_state_like_torch(name):
     changes = {300: change, 700: {"weight_decay": 0.0}}
     ref = torch_run(name, [hp] * 3, SURFACES, STARTS, changes=changes)
     ours = our_run(name, hp, SURFACES, STARTS, changes=changes)
+    assert rel_err(ours, ref) <= TOL
+
+
+@pytest.mark.parametrize("name", ["momentum", "rmsprop"])
+def test_momentum_switched_on_and_off_per_run_like_torch(name):
+    """Momentum 0 leaves torch's buffer alone; switched on later, SGD's never-used buffer starts at g.
+
+    (torch's RMSprop creates its buffer only for momentum > 0 at the first step and raises a
+    KeyError if momentum is switched on later; ours starts that buffer at zeros, as torch's
+    would have been.)
+    """
+    first = (0.9, 0.0, 0.5, 0.0) if name == "momentum" else (0.9, 0.2, 0.5, 0.4)
+    settings = [dict(s, momentum=m) for s, m in zip(PER_RUN[name], first)]
+    changes = {200: {"momentum": 0.6}, 400: {"momentum": [0.0, 0.3, 0.0, 0.9]}, 600: {"momentum": 0.0},
+               800: {"momentum": [0.5, 0.5, 0.0, 0.0]}}
+    fns = (rosenbrock, quadratic, rotated, quadratic)
+    starts = ((-1.2, 1.0), (-2.0, 1.0), (2.0, -1.0), (0.5, 0.5))
+    ref = torch_run(name, settings, fns, starts, changes=changes)
+    ours = our_run(name, per_run(settings), fns, starts, changes=changes)
+    assert np.all(np.isfinite(ref))
     assert rel_err(ours, ref) <= TOL
 
 
