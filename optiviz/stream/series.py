@@ -260,7 +260,7 @@ class SeriesBuffer:
         width > 1 each column's extremes are found separately and a bucket's two rows are drawn
         at its extreme steps, so a value may shift by less than a bucket (exact for width 1).
         Rows with a non-finite value are dropped, or with breaks=True set to NaN (per value).
-        Cost is O(max_points + log len), never O(len).
+        Cost is O(max_points * width + log len), never O(len).
         """
         if type(max_points) is not int or max_points < 2:  # the full check costs ~10 us a frame
             max_points = check_int("max_points", max_points, 2)
@@ -304,9 +304,10 @@ class SeriesBuffer:
         steps = np.empty(2 * k + 2)
         values = np.empty((2 * k + 2, self._w))
         steps[0], values[0] = self._steps[0], self._values[0]
+        flat = self._values.reshape(-1)  # flat gathers are ~25% faster than values[a, cols]
         # (reducing the transposed copy is ~8x faster than a.min(axis=1) over short rows)
-        steps[1:-1:2], values[1:-1:2] = self._steps[np.ascontiguousarray(a.T).min(axis=0)], self._values[a, cols]
-        steps[2:-1:2], values[2:-1:2] = self._steps[np.ascontiguousarray(b.T).max(axis=0)], self._values[b, cols]
+        steps[1:-1:2], values[1:-1:2] = self._steps[np.ascontiguousarray(a.T).min(axis=0)], flat[a * self._w + cols]
+        steps[2:-1:2], values[2:-1:2] = self._steps[np.ascontiguousarray(b.T).max(axis=0)], flat[b * self._w + cols]
         steps[-1], values[-1] = self._steps[n - 1], self._values[n - 1]
         return steps, values
 
