@@ -91,8 +91,8 @@ class SurfaceExplorer(widgets.VBox):
         speed: int = 2,
         fps: float = 20.0,
         grid: int = 160,
-        max_path_points: int = 1000,
-        max_curve_points: int = 600,
+        max_path_points: int = 800,
+        max_curve_points: int = 400,
         device: str = "cpu",
         seed: int = 0,
         **surface_params: Any,
@@ -248,8 +248,8 @@ class SurfaceExplorer(widgets.VBox):
     @property
     def paths(self) -> dict[str, np.ndarray]:
         """Trajectory mark data per racing optimizer: (points, 2) float32, start included."""
-        return {o: np.stack([np.asarray(self._traj[o].x), np.asarray(self._traj[o].y)], axis=-1)
-                for o in self.optimizers}
+        x, y = self._rows("path")
+        return {o: np.stack([x[o], y[o]], axis=-1) for o in self.optimizers}
 
     @property
     def heads(self) -> dict[str, tuple[float, float]]:
@@ -259,11 +259,13 @@ class SurfaceExplorer(widgets.VBox):
     @property
     def loss_curves(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """(steps, loss above f_ref) per optimizer, as the loss mark holds them."""
-        return {o: (np.asarray(self._loss[o].x), np.asarray(self._loss[o].y)) for o in self.optimizers}
+        x, y = self._rows("loss")
+        return {o: (x[o], y[o]) for o in self.optimizers}
 
     @property
     def step_lengths(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        return {o: (np.asarray(self._steplen[o].x), np.asarray(self._steplen[o].y)) for o in self.optimizers}
+        x, y = self._rows("len")
+        return {o: (x[o], y[o]) for o in self.optimizers}
 
     @property
     def markers(self) -> dict[str, list[tuple[float, str]]]:
@@ -285,7 +287,7 @@ class SurfaceExplorer(widgets.VBox):
         """The bqplot marks by role, for tests that look at raw traits."""
         return {"surface": self._heatmap, "contours": self._contours, "minima": self._minima,
                 "start": self._start_mark, "click": self._click_target, "heads": self._heads,
-                "trajectories": dict(self._traj), "loss": dict(self._loss), "step_length": dict(self._steplen),
+                "trajectories": self._traj, "loss": self._loss, "step_length": self._steplen,
                 "loss_markers": self._marker_mark}
 
     @property
@@ -308,18 +310,13 @@ class SurfaceExplorer(widgets.VBox):
                                   default_size=140)
         self._start_mark = bq.Scatter(x=[], y=[], scales=xy, marker="circle", colors=["#ffffff"],
                                       stroke="#111111", stroke_width=2, default_size=110)
-        self._traj: dict[str, bq.Lines] = {}
-        self._loss: dict[str, bq.Lines] = {}
-        self._steplen: dict[str, bq.Lines] = {}
+        # One Lines mark per panel, one row per racing optimizer: one message per panel per frame.
         self._lsx, self._lsy = bq.LinearScale(), bq.LogScale()
         self._ssx, self._ssy = bq.LinearScale(), bq.LogScale()
-        for i, o in enumerate(OPTIMIZERS):
-            c = [theme.optimizer_color(o, i)]
-            self._traj[o] = bq.Lines(x=[], y=[], scales=xy, colors=c, stroke_width=3, visible=False)
-            self._loss[o] = bq.Lines(x=[], y=[], scales={"x": self._lsx, "y": self._lsy}, colors=c,
-                                     stroke_width=2.5, visible=False)
-            self._steplen[o] = bq.Lines(x=[], y=[], scales={"x": self._ssx, "y": self._ssy}, colors=c,
-                                        stroke_width=2.5, visible=False)
+        self._traj = bq.Lines(x=[], y=[], scales=xy, stroke_width=3)
+        self._loss = bq.Lines(x=[], y=[], scales={"x": self._lsx, "y": self._lsy}, stroke_width=2.5)
+        self._steplen = bq.Lines(x=[], y=[], scales={"x": self._ssx, "y": self._ssy}, stroke_width=2.5)
+        self._row_counts: dict[str, tuple[int, ...]] = {}
         self._heads = bq.Scatter(x=[], y=[], scales=xy, colors=["#000000"], stroke="#ffffff",
                                  stroke_width=1.5, default_size=160)
         self._marker_mark = bq.Scatter(x=[], y=[], scales={"x": self._lsx, "y": self._lsy},
@@ -331,19 +328,19 @@ class SurfaceExplorer(widgets.VBox):
         self._click_target.on_element_click(self._on_click)
 
         self._surface_fig = theme.figure(
-            [self._heatmap, self._contours, self._minima, *self._traj.values(), self._start_mark,
+            [self._heatmap, self._contours, self._minima, self._traj, self._start_mark,
              self._heads, self._click_target],
             [theme.axis(self._sx, "x"), theme.axis(self._sy, "y", vertical=True)],
             title=s.title, width="600px", height="560px", padding_y=0.0,
         )
         self._loss_axis = theme.axis(self._lsy, "loss − f*", vertical=True, tick_format=".0e")
         self._loss_fig = theme.figure(
-            [*self._loss.values(), self._marker_mark],
+            [self._loss, self._marker_mark],
             [theme.axis(self._lsx, "step"), self._loss_axis],
             title="loss", width="520px", height="280px",
         )
         self._steplen_fig = theme.figure(
-            list(self._steplen.values()),
+            [self._steplen],
             [theme.axis(self._ssx, "step"), theme.axis(self._ssy, "|x_t − x_{t−1}|", vertical=True,
                                                        tick_format=".0e")],
             title="step length", width="520px", height="280px",
@@ -731,13 +728,10 @@ class SurfaceExplorer(widgets.VBox):
         with ExitStack() as stack:
             if surface_changed:
                 self._draw_surface(stack)
-            for o in OPTIMIZERS:
-                on = o in self.sim.optimizers
-                for mark in (self._traj[o], self._loss[o], self._steplen[o]):
-                    stack.enter_context(mark.hold_sync())
-                    mark.visible = on
-                    if not on:
-                        mark.x, mark.y = np.zeros(0, np.float32), np.zeros(0, np.float32)
+            colors = [theme.optimizer_color(o, i) for i, o in enumerate(self.sim.optimizers)]
+            for mark in (self._traj, self._loss, self._steplen):
+                stack.enter_context(mark.hold_sync())
+                mark.colors = colors
             stack.enter_context(self._start_mark.hold_sync())
             self._start_mark.x, self._start_mark.y = x0[:1, 0].astype(np.float32), x0[:1, 1].astype(np.float32)
             self._draw(stack)
@@ -765,7 +759,7 @@ class SurfaceExplorer(widgets.VBox):
         if type(new_scale) is not type(self._lsy):
             self._lsy = new_scale
             self._loss_axis.scale = new_scale
-            for mark in (*self._loss.values(), self._marker_mark):
+            for mark in (self._loss, self._marker_mark):
                 mark.scales = {"x": self._lsx, "y": new_scale}
         self._update_caption()
 
@@ -800,23 +794,26 @@ class SurfaceExplorer(widgets.VBox):
         self._draw()
 
     def _draw(self, stack: ExitStack | None = None) -> None:
-        """One frame: decimated float32 views of every series, sent as one message per mark."""
+        """One frame: decimated float32 views of every series, one message per changed mark."""
         with ExitStack() as own:
             stack = stack or own
             opts = self.sim.optimizers
-            for o in opts:
-                for key, buf, mark, n in (("path", self._path[o], self._traj[o], self.max_path_points),
-                                          ("loss", self._lossbuf[o], self._loss[o], self.max_curve_points),
-                                          ("len", self._lenbuf[o], self._steplen[o], self.max_curve_points)):
-                    if self._drawn.get((o, key)) == len(buf):
-                        continue  # unchanged (a finished or diverged row): send nothing
-                    self._drawn[(o, key)] = len(buf)
-                    stack.enter_context(mark.hold_sync())
-                    steps, values = buf.view(n)
-                    if key == "path":
-                        mark.x, mark.y = values[:, 0], values[:, 1]
-                    else:
-                        mark.x, mark.y = steps, values
+            for key, bufs, mark, n in (("path", self._path, self._traj, self.max_path_points),
+                                       ("loss", self._lossbuf, self._loss, self.max_curve_points),
+                                       ("len", self._lenbuf, self._steplen, self.max_curve_points)):
+                lengths = tuple(len(bufs[o]) for o in opts)
+                if self._drawn.get(key) == lengths:
+                    continue  # nothing new (paused, or every row finished): send nothing
+                self._drawn[key] = lengths
+                views = [trajectory_view(bufs[o], n) if key == "path" else bufs[o].view(n) for o in opts]
+                if key == "path":
+                    rows = [(v[:, 0], v[:, 1]) for _, v in views]
+                else:
+                    rows = list(views)
+                x, y, counts = _pad_rows(rows)
+                self._row_counts[key] = counts
+                stack.enter_context(mark.hold_sync())
+                mark.x, mark.y = x, y
             heads = np.array([self._path[o].last[1] for o in opts], dtype=np.float32)
             stack.enter_context(self._heads.hold_sync())
             self._heads.x, self._heads.y = heads[:, 0], heads[:, 1]
@@ -824,7 +821,25 @@ class SurfaceExplorer(widgets.VBox):
             self._draw_markers(stack)
             self._draw_legend()
 
+    def _rows(self, key: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Per optimizer, the x and y a panel's mark holds for it (its padding removed)."""
+        mark = {"path": self._traj, "loss": self._loss, "len": self._steplen}[key]
+        x, y = np.asarray(mark.x), np.asarray(mark.y)
+        counts = self._row_counts.get(key, ())
+        xs, ys = {}, {}
+        for k, o in enumerate(self.optimizers):
+            c = counts[k] if k < len(counts) else 0
+            xs[o] = x[k, :c] if x.ndim == 2 else x[:c]
+            ys[o] = y[k, :c] if y.ndim == 2 else y[:c]
+        return xs, ys
+
     def _draw_markers(self, stack: ExitStack) -> None:
+        # a marker's height is the loss at its step, which may arrive a frame after the marker
+        sig = tuple((len(self._events[o]), min(len(self._lossbuf[o]), int(self._events[o].last[0]) + 1))
+                    for o in self.sim.optimizers if len(self._events[o]))
+        if self._drawn.get("markers") == sig:
+            return
+        self._drawn["markers"] = sig
         xs, ys, colors, names = [], [], [], []
         for o in self.sim.optimizers:
             steps, labels = self._events[o].view(20)
@@ -938,6 +953,46 @@ class SurfaceExplorer(widgets.VBox):
 
 
 # ====================================================================== helpers
+def trajectory_view(buf: SeriesBuffer, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """A decimated float32 copy of a path, dense where runs move most: at the start.
+
+    An even stride over 100,000 steps would keep one point of the first hundred, where the
+    zigzags the lectures talk about happen; half the points here are spaced evenly in log(step)
+    and half evenly in step. O(max_points), like SeriesBuffer.view (whose arrays() it reads).
+    """
+    n = len(buf)
+    if n <= max_points:
+        return buf.view(max_points)
+    steps, values = buf.arrays()
+    half = max_points // 2
+    idx = np.unique(np.concatenate([
+        np.rint(np.geomspace(1, n, max_points - half)).astype(np.intp) - 1,
+        np.rint(np.linspace(0, n - 1, half)).astype(np.intp),
+    ]))
+    return steps[idx].astype(np.float32), values[idx].astype(np.float32)
+
+
+def _pad_rows(rows: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """Stack rows of different lengths into (K, m) arrays for one multi-line mark.
+
+    A short row (a diverged run stops early; min/max views vary in length; a lone start point) is
+    padded by repeating its last point, which draws nothing, so no NaN or made-up value reaches the mark or its
+    autoscaled axes. A row with no points at all repeats another row's first point.
+    """
+    counts = tuple(len(x) for x, _ in rows)
+    m = max(counts, default=0)
+    if m == 1:
+        m = 2  # bqplot squeezes its arrays: (K, 1) would turn into one line through K points
+    x = np.empty((len(rows), m), dtype=np.float32)
+    y = np.empty((len(rows), m), dtype=np.float32)
+    donor = next(((rx[0], ry[0]) for rx, ry in rows if len(rx)), (0.0, 0.0))
+    for k, (rx, ry) in enumerate(rows):
+        c = len(rx)
+        x[k, :c], y[k, :c] = rx, ry
+        x[k, c:], y[k, c:] = (rx[-1], ry[-1]) if c else donor
+    return x, y, counts
+
+
 def _preset(name: str) -> Preset:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
