@@ -150,8 +150,9 @@ class JupyterServer:
     def __post_init__(self) -> None:
         self.base_url = f"http://127.0.0.1:{self.port}"
 
-    def url(self, path: str = "/", **query: str) -> str:
-        """Absolute URL for ``path`` with the token (if any) and ``query`` appended."""
+    def url(self, path: str = "/", **query: str | None) -> str:
+        """Absolute URL for ``path`` with the token (if any) and ``query`` appended
+        (a None value gives a bare flag, e.g. ``?reset``)."""
         if self.token:
             query = {**query, "token": self.token}
         qs = "&".join(k if v is None else f"{k}={urllib.parse.quote(str(v))}"
@@ -207,13 +208,33 @@ class JupyterServer:
         self.process.wait(10)
 
 
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """A preexec_fn asking Linux to SIGTERM the server if pytest itself dies (kill -9, OOM).
+
+    Servers run in their own session (so a Ctrl-C reaches only pytest, which then stops them
+    in order); without this a hard-killed pytest would leave them running. Prepared in the
+    parent: the child must not import anything between fork and exec.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+    return lambda: prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _start_server(kind: str, cmd: list[str], port: int, token: str, root_dir: Path,
                   state_dir: Path, ready_path: str, timeout: float) -> JupyterServer:
+    Path(state_dir).mkdir(parents=True, exist_ok=True)
     log_path = Path(state_dir) / f"{kind}.log"
     log = open(log_path, "wb")
     process = subprocess.Popen(cmd, cwd=root_dir, env=isolated_jupyter_env(state_dir),
                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=_die_with_parent_hook())
     log.close()  # the child holds its own copy
     server = JupyterServer(kind, process, port, token, Path(root_dir), log_path)
 
@@ -313,7 +334,12 @@ def wait_for(predicate: Callable[[], T], timeout: float = 30, interval: float = 
 
 
 def dismiss_dialogs(page, timeout_ms: float = 0) -> list[str]:
-    """Accept any open JupyterLab dialog ("Select Kernel" -> Select); returns their titles."""
+    """Accept every open JupyterLab dialog by its default button; returns their titles.
+
+    The one expected is "Select Kernel" (a notebook without kernelspec metadata, or opened
+    without ``?reset``), where accepting starts the preselected Python 3 kernel. With
+    ``timeout_ms`` it first waits that long for a dialog to appear.
+    """
     titles = []
     dialogs = page.locator(".jp-Dialog")
     if timeout_ms:
@@ -376,17 +402,45 @@ def open_notebook(page, server: JupyterServer, name: str, timeout: float = 90) -
     wait_for_kernel_idle(page, timeout)
 
 
+_RUN_STATE_JS = """
+() => {
+    // Code cells with source, read from the notebook model (not the DOM: JupyterLab 4 may
+    // virtualize off-screen cells). Needs --LabApp.expose_app_in_browser.
+    const panel = window.jupyterapp.shell.currentWidget;
+    const cells = [], errors = [];
+    panel.content.widgets.forEach((c, i) => {
+        if (c.model.type !== 'code' || c.model.sharedModel.getSource().trim() === '') return;
+        cells.push(c);
+        c.model.outputs.toJSON().forEach(o => {
+            if (o.output_type === 'error') errors.push(`cell ${i + 1}: ${o.ename}: ${o.evalue}`);
+        });
+    });
+    return {pending: cells.filter(c => c.model.executionCount === null).length, errors};
+}
+"""
+
+
 def run_all_cells(page, timeout: float = 120) -> None:
-    """Run all cells and wait until every code cell has run and the kernel is idle again."""
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    """Run all cells and wait until every non-empty code cell has run and the kernel is idle.
+
+    Outputs are cleared first so stale execution counts saved in the file cannot pass for
+    fresh ones. A cell that raises fails at once (AssertionError with the exception) instead
+    of timing out, since "Run All" stops at the first error.
+    """
+    page.evaluate("""() => {
+        const commands = window.jupyterapp.commands;
+        // Fire and forget: the promise resolves only when every cell has finished.
+        commands.execute('notebook:clear-all-cell-outputs')
+            .then(() => commands.execute('notebook:run-all-cells'))
+            .catch(e => console.error('run-all-cells failed', e));
+    }""")
 
     def done() -> bool:
         dismiss_dialogs(page)
-        if not kernel_ready(page):
-            return False
-        prompts = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell "
-                               ".jp-InputArea-prompt").all_inner_texts()
-        return bool(prompts) and all(re.search(r"\[\d+\]", p) for p in prompts)
+        state = page.evaluate(_RUN_STATE_JS)
+        if state["errors"]:
+            raise AssertionError("notebook raised: " + "; ".join(state["errors"]))
+        return state["pending"] == 0 and kernel_ready(page)
 
     wait_for(done, timeout, interval=0.3, message="all cells to finish running")
 
@@ -406,15 +460,66 @@ def open_notebook_and_run_all(page, server: JupyterServer, name: str, timeout: f
         page.locator(expect).first.wait_for(state="visible", timeout=left * 1000)
 
 
+def hide_all_code(page) -> None:
+    """Collapse every code cell's input and scroll to the top (for README screenshots that
+    show only the widgets)."""
+    page.evaluate("""async () => {
+        await window.jupyterapp.commands.execute('notebook:hide-all-cell-code');
+        const scroller = document.querySelector(
+            '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer');
+        if (scroller) scroller.scrollTop = 0;
+    }""")
+
+
+def cell_outputs(page):
+    """Locator of the open notebook's output areas, one per code cell: ``.last`` (or ``.nth(i)``)
+    is the last cell's output, a good screenshot target."""
+    return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell-outputArea")
+
+
 # --------------------------------------------------------------------------- Voila
+
+
+def allow_voila_kernel_shutdown(page, server: JupyterServer) -> None:
+    """Let Voila shut the page's kernel down when the page unloads.
+
+    Voila 0.5 sends ``POST /voila/api/shutdown/<kernel>`` from ``beforeunload`` with the
+    ``_xsrf`` cookie's value, but never sets that cookie, so the server answers 403 and the
+    kernel (with its worker threads) lives until the server stops (voila-dashboards/voila#1458).
+    Any hex value works as a double-submit token, so set one. ``close_page`` then navigates
+    away, which fires ``beforeunload``.
+    """
+    page.context.add_cookies([{"name": "_xsrf", "value": secrets.token_hex(16),
+                               "url": server.base_url}])
+
+
+def close_page(page, timeout: float = 10) -> None:
+    """Leave a Voila page properly (its kernel shuts down), then close the page."""
+    if "/voila/render/" in page.url:
+        try:
+            page.goto("about:blank", timeout=timeout * 1000)
+        except Exception:  # noqa: BLE001 - best effort; the server stop cleans up anyway
+            pass
+    page.close()
 
 
 def open_voila(page, server: JupyterServer, name: str, timeout: float = 120,
                expect: str | None = WIDGET_VIEW) -> None:
-    """Render ``name`` with Voila (all cells run server-side first) and wait for ``expect``."""
+    """Render ``name`` with Voila (all cells run server-side first) and wait for ``expect``.
+
+    A traceback on the page (Voila shows cell errors as stderr output) fails at once.
+    """
+    allow_voila_kernel_shutdown(page, server)
     page.goto(server.notebook_url(name), wait_until="domcontentloaded", timeout=timeout * 1000)
-    if expect:
-        page.locator(expect).first.wait_for(state="visible", timeout=timeout * 1000)
+    stderr = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
+
+    def rendered() -> bool:
+        for text in stderr.all_inner_texts():
+            if "Traceback" in text:
+                raise AssertionError(f"notebook raised under Voila:\n{text[-2000:]}")
+        return expect is None or page.locator(expect).first.is_visible()
+
+    wait_for(rendered, timeout, interval=0.3, message=f"Voila to render {expect!r}")
 
 
 # --------------------------------------------------------------------------- widgets
@@ -427,11 +532,21 @@ def click_button(page_or_locator, description: str, timeout: float = 30) -> None
     button.first.click(timeout=timeout * 1000)
 
 
+def _page_of(page_or_locator):
+    return page_or_locator if hasattr(page_or_locator, "goto") else page_or_locator.page
+
+
 def slider_locator(page_or_locator, description: str):
-    """The ipywidgets slider (FloatSlider, FloatLogSlider, IntSlider) labelled ``description``."""
+    """The ipywidgets slider (FloatSlider, FloatLogSlider, IntSlider) labelled ``description``.
+
+    Pass a Locator instead of the page to pick one of several sliders with the same label,
+    e.g. ``slider_locator(page.locator(".my-row"), "lr")``.
+    """
     label = re.compile(rf"^\s*{re.escape(description)}\s*$")
+    # ``has=`` is matched relative to each slider, so it must be built from the page itself,
+    # never from a scoping Locator (that would look for the scope inside the slider).
     return page_or_locator.locator(".widget-slider").filter(
-        has=page_or_locator.locator(".widget-label", has_text=label)).first
+        has=_page_of(page_or_locator).locator(".widget-label", has_text=label)).first
 
 
 def slider_readout(page_or_locator, description: str) -> str:
@@ -442,15 +557,28 @@ def slider_readout(page_or_locator, description: str) -> str:
 def set_slider_value(page_or_locator, description: str, value: float, timeout: float = 30) -> str:
     """Set a slider by typing into its readout box (exact, unlike dragging) and pressing Enter.
 
-    Returns the readout text afterwards. The readout is a contenteditable div in ipywidgets 8;
-    the kernel receives the value (also for continuous_update=False) when Enter is pressed.
+    The readout is a contenteditable div in ipywidgets 8; on Enter the front end parses it,
+    clamps it to the slider's range and sends it to the kernel (also with
+    continuous_update=False). For a FloatLogSlider type the value itself, not its exponent.
+    The kernel gets it asynchronously: wait for its effect (e.g. an echo) before asserting.
+    Returns the readout text right after Enter.
     """
     readout = slider_locator(page_or_locator, description).locator(".widget-readout")
     readout.click(timeout=timeout * 1000)
-    readout.press("ControlOrMeta+a")
-    readout.press_sequentially(repr(float(value)) if not isinstance(value, str) else value)
+    readout.press("ControlOrMeta+a")  # selects the readout's text only
+    readout.press_sequentially(str(value))
     readout.press("Enter")
     return readout.inner_text()
+
+
+def nudge_slider(page_or_locator, description: str, steps: int, timeout: float = 30) -> None:
+    """Move a slider ``steps`` steps right (negative: left) with the keyboard on its handle,
+    as a person using arrow keys would (works without a readout; each step is one
+    slider ``step``, sent to the kernel as the handle moves)."""
+    handle = slider_locator(page_or_locator, description).locator(".noUi-handle").first
+    handle.focus(timeout=timeout * 1000)
+    for _ in range(abs(steps)):
+        handle.press("ArrowRight" if steps > 0 else "ArrowLeft")
 
 
 def widget_text(page_or_locator, css_class: str) -> str:

@@ -5,7 +5,8 @@ Fixtures (see browser_helpers.py for what to do with them):
 - ``notebook_root``        session: the tmp dir both servers serve; copy notebooks into it.
 - ``jupyter_lab_server``   a JupyterServer for JupyterLab (started once per session; after each
                            test its kernels are shut down so worker threads don't pile up).
-- ``voila_server``         a JupyterServer for Voila serving ``notebook_root`` (session).
+- ``voila_server``         a JupyterServer for Voila serving ``notebook_root`` (started once).
+                           On a failed test the servers' log tails go to test-artifacts/browser/.
 - ``browser``              session: Playwright chromium (Debian's /usr/bin/chromium, headless).
 - ``page``                 a fresh browser context + page (1400x1000) per test; requests to
                            anything but 127.0.0.1 are aborted. ``page.console_errors`` lists
@@ -29,6 +30,7 @@ from browser_helpers import (
     CHROMIUM_PATH,
     EXTERNAL_URL,
     VIEWPORT,
+    close_page,
     missing_browser_requirements,
     skip_or_fail,
     start_jupyter_lab,
@@ -56,6 +58,14 @@ def _require_browser_stack() -> None:
         skip_or_fail("; ".join(missing))
 
 
+def _dump_server_log_on_failure(request, server) -> None:
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        ARTIFACT_DIR.mkdir(parents=True, exist_ok=True)
+        stem = re.sub(r"[^\w.-]+", "_", request.node.nodeid)
+        (ARTIFACT_DIR / f"{stem}.{server.kind}.log").write_text(server.log_tail(400))
+
+
 @pytest.fixture(scope="session")
 def _lab_session(notebook_root, tmp_path_factory):
     _require_browser_stack()
@@ -65,19 +75,30 @@ def _lab_session(notebook_root, tmp_path_factory):
 
 
 @pytest.fixture
-def jupyter_lab_server(_lab_session):
-    """The session's JupyterLab server; kernels the test started are shut down afterwards."""
+def jupyter_lab_server(_lab_session, request):
+    """The session's JupyterLab server (a JupyterServer); kernels the test started are shut
+    down afterwards so their worker threads don't load the next test."""
     yield _lab_session
+    _dump_server_log_on_failure(request, _lab_session)
     _lab_session.shutdown_kernels()
 
 
 @pytest.fixture(scope="session")
-def voila_server(notebook_root, tmp_path_factory):
-    """A Voila server rendering notebooks in ``notebook_root``: page.goto(server.notebook_url(name))."""
+def _voila_session(notebook_root, tmp_path_factory):
     _require_browser_stack()
     server = start_voila(notebook_root, tmp_path_factory.mktemp("voila-state"))
     yield server
     server.stop()
+
+
+@pytest.fixture
+def voila_server(_voila_session, request):
+    """The session's Voila server (a JupyterServer) rendering notebooks in ``notebook_root``.
+
+    Voila shuts a page's kernel down when the page closes (the ``page`` fixture does that).
+    """
+    yield _voila_session
+    _dump_server_log_on_failure(request, _voila_session)
 
 
 @pytest.fixture(scope="session")
@@ -125,4 +146,5 @@ def page(browser, request):
         except Exception:  # noqa: BLE001 - best effort on an already failed test
             pass
         (ARTIFACT_DIR / f"{stem}.console.txt").write_text("\n".join(console))
+    close_page(page)  # leaves Voila pages first, so their kernels shut down
     context.close()

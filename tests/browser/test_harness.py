@@ -13,8 +13,11 @@ from browser_helpers import (
     BQPLOT_FIGURE,
     bqplot_line_paths,
     bqplot_line_point_counts,
+    cell_outputs,
     click_button,
     copy_notebook,
+    hide_all_code,
+    nudge_slider,
     open_notebook_and_run_all,
     open_voila,
     path_points,
@@ -51,7 +54,7 @@ def test_jupyterlab_slider_button_and_live_line(jupyter_lab_server, page, tmp_pa
     wait_until_line_grows(page)
     wait_until_line_grows(page)  # still growing: the worker streams while the cell is done
 
-    set_slider_value(page, "slope", 10)
+    set_slider_value(page.locator(".harness-controls"), "slope", 10)  # lookups can be scoped
     wait_for(lambda: widget_text(page, "harness-echo") == "slope=10", 30,
              message=lambda: f"kernel echo of slope=10, saw {widget_text(page, 'harness-echo')!r}")
     wait_for(lambda: "slope=10" in widget_text(page, "harness-status"), 30,
@@ -65,7 +68,12 @@ def test_jupyterlab_slider_button_and_live_line(jupyter_lab_server, page, tmp_pa
     last_rise = points[-2][1] - points[-1][1]
     assert first_rise > 0 and last_rise / first_rise == pytest.approx(10, rel=0.05)
 
-    shot = screenshot(page.locator(BQPLOT_FIGURE).first, "harness_lab_figure", tmp_path)
+    nudge_slider(page, "slope", 5)  # arrow keys on the handle: 5 steps of 0.01 in log10
+    wait_for(lambda: widget_text(page, "harness-echo") == "slope=11.22", 30,
+             message=lambda: f"echo of slope=11.22, saw {widget_text(page, 'harness-echo')!r}")
+
+    hide_all_code(page)
+    shot = screenshot(cell_outputs(page).last, "harness_lab_output", tmp_path)
     assert shot.stat().st_size > 2_000
 
 
