@@ -547,10 +547,10 @@ class _BiasCorrection:
 
     torch computes ``beta ** step`` in Python (the C library's pow). A sweep usually has few
     distinct betas, so up to ``EXACT_MAX`` of them are done exactly that way and gathered over
-    the runs. With more (a random search), ``exp(t * log(beta))`` in float64 on one column stands
-    in: within ~1e-14 relative, and the exponent is floored at -50 where ``1 - beta**t`` is
-    already exactly 1, so no denormals appear (torch.pow on (N, P) is ~100x slower on CPU, and
-    float32 denormals slower still).
+    the runs. With more (a random search), ``exp(t * log(beta))`` in the run's dtype stands in
+    (float64: within ~1e-14 relative). The exponent is floored at -50, where ``1 - beta**t`` is
+    already exactly 1, so no denormals appear: torch.pow on (N, P) is ~100x slower on CPU, and
+    float32 denormals slower still.
     """
 
     EXACT_MAX = 256
@@ -564,16 +564,12 @@ class _BiasCorrection:
             self.index = torch.as_tensor(np.repeat(inv.reshape(-1), opt.p), device=opt.device)
         else:
             with np.errstate(divide="ignore"):
-                log_beta = np.log(beta)
-            self.log_beta = torch.as_tensor(log_beta, dtype=torch.float64, device=opt.device).reshape(-1, 1)
-            self.col = torch.empty_like(self.log_beta)
+                self.log_beta = opt._const(np.log(beta))  # (N, P) in the run's dtype: no copy per step
 
     def at(self, t: float, out: torch.Tensor) -> torch.Tensor:
         if not self.exact:
-            col = torch.mul(self.log_beta, t, out=self.col).clamp_(min=-50.0).exp_().neg_().add_(1.0)
-            if self.sqrt:
-                col.sqrt_()
-            return out.copy_(col.expand(out.shape))
+            torch.mul(self.log_beta, t, out=out).clamp_(min=-50.0).exp_().neg_().add_(1.0)
+            return out.sqrt_() if self.sqrt else out
         vals = [(1 - b**t) ** 0.5 if self.sqrt else 1 - b**t for b in self.values]
         table = torch.tensor(vals, dtype=torch.float64).to(device=out.device, dtype=out.dtype)
         torch.index_select(table, 0, self.index, out=out.view(-1))
