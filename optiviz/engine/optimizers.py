@@ -137,13 +137,13 @@ class BatchedOptimizer:
             return tuple(self._column(x) for x in v)
         if isinstance(v, float):
             return torch.full((self.n, 1), v, dtype=self.dtype, device=self.device)
-        return torch.tensor(v, dtype=torch.float64).to(device=self.device, dtype=self.dtype).reshape(self.n, 1)
+        return torch.tensor(v, dtype=torch.float64).to(self.dtype).to(self.device).reshape(self.n, 1)
 
     def _const(self, v: float | np.ndarray) -> Const:
         """Kernel constant: floats stay floats (torch's exact call); arrays become (N, P) tensors."""
         if isinstance(v, float):
             return v
-        col = torch.as_tensor(v, dtype=torch.float64).to(device=self.device, dtype=self.dtype)
+        col = torch.as_tensor(v, dtype=torch.float64).to(self.dtype).to(self.device)
         return col.reshape(self.n, 1).expand(self.shape).contiguous()
 
     def _prepare(self) -> None:
@@ -571,7 +571,7 @@ class _BiasCorrection:
             torch.mul(self.log_beta, t, out=out).clamp_(min=-50.0).exp_().neg_().add_(1.0)
             return out.sqrt_() if self.sqrt else out
         vals = [(1 - b**t) ** 0.5 if self.sqrt else 1 - b**t for b in self.values]
-        table = torch.tensor(vals, dtype=torch.float64).to(device=out.device, dtype=out.dtype)
+        table = torch.tensor(vals, dtype=torch.float64).to(out.dtype).to(out.device)
         torch.index_select(table, 0, self.index, out=out.view(-1))
         return out
 

@@ -50,7 +50,7 @@ class _Param:
         shape = tuple(g.shape) if full else (n, 1)
         key = (shape, g.device, g.dtype)
         if key not in self._cache:
-            col = torch.as_tensor(self.value, dtype=torch.float64).to(device=g.device, dtype=g.dtype).reshape(n, 1)
+            col = torch.as_tensor(self.value, dtype=torch.float64).to(g.dtype).to(g.device).reshape(n, 1)
             self._cache[key] = col.expand(shape).contiguous()
         return self._cache[key]
 
