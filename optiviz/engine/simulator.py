@@ -6,7 +6,8 @@ where they last were finite, so no NaN or inf ever leaves this module.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 import weakref
@@ -28,6 +29,8 @@ STATUS_NAMES = ("running", "converged", "diverged")
 
 # Divergence bound: a run further than this many half-widths from the domain's centre has left.
 _BOUND_HALF_WIDTHS = 100.0
+# Below this many elements all rows are stepped as one block; above, one optimizer's rows at a time.
+_ONE_BLOCK_ELEMENTS = 1 << 16
 
 
 @dataclass
@@ -158,12 +161,14 @@ class Simulator:
         self.t = 0
         self._generator.manual_seed(self.seed)
         self.x = self._start.clone()
-        self._x_prev = torch.empty_like(self.x)
+        self._x_prev = self.x.clone()
         self._opts = [
             make_optimizer(name, self.n, 2, device=self.device, dtype=self.dtype, form=self.form, **self._opt_kwargs[name])
             for name in self.optimizers
         ]
-        self.loss, self.grad = self.surface.loss_and_gradient(self.x)
+        loss, grad = self.surface.loss_and_gradient(self.x)
+        self.loss, self.grad = loss.contiguous(), grad.contiguous()
+        self._loss_prev = self.loss.clone()
         (x0, x1), (y0, y1) = self.surface.domain
         self._center = torch.tensor([(x0 + x1) / 2, (y0 + y1) / 2], dtype=self.dtype, device=self.device)
         self._bound = _BOUND_HALF_WIDTHS * max(x1 - x0, y1 - y0) / 2
@@ -174,9 +179,20 @@ class Simulator:
         self.status = torch.zeros(self.rows, dtype=torch.int8, device=self.device)
         self.converged_at = torch.full((self.rows,), -1, dtype=torch.int64, device=self.device)
         self.diverged_at = torch.full((self.rows,), -1, dtype=torch.int64, device=self.device)
+        self._running = torch.ones(self.rows, dtype=torch.bool, device=self.device)
         self._active = torch.ones(self.rows, 1, dtype=torch.bool, device=self.device)
-        self._any_diverged = False
-        self._check_new_divergence(self._start)  # a start outside the bound or non-finite diverges at step 0
+        self._frozen: dict[int, torch.Tensor] = {}  # block start -> indices of its diverged rows
+        self._blocks = self._plan_blocks()
+        for rows, _ in self._blocks:  # a start outside the bound or non-finite diverges at step 0
+            self._check_block(rows)
+
+    def _plan_blocks(self) -> list[tuple[slice, list[int]]]:
+        """Row blocks stepped one after another: small races in one block (fewer kernel calls),
+        big sweeps one optimizer at a time so each block's tensors stay in cache."""
+        k = len(self.optimizers)
+        if k == 1 or self.rows * 2 <= _ONE_BLOCK_ELEMENTS:
+            return [(slice(0, self.rows), list(range(k)))]
+        return [(slice(i * self.n, (i + 1) * self.n), [i]) for i in range(k)]
 
     # ----------------------------------------------------------------- public control
     def set_hparams(self, optimizer: str, **hparams: Any) -> None:
@@ -222,11 +238,12 @@ class Simulator:
         before = self.x.clone() if record else None
         pts = torch.empty((steps, self.rows, 2), dtype=self.dtype, device=self.device) if record else None
         losses = torch.empty((steps, self.rows), dtype=self.dtype, device=self.device) if record else None
-        for i in range(steps):
-            self._step()
-            if record:
-                pts[i] = self.x
-                losses[i] = self.loss
+        with _flush_denormals():
+            for i in range(steps):
+                self._step()
+                if record:
+                    pts[i] = self.x
+                    losses[i] = self.loss
         if not record:
             return None
         first = self.t - steps
@@ -245,50 +262,54 @@ class Simulator:
     def _step(self) -> None:
         self.t += 1
         t = self.t
-        g = self.grad
-        if self._noise_on:
-            g = g + self.grad_noise * torch.randn(g.shape, generator=self._generator, dtype=self.dtype, device=self.device)
-        if self.transforms is not None:
-            g = self.transforms(g, t)
-        lr_scale = 1.0 if self.schedule is None else float(self.schedule(t))
-        self._x_prev.copy_(self.x)
-        for k, opt in enumerate(self._opts):
-            rows = slice(k * self.n, (k + 1) * self.n)
-            opt.step(self.x[rows], g[rows], lr_scale=lr_scale)
-        if self._any_diverged:
-            torch.where(self._active, self.x, self._x_prev, out=self.x)
-        loss_prev = self.loss
-        self.loss, self.grad = self.surface.loss_and_gradient(self.x)
-        self._check_new_divergence(self._x_prev, loss_prev)
-        self._check_convergence(loss_prev)
+        lr_scale = 1.0 if self.schedule is None else float(self.schedule(t - 1))  # schedules count from 0
+        for rows, ks in self._blocks:
+            x = self.x[rows]
+            self._x_prev[rows].copy_(x)
+            self._loss_prev[rows].copy_(self.loss[rows])
+            for k in ks:
+                r = slice(k * self.n, (k + 1) * self.n)
+                g = self.grad[r]
+                if self._noise_on:
+                    noise = torch.randn(g.shape, generator=self._generator, dtype=self.dtype, device=self.device)
+                    g = g + self.grad_noise[r] * noise
+                if self.transforms is not None:
+                    g = self.transforms(g, t - 1)  # t = 0 for the first gradient, as in optax
+                self._opts[k].step(self.x[r], g, lr_scale=lr_scale)
+            frozen = self._frozen.get(rows.start)
+            if frozen is not None:  # diverged rows stay where they last were finite
+                x.index_copy_(0, frozen, self._x_prev[rows].index_select(0, frozen))
+            loss, grad = self.surface.loss_and_gradient(x)
+            self.loss[rows] = loss
+            self.grad[rows] = grad
+            self._check_block(rows)
 
-    def _check_new_divergence(self, x_prev: torch.Tensor, loss_prev: torch.Tensor | None = None) -> bool:
-        bad = ~torch.isfinite(self.loss) | ~torch.isfinite(self.grad).all(dim=1)
-        bad |= ~torch.isfinite(self.x).all(dim=1)
-        bad |= (torch.nan_to_num(self.x - self._center, nan=0.0).abs() > self._bound).any(dim=1)
-        bad |= torch.nan_to_num(self.loss, nan=0.0) > self._loss_limit
-        new = bad & self._active[:, 0]
-        if not bool(new.any()):
-            return False
-        col = new[:, None]
-        self.x = torch.where(col, x_prev, self.x)
-        if loss_prev is None:  # at the start: nothing finite to fall back on but the start itself
-            loss_prev = torch.nan_to_num(self.loss, nan=0.0, posinf=0.0, neginf=0.0)
-        self.loss = torch.where(new, loss_prev, self.loss)
-        self.grad = torch.where(col, torch.zeros_like(self.grad), self.grad)
-        self._active &= ~col
-        self.status[new] = DIVERGED
-        self.diverged_at[new] = self.t
-        self._any_diverged = True
-        return True
-
-    def _check_convergence(self, loss_prev: torch.Tensor) -> None:
-        gnorm = torch.linalg.vector_norm(self.grad, dim=1)
-        small = (gnorm <= self.gtol) & ((self.loss - loss_prev).abs() <= self.ftol * (1.0 + self.loss.abs()))
-        new = small & (self.status == RUNNING)
-        if bool(new.any()):
-            self.status[new] = CONVERGED
-            self.converged_at[new] = self.t
+    def _check_block(self, rows: slice) -> None:
+        """Mark rows that diverged (restoring their last finite point) or converged at this step."""
+        x, loss, grad = self.x[rows], self.loss[rows], self.grad[rows]
+        ok = loss <= self._loss_limit[rows]  # False for NaN and +inf too
+        ok &= _row_norm_sq(x - self._center) <= self._bound**2
+        if not bool(ok.all()):
+            new = ~ok & self._active[rows, 0]
+            if bool(new.any()):
+                col = new[:, None]
+                x.copy_(torch.where(col, self._x_prev[rows], x))
+                loss.copy_(torch.where(new, self._loss_prev[rows], loss))
+                grad.masked_fill_(col, 0.0)
+                self._active[rows] &= ~col
+                self._running[rows] &= ~new
+                self.status[rows].masked_fill_(new, DIVERGED)
+                self.diverged_at[rows].masked_fill_(new, self.t)
+                self._frozen[rows.start] = torch.nonzero(~self._active[rows, 0]).reshape(-1)
+        if self.t == 0:
+            return
+        small = _row_norm_sq(grad) <= self.gtol**2
+        small &= (loss - self._loss_prev[rows]).abs() <= self.ftol * (1.0 + loss.abs())
+        small &= self._running[rows]
+        if bool(small.any()):
+            self._running[rows] &= ~small
+            self.status[rows].masked_fill_(small, CONVERGED)
+            self.converged_at[rows].masked_fill_(small, self.t)
 
     # ----------------------------------------------------------------- whole runs
     def run(self, steps: int) -> Run:
@@ -299,10 +320,11 @@ class Simulator:
         rec_pts = torch.empty((steps + 1, self.rows, 2), dtype=self.dtype, device=self.device)
         rec_loss = torch.empty((steps + 1, self.rows), dtype=self.dtype, device=self.device)
         rec_pts[0], rec_loss[0] = start_pts, start_loss
-        for i in range(1, steps + 1):
-            self._step()
-            rec_pts[i] = self.x
-            rec_loss[i] = self.loss
+        with _flush_denormals():
+            for i in range(1, steps + 1):
+                self._step()
+                rec_pts[i] = self.x
+                rec_loss[i] = self.loss
         path = rec_pts.permute(1, 0, 2).cpu().numpy()  # (R, steps+1, 2)
         loss = rec_loss.T.cpu().numpy()
         status = np.array(STATUS_NAMES, dtype=object)[self.status.cpu().numpy()]
@@ -358,6 +380,24 @@ def simulate(
 
 
 # --------------------------------------------------------------------- helpers
+@contextlib.contextmanager
+def _flush_denormals() -> Iterator[None]:
+    """Runs converging in float32 sink into denormals, which make CPU ops ~100x slower; flush them
+    to zero while stepping (this thread only), then restore torch's default."""
+    flushed = torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if flushed:
+            torch.set_flush_denormal(False)
+
+
+def _row_norm_sq(v: torch.Tensor) -> torch.Tensor:
+    """|v|^2 per row of an (R, 2) tensor from its two columns (a reduction over a length-2 axis,
+    or a complex abs, is several times slower on CPU)."""
+    return torch.addcmul(v[:, 0] * v[:, 0], v[:, 1], v[:, 1])
+
+
 _SPANS: "weakref.WeakKeyDictionary[Surface, float]" = weakref.WeakKeyDictionary()
 
 
