@@ -1,0 +1,333 @@
+"""Many runs at once, drawn: stability maps over two hyperparameters and basin maps over start points.
+
+The maps are computed by `optiviz.engine.sweeps` (one batched simulator); these views stream the
+partial maps through a LiveRunner while they compute, with a progress bar, and turn a click on a
+cell into that run's trajectory on the surface.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import bqplot as bq
+import ipywidgets as widgets
+import numpy as np
+
+from optiviz.engine.optimizers import OPTIMIZERS
+from optiviz.engine.simulator import simulate
+from optiviz.engine.surfaces import SURFACES, get_surface
+from optiviz.engine.sweeps import (
+    Axis,
+    BasinMap,
+    StabilityMap,
+    _axis_names,
+    iter_basin_map,
+    iter_stability_map,
+    make_axis,
+)
+from optiviz.stream.runner import DONE, LiveRunner
+from optiviz.views import theme
+from optiviz.views.surface_plot import SurfacePlot
+
+COLOUR_BY = {"loss": "final loss (log10 above f*)", "steps": "steps to converge", "diverged": "diverged"}
+MAP_SCHEMES = {"loss": ("#0d0887", "#7e03a8", "#cc4778", "#f89540", "#f0f921"),
+               "steps": ("#00441b", "#41ab5d", "#c7e9c0", "#fff7bc"),
+               "diverged": ("#f7f7f7", "#b2182b")}
+BASIN_COLORS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666")
+
+
+def axis_coordinates(axis: Axis) -> tuple[np.ndarray, str]:
+    """Where an axis's values sit on the plot: log10 for log axes, log10(1 - v) for betas near 1."""
+    if axis.scale == "log":
+        return np.log10(axis.values), f"log10 {axis.name}"
+    if axis.scale == "log1m":
+        return np.log10(1.0 - axis.values), f"log10 (1 − {axis.name})"
+    return axis.values.astype(float), axis.name
+
+
+class _MapView(widgets.VBox):
+    """What both map views share: a runner over a map generator, progress, status, close()."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.add_class(theme.CSS_CLASS)
+        self._iter: Iterator[Any] | None = None
+        self.progress = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, description="progress")
+        self.status = widgets.HTML("")
+        self.compute_button = widgets.Button(description="Compute", button_style="primary", icon="play")
+        self.stop_button = widgets.Button(description="Stop", icon="stop")
+        self.compute_button.on_click(lambda _b: self.compute())
+        self.stop_button.on_click(lambda _b: self.runner.pause())
+        self.runner = LiveRunner(self._next, publish=self._publish, on_error=self._show_error, fps=8,
+                                 name=type(self).__name__)
+
+    # the generator the runner drains; views build it in _start()
+    def _next(self) -> Any:
+        if self._iter is None:
+            return DONE
+        try:
+            return next(self._iter)
+        except StopIteration:
+            return DONE
+
+    def _show_error(self, message: str) -> None:
+        self.status.value = f'<span class="optiviz-error">{message}</span>'
+
+    def _prepare(self) -> bool:
+        """Build the generator from the controls; a bad setting shows a message instead of raising."""
+        try:
+            self._iter = self._start()
+        except ValueError as err:
+            self._show_error(str(err))
+            return False
+        self.progress.value = 0.0
+        self.status.value = "computing…"
+        return True
+
+    def compute(self) -> None:
+        """Start computing in the background; partial maps stream in."""
+        if self._prepare():
+            self.runner.play()
+
+    def compute_sync(self) -> Any:
+        """Compute to the end in this thread (scripts, tests, notebooks executed headless)."""
+        self.runner.pause()
+        if self._prepare():
+            while self.runner.run_sync(1, publish_each=True):
+                pass
+        return self.result
+
+    def close(self) -> None:
+        self.runner.close()
+        super().close()
+
+    def _start(self) -> Iterator[Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _publish(self, records: list[Any]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class StabilityMapView(_MapView):
+    """A grid of (x, y) hyperparameter settings coloured by final loss, steps to converge or divergence.
+
+    Click a cell to see that run's trajectory on the surface; `send_to(explorer)` hands the setting
+    to a SurfaceExplorer.
+    """
+
+    def __init__(self, surface: str = "quadratic", optimizer: str = "momentum", x: str = "lr",
+                 y: str = "momentum", *, resolution: int = 80, steps: int = 300, every: int = 25,
+                 colour: str = "loss", **fixed: Any) -> None:
+        super().__init__()
+        self.result: StabilityMap | None = None
+        self.selected: dict[str, Any] | None = None
+        self.fixed = fixed
+        self.surface_w = widgets.Dropdown(options=list(SURFACES), value=surface, description="surface")
+        self.optimizer_w = widgets.Dropdown(options=list(OPTIMIZERS), value=optimizer, description="optimizer")
+        self.x_w = widgets.Dropdown(options=_axis_names(optimizer), value=x, description="x axis")
+        self.y_w = widgets.Dropdown(options=_axis_names(optimizer), value=y, description="y axis")
+        self.resolution_w = widgets.IntSlider(value=resolution, min=8, max=200, step=4, description="grid",
+                                              continuous_update=False)
+        self.steps_w = widgets.IntSlider(value=steps, min=20, max=2000, step=20, description="steps",
+                                         continuous_update=False)
+        self.every = every
+        self.colour_w = widgets.ToggleButtons(options=[(v, k) for k, v in COLOUR_BY.items()], value=colour)
+        self.optimizer_w.observe(self._optimizer_changed, "value")
+        self.colour_w.observe(lambda _c: self._draw_map(), "value")
+
+        self._cs = bq.ColorScale(colors=list(MAP_SCHEMES[colour]))
+        self._mx, self._my = bq.LinearScale(), bq.LinearScale()
+        self.heatmap = bq.HeatMap(x=np.zeros(2), y=np.zeros(2), color=np.full((2, 2), np.nan),
+                                  scales={"x": self._mx, "y": self._my, "color": self._cs}, null_color="#000000")
+        self._pick = bq.Scatter(x=[], y=[], scales={"x": self._mx, "y": self._my}, marker="square",
+                                colors=["#ffffff"], stroke="#000000", stroke_width=2, default_size=140)
+        self._click_png = widgets.Image(value=theme.transparent_png(), format="png")
+        self._click = bq.Image(image=self._click_png, x=[0, 1], y=[0, 1], scales={"x": self._mx, "y": self._my})
+        self._click.on_element_click(self._on_map_click)
+        self._ax_x = theme.axis(self._mx, "x")
+        self._ax_y = theme.axis(self._my, "y", vertical=True)
+        self._ax_c = bq.ColorAxis(scale=self._cs, side="right", label=COLOUR_BY[colour])
+        self.map_figure = theme.figure([self.heatmap, self._pick, self._click], [self._ax_x, self._ax_y, self._ax_c],
+                                       title="stability map", width="620px", height="540px")
+        self.map_figure.fig_margin = {"top": 50, "bottom": 60, "left": 75, "right": 110}
+        self.plot = SurfacePlot(get_surface(surface))
+        self.path = bq.Lines(x=[], y=[], scales=self.plot.scales, stroke_width=3, colors=["#D55E00"])
+        self.surface_figure = theme.figure(self.plot.background + [self.path],
+                                           [theme.axis(self.plot.x_scale, "x"),
+                                            theme.axis(self.plot.y_scale, "y", vertical=True)],
+                                           title="selected run", width="480px", height="460px")
+        self.selection = widgets.HTML("Click a cell to see its run.")
+        controls = widgets.VBox([widgets.HBox([self.surface_w, self.optimizer_w]), widgets.HBox([self.x_w, self.y_w]),
+                                 widgets.HBox([self.resolution_w, self.steps_w]), self.colour_w,
+                                 widgets.HBox([self.compute_button, self.stop_button, self.progress]), self.status])
+        self.children = [theme.style_widget(), controls,
+                         widgets.HBox([self.map_figure, widgets.VBox([self.surface_figure, self.selection])])]
+
+    # -------------------------------------------------------------- controls
+    def _optimizer_changed(self, change: dict) -> None:
+        names = _axis_names(change["new"])
+        x, y = self.x_w.value, self.y_w.value
+        self.x_w.options = names
+        self.y_w.options = names
+        self.x_w.value = x if x in names else names[0]
+        self.y_w.value = y if y in names and y != self.x_w.value else next(n for n in names if n != self.x_w.value)
+
+    def _start(self) -> Iterator[StabilityMap]:
+        if self.x_w.value == self.y_w.value:
+            raise ValueError(f"x and y axes must differ, both are {self.x_w.value!r}")
+        res = self.resolution_w.value
+        self.plot.set_surface(get_surface(self.surface_w.value))
+        self.path.x, self.path.y = [], []
+        return iter_stability_map(self.surface_w.value, self.optimizer_w.value,
+                                  make_axis(self.x_w.value, num=res), make_axis(self.y_w.value, num=res),
+                                  steps=self.steps_w.value, every=self.every, **self.fixed)
+
+    # -------------------------------------------------------------- drawing
+    def _publish(self, records: list[StabilityMap]) -> None:
+        maps = [r for r in records if isinstance(r, StabilityMap)]
+        if not maps:
+            return
+        self.result = maps[-1]
+        self.progress.value = self.result.progress
+        self._draw_map()
+        m = self.result
+        n_div, n_conv = int(m.diverged.sum()), int((m.converged_at >= 0).sum())
+        self.status.value = (f"step {m.steps_done} / {m.steps} · {m.final_loss.size:,} runs · "
+                             f"{n_conv:,} converged · {n_div:,} diverged")
+
+    def _draw_map(self) -> None:
+        m = self.result
+        if m is None:
+            return
+        by = self.colour_w.value
+        xs, xlabel = axis_coordinates(m.x)
+        ys, ylabel = axis_coordinates(m.y)
+        colour = m.colour(by).astype(np.float32)
+        hold = [self.heatmap.hold_sync(), self._cs.hold_sync(), self._ax_x.hold_sync(), self._ax_y.hold_sync(),
+                self._ax_c.hold_sync(), self._click.hold_sync(), self._mx.hold_sync(), self._my.hold_sync()]
+        with contextlib.ExitStack() as stack:
+            for h in hold:
+                stack.enter_context(h)
+            self._cs.colors = list(MAP_SCHEMES[by])
+            self._ax_c.label = COLOUR_BY[by]
+            self._ax_x.label, self._ax_y.label = xlabel, ylabel
+            self._mx.min, self._mx.max = float(xs.min()), float(xs.max())
+            self._my.min, self._my.max = float(ys.min()), float(ys.max())
+            self.heatmap.x, self.heatmap.y = xs.astype(np.float32), ys.astype(np.float32)
+            self.heatmap.color = colour
+            self._click.x, self._click.y = [float(xs.min()), float(xs.max())], [float(ys.min()), float(ys.max())]
+
+    # -------------------------------------------------------------- selection
+    def _on_map_click(self, _mark: Any, event: dict) -> None:
+        data = event.get("data", {}) if isinstance(event, dict) else {}
+        if self.result is None or data.get("click_x") is None:
+            return
+        xs, _ = axis_coordinates(self.result.x)
+        ys, _ = axis_coordinates(self.result.y)
+        self.select(int(np.abs(ys - float(data["click_y"])).argmin()), int(np.abs(xs - float(data["click_x"])).argmin()))
+
+    def select(self, i: int, j: int) -> dict[str, Any]:
+        """Show the run of cell (row i, column j) on the surface; returns its hyperparameters."""
+        m = self.result
+        if m is None:
+            raise ValueError("compute the map first")
+        if not (0 <= i < m.final_loss.shape[0] and 0 <= j < m.final_loss.shape[1]):
+            raise ValueError(f"cell ({i}, {j}) is outside the {m.final_loss.shape[0]} x {m.final_loss.shape[1]} map")
+        setting = m.setting(i, j)
+        run = simulate(m.surface, m.optimizer, steps=m.steps, **self.fixed, **setting)
+        xs, _ = axis_coordinates(m.x)
+        ys, _ = axis_coordinates(m.y)
+        with self.path.hold_sync(), self._pick.hold_sync():
+            self.path.x, self.path.y = run.path[:, 0].astype(np.float32), run.path[:, 1].astype(np.float32)
+            self._pick.x, self._pick.y = [float(xs[j])], [float(ys[i])]
+        shown = ", ".join(f"{k} = {_fmt(v)}" for k, v in setting.items())
+        outcome = {"converged": f"converged at step {run.converged_at}", "diverged": f"diverged at step {run.diverged_at}",
+                   "running": f"still running after {m.steps} steps"}[run.status]
+        self.selection.value = f"<b>{m.optimizer}</b>: {shown} — {outcome}, final loss {theme.format_loss(run.loss[-1])}"
+        self.selected = {"optimizer": m.optimizer, **setting}
+        return self.selected
+
+    def send_to(self, explorer: Any) -> None:
+        """Give the selected setting to a SurfaceExplorer (same surface, that optimizer's sliders)."""
+        if self.selected is None:
+            raise ValueError("select a cell first")
+        hp = dict(self.selected)
+        explorer.set(hp.pop("optimizer"), **hp)
+
+
+class BasinMapView(_MapView):
+    """Start points over the domain, coloured by the minimum each optimizer ends in; one map per optimizer."""
+
+    def __init__(self, surface: str = "himmelblau", optimizers: tuple[str, ...] = ("sgd", "momentum", "adam"), *,
+                 resolution: int = 60, steps: int = 400, every: int = 25, **kwargs: Any) -> None:
+        super().__init__()
+        self.result: BasinMap | None = None
+        self.kwargs = kwargs
+        self.every = every
+        self.surface_w = widgets.Dropdown(options=list(SURFACES), value=surface, description="surface")
+        self.optimizers_w = widgets.SelectMultiple(options=list(OPTIMIZERS), value=tuple(optimizers),
+                                                   description="optimizers", rows=6)
+        self.resolution_w = widgets.IntSlider(value=resolution, min=8, max=200, step=4, description="grid",
+                                              continuous_update=False)
+        self.steps_w = widgets.IntSlider(value=steps, min=20, max=3000, step=20, description="steps",
+                                         continuous_update=False)
+        self.legend = widgets.HTML("")
+        self.maps_box = widgets.HBox([])
+        self._figures: dict[str, tuple[bq.Figure, bq.HeatMap, bq.ColorScale, SurfacePlot]] = {}
+        controls = widgets.VBox([widgets.HBox([self.surface_w, self.optimizers_w]),
+                                 widgets.HBox([self.resolution_w, self.steps_w]),
+                                 widgets.HBox([self.compute_button, self.stop_button, self.progress]), self.status])
+        self.children = [theme.style_widget(), controls, self.maps_box, self.legend]
+
+    def _start(self) -> Iterator[BasinMap]:
+        names = tuple(self.optimizers_w.value)
+        if not names:
+            raise ValueError(f"optimizers: choose at least one of {', '.join(OPTIMIZERS)}")
+        surface = get_surface(self.surface_w.value)
+        self._build_figures(surface, names)
+        return iter_basin_map(surface, names, resolution=self.resolution_w.value, steps=self.steps_w.value,
+                              every=self.every, **self.kwargs)
+
+    def _build_figures(self, surface: Any, names: tuple[str, ...]) -> None:
+        self._figures.clear()
+        figs = []
+        for name in names:
+            plot = SurfacePlot(surface, grid=64)
+            cs = bq.ColorScale(colors=list(BASIN_COLORS), min=0, max=len(BASIN_COLORS) - 1)
+            hm = bq.HeatMap(x=np.zeros(2), y=np.zeros(2), color=np.full((2, 2), np.nan),
+                            scales={**plot.scales, "color": cs}, null_color="#000000", opacity=0.85)
+            fig = theme.figure([hm, plot.contours, plot.minima],
+                               [theme.axis(plot.x_scale, "x"), theme.axis(plot.y_scale, "y", vertical=True)],
+                               title=name, width="420px", height="420px")
+            self._figures[name] = (fig, hm, cs, plot)
+            figs.append(fig)
+        self.maps_box.children = figs
+
+    def _publish(self, records: list[BasinMap]) -> None:
+        maps = [r for r in records if isinstance(r, BasinMap)]
+        if not maps:
+            return
+        b = self.result = maps[-1]
+        self.progress.value = b.progress
+        for k, name in enumerate(b.optimizers):
+            _fig, hm, _cs, _plot = self._figures[name]
+            colour = np.where(b.labels[k] >= 0, b.labels[k] % len(BASIN_COLORS), np.nan).astype(np.float32)
+            with hm.hold_sync():
+                hm.x, hm.y = b.xs.astype(np.float32), b.ys.astype(np.float32)
+                hm.color = colour
+        rows = []
+        for m, (mx, my) in enumerate(b.minima[: len(BASIN_COLORS)]):
+            share = [(b.labels[k] == m).mean() for k in range(len(b.optimizers))]
+            swatch = f'<span style="color:{BASIN_COLORS[m % len(BASIN_COLORS)]}">■</span>'
+            rows.append(f"<tr><td>{swatch} ({mx:.2f}, {my:.2f})</td>" + "".join(f"<td>{s:.0%}</td>" for s in share) + "</tr>")
+        head = "<tr><th>minimum</th>" + "".join(f"<th>{n}</th>" for n in b.optimizers) + "</tr>"
+        self.legend.value = f'<table class="optiviz-legend">{head}{"".join(rows)}</table>' \
+                            '<small>black: did not settle or diverged</small>'
+        self.status.value = f"step {b.steps_done} / {b.steps} · {b.labels[0].size:,} starts per optimizer"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, tuple):
+        return "(" + ", ".join(_fmt(x) for x in v) + ")"
+    return f"{float(v):.3g}"

@@ -1,0 +1,69 @@
+"""A 2D loss surface as bqplot marks: log-coloured heatmap, contour lines, known minima, click target.
+
+Every view that draws a surface (the explorer, the stability and basin maps) builds it from here,
+so they look alike and a surface is turned into colours and contours in one place.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import bqplot as bq
+import ipywidgets as widgets
+import numpy as np
+
+from optiviz.engine.surfaces import Surface
+from optiviz.views import theme
+
+GRID = 160  # heatmap cells a side: canvas-drawn, cheap at this size
+
+
+class SurfacePlot:
+    """Scales + background marks for one surface; `set_surface` redraws them for another."""
+
+    def __init__(self, surface: Surface, *, on_click: Callable[[float, float], None] | None = None,
+                 grid: int = GRID) -> None:
+        self.grid = grid
+        self.x_scale = bq.LinearScale()
+        self.y_scale = bq.LinearScale()
+        self.scales = {"x": self.x_scale, "y": self.y_scale}
+        self.heatmap = bq.HeatMap(x=np.zeros(2), y=np.zeros(2), color=np.zeros((2, 2)),
+                                  scales={**self.scales, "color": bq.ColorScale(colors=list(theme.SURFACE_SCHEME))},
+                                  null_color="#ffffff")
+        self.contours = bq.Lines(x=[], y=[], scales=self.scales, colors=[theme.CONTOUR_COLOR], stroke_width=1,
+                                 opacities=[0.55])
+        self.minima = bq.Scatter(x=[], y=[], scales=self.scales, marker="cross", colors=[theme.MINIMUM_COLOR],
+                                 default_size=140)
+        # An invisible image over the domain: its element clicks carry data coordinates.
+        self._click_png = widgets.Image(value=theme.transparent_png(), format="png")
+        self.click_target = bq.Image(image=self._click_png, x=[0, 1], y=[0, 1], scales=self.scales)
+        self._on_click = on_click
+        self.click_target.on_element_click(self._clicked)
+        self.surface = surface
+        self.set_surface(surface)
+
+    @property
+    def background(self) -> list[bq.Mark]:
+        return [self.heatmap, self.contours, self.minima]
+
+    def set_surface(self, surface: Surface) -> None:
+        self.surface = surface
+        (x0, x1), (y0, y1) = surface.domain
+        xs, ys, z = surface.grid(self.grid)
+        cx, cy = theme.contour_paths(xs, ys, z, theme.contour_levels(z, surface.f_ref, log=surface.log_color))
+        minima = np.asarray(surface.minima, dtype=np.float32).reshape(-1, 2)
+        with self.heatmap.hold_sync(), self.contours.hold_sync(), self.minima.hold_sync(), \
+                self.x_scale.hold_sync(), self.y_scale.hold_sync(), self.click_target.hold_sync():
+            self.x_scale.min, self.x_scale.max = float(x0), float(x1)
+            self.y_scale.min, self.y_scale.max = float(y0), float(y1)
+            self.heatmap.x = xs.astype(np.float32)
+            self.heatmap.y = ys.astype(np.float32)
+            self.heatmap.color = theme.surface_colors(z, surface.f_ref, log=surface.log_color)
+            self.contours.x, self.contours.y = cx, cy
+            self.minima.x, self.minima.y = minima[:, 0], minima[:, 1]
+            self.click_target.x, self.click_target.y = [x0, x1], [y0, y1]
+
+    def _clicked(self, _mark: bq.Image, event: dict) -> None:
+        data = event.get("data", {}) if isinstance(event, dict) else {}
+        x, y = data.get("click_x"), data.get("click_y")
+        if self._on_click is not None and x is not None and y is not None:
+            self._on_click(float(x), float(y))

@@ -1,0 +1,85 @@
+"""Stability and basin map widgets: they draw what the headless sweeps compute, and stay alive on bad input."""
+import numpy as np
+import pytest
+
+import optiviz as ov
+from optiviz.engine.sweeps import make_axis
+
+
+@pytest.fixture
+def view():
+    v = ov.StabilityMapView("quadratic", "sgd", "lr", "weight_decay", resolution=12, steps=60, every=20)
+    yield v
+    v.close()
+
+
+def test_stability_view_draws_the_headless_map(view):
+    m = view.compute_sync()
+    assert m.steps_done == 60
+    ref = ov.stability_map("quadratic", "sgd", make_axis("lr", num=12), make_axis("weight_decay", num=12), steps=60)
+    np.testing.assert_array_equal(m.final_loss, ref.final_loss)
+    colour = np.asarray(view.heatmap.color)
+    assert colour.shape == (12, 12)
+    np.testing.assert_allclose(colour, ref.colour("loss").astype(np.float32), equal_nan=True)
+    np.testing.assert_allclose(view.heatmap.x, np.log10(ref.x.values).astype(np.float32))
+    assert view.progress.value == 1.0
+    assert "diverged" in view.status.value
+
+
+def test_stability_view_streams_partial_maps(view):
+    seen = []
+    original = view._publish
+    view.runner._publish = lambda recs: (seen.extend(r.steps_done for r in recs), original(recs))
+    view.compute_sync()
+    assert seen == [20, 40, 60]
+
+
+def test_click_a_cell_shows_its_run(view):
+    view.compute_sync()
+    setting = view.select(3, 5)
+    run = ov.simulate("quadratic", "sgd", steps=60, lr=setting["lr"], weight_decay=setting["weight_decay"])
+    np.testing.assert_allclose(view.path.x, run.path[:, 0].astype(np.float32))
+    assert "sgd" in view.selection.value
+    # a click in data coordinates picks the nearest cell
+    xs = np.asarray(view.heatmap.x)
+    ys = np.asarray(view.heatmap.y)
+    view._on_map_click(None, {"data": {"click_x": float(xs[7]) + 1e-3, "click_y": float(ys[2])}})
+    assert view.selected["lr"] == pytest.approx(view.result.x.values[7])
+
+
+def test_colour_by_switches_scheme(view):
+    view.compute_sync()
+    view.colour_w.value = "diverged"
+    assert set(np.unique(np.asarray(view.heatmap.color))) <= {0.0, 1.0}
+    assert view._ax_c.label == "diverged"
+
+
+def test_bad_settings_show_a_message_not_a_traceback(view):
+    view.y_w.value = "lr"
+    view.compute_sync()
+    assert "must differ" in view.status.value
+    assert view.result is None
+    with pytest.raises(ValueError, match="compute the map first"):
+        view.select(0, 0)
+    view.y_w.value = "weight_decay"
+    view.compute_sync()
+    with pytest.raises(ValueError, match="outside"):
+        view.select(12, 0)
+
+
+def test_optimizer_change_updates_axes(view):
+    view.optimizer_w.value = "adam"
+    assert "beta2" in view.x_w.options and view.x_w.value != view.y_w.value
+
+
+def test_basin_view_labels_himmelblau():
+    v = ov.BasinMapView("himmelblau", ("sgd", "adam"), resolution=16, steps=300, every=100)
+    try:
+        b = v.compute_sync()
+        assert b.labels.shape == (2, 16, 16)
+        hm = v._figures["sgd"][1]
+        colour = np.asarray(hm.color)
+        assert colour.shape == (16, 16) and np.isfinite(colour).sum() > 200
+        assert v.legend.value.count("<tr>") == 1 + len(b.minima[:8])
+    finally:
+        v.close()
