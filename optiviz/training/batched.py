@@ -1,0 +1,608 @@
+"""K small nets trained at once on one device: stacked weights, one big matmul per layer.
+
+K nets of one architecture become one set of stacked tensors ("fc1.weight" is (K, out, in)).
+All K see the same minibatch, so the first layer of every net is one matmul (or one convolution)
+over the shared input against the K weight matrices laid side by side: (B, D) x (D, K*H) instead
+of K small (B, D) x (D, H) products, the batch is gathered once instead of K times, and the Python
+overhead of a step is paid once. Later layers are batched matmuls (torch.baddbmm) and grouped
+convolutions (groups=K). Gradients come from autograd on the sum of the K mean losses, which
+separates per net, so each net gets exactly its own gradient.
+
+Each net has its own lr, weight decay, momentum (any torch.optim hyperparameter, through the
+engine's batched torch.optim-exact update rules with one row per net), dropout p and dropout
+random stream. Seeds follow the Trainer's convention (data from `seed`, net k initialized from
+`seed + k` and dropping from the stream `seed + k + 1`), so net 0 is exactly `ov.Trainer(seed=seed)`
+and every net equals the same run done one by one within float32 rounding.
+
+A net whose loss exceeds `divergence_factor` x its first loss (or is not finite) is aborted as the
+Trainer stops: that step makes no update, and the net stays frozen from then on.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from optiviz._validate import check_choice, check_int, check_range, check_unit_interval
+from optiviz.engine.devices import pick_device
+from optiviz.engine.optimizers import make_optimizer
+from optiviz.training.data import CIFAR10, load_cifar10, make_generator
+from optiviz.training.models import Dropout, Net, build_model
+from optiviz.training.trainer import DEFAULT_LR, OPTIMIZERS, TORCH_HPARAMS
+
+# Modules applied unchanged whatever the layout (elementwise, or per channel over (B, K*C, H, W)).
+_PASS_THROUGH = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.ELU, nn.Identity, nn.MaxPool2d, nn.AvgPool2d)
+_ENGINE_NAME = {"sgd": "momentum", "momentum": "momentum", "nesterov": "nesterov",
+                "adagrad": "adagrad", "rmsprop": "rmsprop", "adam": "adam"}
+PER_MODEL = ("lr", "weight_decay", "momentum", "dropout")
+
+
+class StackedNet:
+    """K nets of one architecture as stacked tensors; `forward(x)` gives (K, B, classes) logits.
+
+    Layouts between layers: "shared" (B, ...) before the first weight layer, "chan" (B, K*C, H, W)
+    for convolution features (net k owns channels k*C..(k+1)*C-1, so batch norm and pooling per
+    channel are per net), "feat" (K, B, F) for flat features.
+    """
+
+    def __init__(self, nets: Sequence[nn.Module]) -> None:
+        nets = list(nets)
+        if not nets:
+            raise ValueError("nets must hold at least one model, got none")
+        self.template = copy.deepcopy(nets[0]).cpu()
+        keys = [tuple((k, tuple(v.shape)) for k, v in n.state_dict().items()) for n in nets]
+        if any(k != keys[0] for k in keys[1:]):
+            raise ValueError("nets must share one architecture (the same state_dict keys and shapes)")
+        self.k = len(nets)
+        self.device = next(nets[0].parameters()).device
+        self.state: dict[str, torch.Tensor] = {}
+        for key in nets[0].state_dict():
+            self.state[key] = torch.stack([n.state_dict()[key].detach() for n in nets]).to(self.device).clone()
+        self._ops = self._compile(self.template)
+        param_keys = {k for k, _ in self.template.named_parameters()}
+        self.param_names = [k for k in self.state if k in param_keys]
+        for k in self.param_names:
+            self.state[k].requires_grad_(True)
+        drops = [m for m in nets[0].modules() if isinstance(m, Dropout)]
+        p = [next((m.p for m in n.modules() if isinstance(m, Dropout)), 0.0) for n in nets]
+        self.dropout = np.asarray(p, dtype=np.float64)
+        self.dropout_mode = drops[0].mode if drops else "inverted"
+        self.generators: list[torch.Generator | None] = [None] * self.k
+
+    @classmethod
+    def from_state(cls, template: nn.Module, state: dict[str, torch.Tensor], dropout: Any = None) -> StackedNet:
+        """Rows of a stacked state dict (snapshots, averages) as a StackedNet on the state's device."""
+        n = next(iter(state.values())).shape[0]
+        nets = []
+        for i in range(n):
+            net = copy.deepcopy(template)
+            net.load_state_dict({k: v[i] for k, v in state.items()})
+            nets.append(net.to(next(iter(state.values())).device))
+        out = cls(nets)
+        if dropout is not None:
+            out.dropout = np.broadcast_to(np.asarray(dropout, dtype=np.float64), (n,)).copy()
+        return out
+
+    # ----------------------------------------------------------------- structure
+    def _compile(self, net: nn.Module) -> list[tuple[str, str, nn.Module]]:
+        ops = []
+        for name, module in net.named_children():
+            if isinstance(module, nn.Linear):
+                ops.append(("linear", name, module))
+            elif isinstance(module, nn.Conv2d):
+                ops.append(("conv", name, module))
+            elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                ops.append(("bn", name, module))
+            elif isinstance(module, Dropout):
+                ops.append(("dropout", name, module))
+            elif isinstance(module, nn.Flatten):
+                ops.append(("flatten", name, module))
+            elif isinstance(module, _PASS_THROUGH):
+                ops.append(("pass", name, module))
+            else:
+                raise ValueError(f"model has a {type(module).__name__} layer ({name!r}) that cannot be stacked; "
+                                 "supported: Linear, Conv2d, BatchNorm1d/2d, optiviz Dropout, Flatten, "
+                                 "ReLU/LeakyReLU/Tanh/Sigmoid/ELU, MaxPool2d/AvgPool2d")
+        return ops
+
+    @property
+    def params(self) -> list[torch.Tensor]:
+        return [self.state[k] for k in self.param_names]
+
+    # ----------------------------------------------------------------- forward
+    def forward(self, x: torch.Tensor, *, train: bool = True) -> torch.Tensor:
+        """Logits (K, B, classes) of the K nets on one shared batch x (B, ...)."""
+        layout = "shared"
+        k = self.k
+        for kind, name, module in self._ops:
+            if kind == "linear":
+                w, b = self.state[f"{name}.weight"], self.state.get(f"{name}.bias")
+                if layout == "shared":  # one (B, D) x (D, K*out) matmul for all K nets
+                    y = F.linear(x.flatten(1), w.reshape(-1, w.shape[-1]), None if b is None else b.reshape(-1))
+                    x = y.view(x.shape[0], k, -1).transpose(0, 1)
+                elif b is None:
+                    x = torch.bmm(x, w.transpose(1, 2))
+                else:
+                    x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+                layout = "feat"
+            elif kind == "conv":
+                w, b = self.state[f"{name}.weight"], self.state.get(f"{name}.bias")
+                groups = module.groups * (1 if layout == "shared" else k)
+                if layout == "feat":
+                    raise ValueError(f"layer {name!r}: a convolution after flat features cannot be stacked")
+                x = F.conv2d(x, w.reshape(-1, *w.shape[2:]), None if b is None else b.reshape(-1),
+                             module.stride, module.padding, module.dilation, groups)
+                layout = "chan"
+            elif kind == "bn":
+                x = self._batch_norm(x, name, module, layout, train)
+            elif kind == "dropout":
+                x = self._dropout(x, layout, train, name)
+            elif kind == "flatten":
+                if layout == "chan":
+                    x = x.reshape(x.shape[0], k, -1).transpose(0, 1)
+                    layout = "feat"
+                elif layout == "feat":
+                    x = x.flatten(2)
+            else:
+                x = module(x)
+        if layout != "feat":
+            raise ValueError("the model must end in a Linear layer to be stacked")
+        return x
+
+    __call__ = forward
+
+    def _batch_norm(self, x, name, module, layout, train):
+        s = self.state
+        w, b = s.get(f"{name}.weight"), s.get(f"{name}.bias")
+        rm, rv = s.get(f"{name}.running_mean"), s.get(f"{name}.running_var")
+        momentum = module.momentum
+        if train and module.track_running_stats and rm is not None:
+            tracked = s[f"{name}.num_batches_tracked"]
+            tracked.add_(1)
+            if momentum is None:  # cumulative average, as torch does
+                momentum = 1.0 / float(tracked[0])
+        use_batch = train or rm is None
+        flat = lambda t: None if t is None else t.reshape(-1)  # noqa: E731
+        if layout == "chan":
+            return F.batch_norm(x, flat(rm), flat(rv), flat(w), flat(b), use_batch, momentum or 0.0, module.eps)
+        if layout != "feat":
+            raise ValueError(f"layer {name!r}: batch norm before the first weight layer cannot be stacked")
+        kk, bsz = x.shape[0], x.shape[1]
+        y = x.transpose(0, 1).reshape(bsz, -1)
+        y = F.batch_norm(y, flat(rm), flat(rv), flat(w), flat(b), use_batch, momentum or 0.0, module.eps)
+        return y.view(bsz, kk, -1).transpose(0, 1)
+
+    def _dropout(self, x, layout, train, name):
+        p = self.dropout
+        if not np.any(p > 0):
+            return x
+        keep = 1.0 - p
+        if layout == "shared":
+            raise ValueError(f"layer {name!r}: dropout before the first weight layer cannot be stacked")
+        if not train:
+            if self.dropout_mode == "inverted":
+                return x
+            scale = torch.as_tensor(keep, dtype=x.dtype, device=x.device)
+            return x * (scale.view(-1, 1, 1) if layout == "feat" else scale.repeat_interleave(x.shape[1] // self.k).view(1, -1, 1, 1))
+        # each net draws its own mask from its own stream, with the shape and call its single net makes
+        shape = tuple(x.shape[1:]) if layout == "feat" else (x.shape[0], x.shape[1] // self.k, *x.shape[2:])
+        masks = []
+        for i in range(self.k):
+            if p[i] == 0.0:
+                masks.append(torch.ones(shape, dtype=x.dtype, device=x.device))
+                continue
+            m = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(keep[i], generator=self.generators[i])
+            masks.append(m.div_(keep[i]) if self.dropout_mode == "inverted" else m)
+        return x * torch.stack(masks) if layout == "feat" else x * torch.cat(masks, dim=1)
+
+    # ----------------------------------------------------------------- rows
+    def row_state(self, i: int) -> dict[str, torch.Tensor]:
+        """Net i's state dict (copies, detached)."""
+        return {k: v[i].detach().clone() for k, v in self.state.items()}
+
+    def net(self, i: int) -> nn.Module:
+        """Net i as an ordinary module (a copy): for one-by-one checks, probes, or saving."""
+        i = check_int("i", i, 0, self.k - 1)
+        net = copy.deepcopy(self.template)
+        net.load_state_dict(self.row_state(i))
+        if isinstance(net, Net):
+            net.set_dropout(float(self.dropout[i]))
+        return net.to(self.device)
+
+    def stacked_state(self) -> dict[str, torch.Tensor]:
+        """A detached copy of every stacked tensor (parameters and batch-norm buffers)."""
+        return {k: v.detach().clone() for k, v in self.state.items()}
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor, *, batch_size: int = 500) -> torch.Tensor:
+        """Eval-mode logits (K, N, classes) over x in chunks."""
+        out = [self.forward(x[i:i + batch_size], train=False) for i in range(0, x.shape[0], batch_size)]
+        return torch.cat(out, dim=1) if out else torch.empty(self.k, 0, 0, device=self.device)
+
+
+@dataclass
+class ManyRecord:
+    """What `ManyTrainer.run` hands its callback: the steps since the last record, then per-net status.
+
+    train_loss is (len(steps), K); NaN where a net had already been aborted. val_acc / val_loss are
+    (K,) when a validation pass happened at this record, else None.
+    """
+
+    steps: np.ndarray
+    epoch: int
+    train_loss: np.ndarray
+    val_acc: np.ndarray | None
+    val_loss: np.ndarray | None
+    aborted: np.ndarray
+    abort_step: np.ndarray
+
+
+@dataclass
+class ManyRun:
+    """K runs trained at once. Arrays have one column per net.
+
+    train_loss (steps, K): loss per step, NaN after the step that aborted a net (that step's loss
+    is kept: it is what tripped the rule). val_step (V,), val_acc / val_loss (V, K). abort_step is
+    -1 for nets that were never aborted.
+    """
+
+    hparams: dict[str, np.ndarray]
+    seeds: np.ndarray
+    train_loss: np.ndarray
+    val_step: np.ndarray
+    val_acc: np.ndarray
+    val_loss: np.ndarray
+    initial_loss: np.ndarray
+    aborted: np.ndarray
+    abort_step: np.ndarray
+    steps: int
+    epochs: int
+    config: dict[str, Any]
+    trainer: ManyTrainer | None = field(default=None, repr=False)
+
+    @property
+    def k(self) -> int:
+        return int(self.seeds.shape[0])
+
+    @property
+    def final_val_acc(self) -> np.ndarray:
+        """(K,) validation accuracy at the last validation pass (NaN before the first)."""
+        return self.val_acc[-1] if len(self.val_acc) else np.full(self.k, np.nan)
+
+
+class ManyTrainer:
+    """Train K nets of one architecture at once on shared minibatches, each with its own hyperparameters.
+
+    model: a name from optiviz.training.models (built K times with the model keywords) or a list of
+    K nets of one architecture. lr, weight_decay, momentum, dropout and any other torch.optim
+    hyperparameter of `optimizer` (betas, eps, alpha...) take a scalar or one value per net; K is
+    `k`, else the longest per-net list, else len(model). dropout None keeps the model's default.
+    seed: minibatch order (as the Trainer's); net k is initialized from init_seeds[k] (default
+    seed + k; `same_init=True` gives every net the weights of seed) and drops from the stream
+    init_seeds[k] + 1. val_every: steps between validation passes (None: at each epoch end).
+    """
+
+    def __init__(
+        self,
+        model: str | Sequence[nn.Module] = "mlp",
+        data: CIFAR10 | None = None,
+        *,
+        k: int | None = None,
+        optimizer: str = "sgd",
+        lr: Any = None,
+        weight_decay: Any = 0.0,
+        momentum: Any = None,
+        dropout: Any = None,
+        batch_size: int = 128,
+        seed: int = 0,
+        init_seeds: Sequence[int] | None = None,
+        same_init: bool = False,
+        val_every: int | None = None,
+        eval_batch_size: int = 500,
+        divergence_factor: float | None = 3.0,
+        device: str | torch.device | None = None,
+        width: int | None = None,
+        depth: int | None = None,
+        batch_norm: bool | None = None,
+        activation: str = "relu",
+        init: str | None = None,
+        dropout_mode: str = "inverted",
+        **hparams: Any,
+    ) -> None:
+        self.optimizer_name = check_choice("optimizer", optimizer, OPTIMIZERS)
+        self.seed = check_int("seed", seed)
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.val_every = None if val_every is None else check_int("val_every", val_every, 1)
+        self.eval_batch_size = check_int("eval_batch_size", eval_batch_size, 1)
+        self.divergence_factor = None if divergence_factor is None else float(
+            check_range("divergence_factor", divergence_factor, 1.0, low_inclusive=False))
+        if data is None:
+            data = load_cifar10(device=device)
+        elif not isinstance(data, CIFAR10):
+            raise ValueError(f"data must be a CIFAR10 from ov.load_cifar10(), got {type(data).__name__}")
+        self.device = pick_device(device) if device is not None else data.device
+        self.data = data.to(self.device)
+
+        given = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, dropout=dropout, **hparams)
+        self.k = _count(k, given, None if isinstance(model, str) else model)
+        if init_seeds is None:
+            seeds = [self.seed + i for i in range(self.k)]
+        else:
+            seeds = [check_int("init_seeds", s) for s in init_seeds]
+            if len(seeds) != self.k:
+                raise ValueError(f"init_seeds must have one seed per net (length {self.k}), got length {len(seeds)}")
+        self.seeds = np.asarray(seeds, dtype=np.int64)
+
+        if isinstance(model, str):
+            kw = dict(width=width, depth=depth, batch_norm=batch_norm, activation=activation, init=init,
+                      dropout_mode=dropout_mode)
+            nets = [build_model(model, seed=self.seed if same_init else s, **kw) for s in seeds]
+        else:
+            nets = list(model)
+            if not all(isinstance(n, nn.Module) for n in nets):
+                raise ValueError("model must be a name ('mlp', 'deep_mlp', 'convnet') or a list of torch modules")
+        self.net = StackedNet([n.to(self.device) for n in nets])
+        if dropout is not None:
+            p = np.broadcast_to(_per_model("dropout", dropout, self.k), (self.k,)).copy()
+            check_unit_interval("dropout", p)
+            if not any(isinstance(m, Dropout) for m in nets[0].modules()) and np.any(p > 0):
+                raise ValueError("dropout cannot be set: this model has no optiviz Dropout modules")
+            self.net.dropout = p
+        self.net.generators = [make_generator(self.device, int(s) + 1) for s in self.seeds]
+
+        self.hparams = self._optimizer_hparams(lr, weight_decay, momentum, hparams)
+        engine = _ENGINE_NAME[self.optimizer_name]
+        self.optimizers = [
+            make_optimizer(engine, self.k, p[0].numel(), device=self.device, dtype=p.dtype, **self.hparams)
+            for p in self.net.params
+        ]
+
+        n = self.data.n_train
+        self._bs = min(self.batch_size, n)
+        self.steps_per_epoch = max(1, n // self._bs)
+        self._data_gen = make_generator(self.device, self.seed)
+        self._perm: torch.Tensor | None = None
+        self._pos = 0
+        self.step_count = 0
+        self.epoch = 0
+        self._alive = torch.ones(self.k, dtype=torch.bool, device=self.device)
+        self._any_dead = False
+        self._initial: torch.Tensor | None = None
+        self._abort_step = torch.full((self.k,), -1, dtype=torch.int64, device=self.device)
+        self._losses: list[torch.Tensor] = []
+        self._val: list[tuple[int, np.ndarray, np.ndarray]] = []
+        self.config = dict(model=dict(getattr(nets[0], "config", {"model": type(nets[0]).__name__})),
+                           optimizer=self.optimizer_name, batch_size=self.batch_size, seed=self.seed,
+                           same_init=bool(same_init), device=str(self.device), val_every=self.val_every,
+                           divergence_factor=self.divergence_factor)
+
+    # ----------------------------------------------------------------- settings
+    def _optimizer_hparams(self, lr, weight_decay, momentum, extra) -> dict[str, Any]:
+        name = self.optimizer_name
+        allowed = TORCH_HPARAMS[name]
+        unknown = sorted(set(extra) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown hyperparameter {unknown[0]!r} for optimizer {name!r}; "
+                             f"allowed: lr, {', '.join(allowed)}, dropout")
+        hp: dict[str, Any] = {"lr": DEFAULT_LR[name] if lr is None else lr, "weight_decay": weight_decay, **extra}
+        if momentum is not None:
+            if "momentum" not in allowed:
+                raise ValueError(f"optimizer {name!r} has no momentum; allowed: lr, {', '.join(allowed)}, dropout")
+            hp["momentum"] = momentum
+        elif name == "sgd":
+            hp["momentum"] = 0.0  # torch.optim.SGD's default; the engine's "momentum" rule with 0 is plain SGD
+        out = {}
+        for key, value in hp.items():
+            if key == "betas":
+                out[key] = tuple(_per_model(f"betas[{i}]", v, self.k) for i, v in enumerate(value)) \
+                    if isinstance(value, (tuple, list)) and len(value) == 2 else value
+            elif isinstance(value, bool):
+                out[key] = value
+            else:
+                out[key] = _per_model(key, value, self.k)
+        return out
+
+    @property
+    def per_model(self) -> dict[str, np.ndarray]:
+        """(K,) arrays of lr, weight_decay, momentum (0 where the optimizer has none) and dropout."""
+        out = {}
+        for key in ("lr", "weight_decay", "momentum"):
+            v = self.hparams.get(key, 0.0)
+            out[key] = np.broadcast_to(np.asarray(v, dtype=np.float64), (self.k,)).copy()
+        out["dropout"] = self.net.dropout.copy()
+        for key, v in self.hparams.items():
+            if key == "betas":
+                for i, part in enumerate(v):
+                    out[f"beta{i + 1}"] = np.broadcast_to(np.asarray(part, dtype=np.float64), (self.k,)).copy()
+            elif key not in out and not isinstance(v, bool):
+                out[key] = np.broadcast_to(np.asarray(v, dtype=np.float64), (self.k,)).copy()
+        return out
+
+    # ----------------------------------------------------------------- stepping
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._perm is None:  # the Trainer's order: one randperm per epoch from the data generator
+            self._perm = torch.randperm(self.data.n_train, generator=self._data_gen, device=self.device)
+        idx = self._perm[self._pos * self._bs:(self._pos + 1) * self._bs]
+        return self.data.x_train[idx], self.data.y_train[idx]
+
+    def step(self) -> torch.Tensor:
+        """One update of every live net on the next minibatch; returns the (K,) losses on the device."""
+        x, y = self._batch()
+        t = self.step_count
+        logits = self.net.forward(x, train=True)
+        k, b, c = logits.shape
+        losses = F.cross_entropy(logits.reshape(k * b, c), y.repeat(k), reduction="none").view(k, b).mean(dim=1)
+        with torch.no_grad():
+            loss = losses.detach()
+            if self._initial is None:
+                self._initial = loss.clone()
+            if self.divergence_factor is not None:
+                bad = ~torch.isfinite(loss) | (loss > self.divergence_factor * self._initial)
+            else:
+                bad = ~torch.isfinite(loss)
+            newly = self._alive & bad
+            self._abort_step = torch.where(newly, torch.full_like(self._abort_step, t), self._abort_step)
+            recorded = torch.where(self._alive, loss, torch.full_like(loss, float("nan")))
+            self._alive &= ~bad
+            self._any_dead = self._any_dead or bool(newly.any())
+        for p in self.net.params:
+            p.grad = None
+        losses.sum().backward()
+        with torch.no_grad():
+            dead = (~self._alive).view(-1, 1) if self._any_dead else None
+            scale = self._alive.to(self.net.params[0].dtype).view(-1, 1) if self._any_dead else None
+            for p, opt in zip(self.net.params, self.optimizers):
+                g = p.grad.view(k, -1)
+                if dead is not None:
+                    g.masked_fill_(dead, 0.0)  # a frozen net gets no gradient (NaN included) and lr 0
+                opt.step(p.detach().view(k, -1), g, lr_scale=scale)
+        self._losses.append(recorded)
+        self.step_count += 1
+        self._pos += 1
+        if self._pos >= self.steps_per_epoch:
+            self._pos, self._perm = 0, None
+            self.epoch += 1
+        return recorded
+
+    @property
+    def alive(self) -> np.ndarray:
+        return self._alive.cpu().numpy().copy()
+
+    @property
+    def abort_step(self) -> np.ndarray:
+        return self._abort_step.cpu().numpy().copy()
+
+    def run(self, steps: int | None = None, *, epochs: int | None = None,
+            callback: Callable[[ManyRecord], Any] | None = None,
+            step_callback: Callable[[ManyTrainer], Any] | None = None) -> ManyRun:
+        """Run `steps` steps or `epochs` epochs (ends early when every net is aborted).
+
+        callback gets a ManyRecord at each validation pass and at the end (losses move to the host
+        only then); step_callback(trainer) runs after every step (snapshots, moving averages).
+        """
+        if (steps is None) == (epochs is None):
+            raise ValueError("give exactly one of steps or epochs")
+        total = check_int("steps", steps, 0) if steps is not None else \
+            check_int("epochs", epochs, 0) * self.steps_per_epoch
+        start_loss = len(self._losses)
+        for _ in range(total):
+            self.step()
+            if step_callback is not None:
+                step_callback(self)
+            due = (self.val_every is not None and self.step_count % self.val_every == 0) or \
+                  (self.val_every is None and self._pos == 0)
+            if due:
+                self._validate()
+            if callback is not None and due:
+                callback(self._record(start_loss, due))
+                start_loss = len(self._losses)
+            if self._any_dead and not bool(self._alive.any()):
+                break
+        if callback is not None and len(self._losses) > start_loss:
+            callback(self._record(start_loss, False))
+        return self.result()
+
+    def _validate(self) -> None:
+        loss, acc = self.evaluate("val")
+        self._val.append((self.step_count, loss, acc))
+
+    def _record(self, start: int, with_val: bool) -> ManyRecord:
+        chunk = self._losses[start:]
+        losses = torch.stack(chunk).cpu().numpy().astype(np.float64) if chunk else np.zeros((0, self.k))
+        val = self._val[-1] if with_val else None
+        return ManyRecord(steps=np.arange(start, start + len(chunk)), epoch=self.epoch, train_loss=losses,
+                          val_acc=None if val is None else val[2], val_loss=None if val is None else val[1],
+                          aborted=~self.alive, abort_step=self.abort_step)
+
+    @torch.no_grad()
+    def evaluate(self, split: str = "val") -> tuple[np.ndarray, np.ndarray]:
+        """(K,) mean cross-entropy and (K,) accuracy on a split, eval mode; NaN on an empty split."""
+        x, y = self.data.split(split)
+        n = int(y.shape[0])
+        if n == 0:
+            return np.full(self.k, np.nan), np.full(self.k, np.nan)
+        total = torch.zeros(self.k, device=self.device, dtype=torch.float64)
+        correct = torch.zeros(self.k, device=self.device, dtype=torch.float64)
+        for i in range(0, n, self.eval_batch_size):
+            logits = self.net.forward(x[i:i + self.eval_batch_size], train=False)
+            target = y[i:i + self.eval_batch_size]
+            k, b, c = logits.shape
+            ce = F.cross_entropy(logits.reshape(k * b, c), target.repeat(k), reduction="none").view(k, b)
+            total += ce.sum(dim=1).double()
+            correct += (logits.argmax(dim=2) == target).sum(dim=1).double()
+        return (total / n).cpu().numpy(), (correct / n).cpu().numpy()
+
+    def result(self) -> ManyRun:
+        losses = torch.stack(self._losses).cpu().numpy().astype(np.float64) if self._losses else np.zeros((0, self.k))
+        val_step = np.asarray([v[0] for v in self._val], dtype=np.int64)
+        val_loss = np.stack([v[1] for v in self._val]) if self._val else np.zeros((0, self.k))
+        val_acc = np.stack([v[2] for v in self._val]) if self._val else np.zeros((0, self.k))
+        initial = self._initial.cpu().numpy().astype(np.float64) if self._initial is not None else np.full(self.k, np.nan)
+        return ManyRun(hparams=self.per_model, seeds=self.seeds.copy(), train_loss=losses, val_step=val_step,
+                       val_acc=val_acc, val_loss=val_loss, initial_loss=initial, aborted=~self.alive,
+                       abort_step=self.abort_step, steps=self.step_count, epochs=self.epoch, config=dict(self.config),
+                       trainer=self)
+
+
+def _count(k: int | None, given: dict[str, Any], nets: Sequence[nn.Module] | None) -> int:
+    """K from k=, else the per-net lists, else the list of nets; every list must agree."""
+    lengths = {}
+    for name, value in given.items():
+        if name == "betas" and isinstance(value, (tuple, list)):
+            for i, v in enumerate(value):
+                if np.ndim(v) == 1:
+                    lengths[f"betas[{i}]"] = len(v)
+        elif value is not None and not isinstance(value, bool) and np.ndim(value) == 1:
+            lengths[name] = len(value)
+    if nets is not None:
+        lengths["model"] = len(nets)
+    if k is not None:
+        k = check_int("k", k, 1)
+    else:
+        k = max(lengths.values(), default=1)
+    for name, n in lengths.items():
+        if n != k:
+            raise ValueError(f"{name} must be a scalar or have one value per net (length {k}), got length {n}")
+    return k
+
+
+def _per_model(name: str, value: Any, k: int) -> float | np.ndarray:
+    arr = np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value, dtype=np.float64)
+    if arr.ndim == 0:
+        return float(arr)
+    if arr.ndim != 1 or arr.shape[0] != k:
+        raise ValueError(f"{name} must be a scalar or have one value per net (length {k}), got shape {arr.shape}")
+    return arr
+
+
+def train_many(
+    model: str | Sequence[nn.Module] = "mlp",
+    optimizer: str = "sgd",
+    *,
+    epochs: int | None = None,
+    steps: int | None = None,
+    data: CIFAR10 | None = None,
+    callback: Callable[[ManyRecord], Any] | None = None,
+    **kwargs: Any,
+) -> ManyRun:
+    """Train K nets at once (one epoch unless epochs or steps say otherwise) and return the runs.
+
+    Keywords are ManyTrainer's: lr, weight_decay, momentum, dropout (scalar or one per net), k,
+    seed, init_seeds, same_init, batch_size, val_every, divergence_factor, model keywords.
+    `run.trainer.net.net(i)` is net i as an ordinary module.
+    """
+    if epochs is not None and steps is not None:
+        raise ValueError("give epochs or steps, not both")
+    trainer = ManyTrainer(model, data, optimizer=optimizer, **kwargs)
+    if steps is not None:
+        return trainer.run(steps, callback=callback)
+    return trainer.run(epochs=1 if epochs is None else epochs, callback=callback)
+
+
+__all__ = ["StackedNet", "ManyTrainer", "ManyRun", "ManyRecord", "train_many", "PER_MODEL"]

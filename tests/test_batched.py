@@ -1,0 +1,186 @@
+"""Many nets at once equal the same runs done one by one (float32 rounding), on tiny slices."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import optiviz as ov
+from optiviz.training.batched import ManyTrainer, StackedNet, train_many
+from optiviz.training.data import make_generator
+from optiviz.training.models import build_model
+
+TOL = 2e-5
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny nets gain nothing from a second thread, and on a shared 2-core box it can cost 20x."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return ov.load_cifar10().subset(192, 64, 64)
+
+
+def one_by_one(data, model, *, seed, steps, lr, momentum, weight_decay, dropout, batch_size=32, optimizer="sgd",
+               dtype=torch.float32, **kw):
+    """The plain torch loop for net k: its own init and dropout streams, the shared batch order."""
+    out = []
+    for k in range(len(lr)):
+        net = build_model(model, seed=seed + k, dropout=dropout[k], **kw).to(dtype)
+        net.set_generator(make_generator(data.device, seed + k + 1))
+        if optimizer == "adam":
+            opt = torch.optim.Adam(net.parameters(), lr=lr[k], weight_decay=weight_decay[k], betas=(momentum[k], 0.999))
+        else:
+            opt = torch.optim.SGD(net.parameters(), lr=lr[k], momentum=momentum[k], weight_decay=weight_decay[k])
+        gen = make_generator(data.device, seed)
+        n, losses, perm, pos = data.n_train, [], None, 0
+        for _ in range(steps):
+            if perm is None:
+                perm = torch.randperm(n, generator=gen, device=data.device)
+            idx = perm[pos * batch_size:(pos + 1) * batch_size]
+            pos += 1
+            if pos >= n // batch_size:
+                pos, perm = 0, None
+            loss = F.cross_entropy(net(data.x_train[idx]), data.y_train[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        out.append((net, np.asarray(losses)))
+    return out
+
+
+def assert_same_nets(trainer, reference, tol=TOL):
+    for k, (net, losses) in enumerate(reference):
+        np.testing.assert_allclose(trainer.result().train_loss[:, k], losses, rtol=tol, atol=tol)
+        mine = trainer.net.net(k).state_dict()
+        for key, value in net.state_dict().items():
+            np.testing.assert_allclose(mine[key].double().numpy(), value.double().numpy(), rtol=tol, atol=tol,
+                                       err_msg=f"net {k} {key}")
+
+
+def test_mlp_at_once_equals_one_by_one(data):
+    hp = dict(lr=[0.01, 0.05, 0.02], momentum=[0.9, 0.0, 0.5], weight_decay=[0.0, 1e-3, 1e-2], dropout=[0.0, 0.3, 0.5])
+    trainer = ManyTrainer("mlp", data, batch_size=32, seed=3, **hp)
+    trainer.run(steps=9)  # crosses an epoch end (6 steps each): the second permutation matches too
+    assert_same_nets(trainer, one_by_one(data, "mlp", seed=3, steps=9, **hp))
+    # evaluation: each net's val accuracy is its own module's
+    _, acc = trainer.evaluate("val")
+    for k in range(3):
+        net = trainer.net.net(k).eval()
+        with torch.no_grad():
+            assert acc[k] == pytest.approx(float((net(data.x_val).argmax(1) == data.y_val).float().mean()))
+
+
+def test_convnet_with_batch_norm_equals_one_by_one(data):
+    hp = dict(lr=[0.02, 0.05], momentum=[0.9, 0.5], weight_decay=[1e-3, 0.0], dropout=[0.2, 0.0])
+    trainer = ManyTrainer("convnet", data, batch_size=32, seed=1, width=4, depth=2, **hp)
+    trainer.run(steps=4)
+    assert_same_nets(trainer, one_by_one(data, "convnet", seed=1, steps=4, width=4, depth=2, **hp))
+
+
+def test_float64_convnet_matches_to_the_last_bits(data):
+    """In float64 the rounding that float32 amplifies (weights before batch norm, lr 0.1) is gone:
+    grouped convolutions and stacked batch norm give the single nets' numbers."""
+    d64 = replace(data, x_train=data.x_train.double(), x_val=data.x_val.double(), x_test=data.x_test.double())
+    hp = dict(lr=[0.02, 0.1], momentum=[0.9, 0.5], weight_decay=[1e-3, 0.0], dropout=[0.2, 0.0])
+    nets = [build_model("convnet", seed=1 + k, width=4, depth=2, dropout=hp["dropout"][k]).double() for k in range(2)]
+    trainer = ManyTrainer(nets, d64, batch_size=32, seed=1, **hp)
+    trainer.run(steps=4)
+    ref = one_by_one(d64, "convnet", seed=1, steps=4, width=4, depth=2, dtype=torch.float64, **hp)
+    assert_same_nets(trainer, ref, tol=1e-12)
+
+
+def test_adam_per_net_betas_equal_torch(data):
+    hp = dict(lr=[1e-3, 3e-3], momentum=[0.9, 0.5], weight_decay=[0.0, 1e-2], dropout=[0.1, 0.0])
+    trainer = ManyTrainer("mlp", data, optimizer="adam", lr=hp["lr"], weight_decay=hp["weight_decay"],
+                          dropout=hp["dropout"], betas=(hp["momentum"], 0.999), batch_size=32, seed=0, width=8)
+    trainer.run(steps=4)
+    assert_same_nets(trainer, one_by_one(data, "mlp", seed=0, steps=4, optimizer="adam", width=8, **hp))
+    assert trainer.per_model["beta1"].tolist() == [0.9, 0.5]
+
+
+def test_net_zero_is_the_trainer_run(data):
+    run = train_many("mlp", "sgd", steps=7, data=data, lr=[0.02, 0.05], momentum=0.9, dropout=0.3, batch_size=32, seed=5)
+    single = ov.train(model="mlp", optimizer="sgd", steps=7, data=data, lr=0.02, momentum=0.9, dropout=0.3,
+                      batch_size=32, seed=5, probe_every=0)
+    np.testing.assert_allclose(run.train_loss[:, 0], single.history["train_loss"], rtol=TOL, atol=TOL)
+    assert run.train_loss.shape == (7, 2) and run.k == 2 and run.seeds.tolist() == [5, 6]
+
+
+def test_early_abort_freezes_the_diverging_net(data):
+    records = []
+    trainer = ManyTrainer("mlp", data, lr=[0.01, 50.0], momentum=0.9, batch_size=32, seed=0, val_every=3)
+    run = trainer.run(steps=6, callback=records.append)
+    assert run.aborted.tolist() == [False, True]
+    step = int(run.abort_step[1])
+    assert 0 < step < 6 and run.abort_step[0] == -1
+    # the loss that tripped the rule is kept, nothing after it; the other net trains on
+    assert run.train_loss[step, 1] > 3 * run.initial_loss[1] or not np.isfinite(run.train_loss[step, 1])
+    assert np.isnan(run.train_loss[step + 1:, 1]).all() and np.isfinite(run.train_loss[:, 0]).all()
+    frozen = trainer.net.row_state(1)
+    trainer.run(steps=2)
+    assert all(torch.equal(frozen[k], v) for k, v in trainer.net.row_state(1).items())
+    # streamed records: one per validation pass, with the abort once it happened
+    assert [r.steps.tolist() for r in records] == [[0, 1, 2], [3, 4, 5]]
+    assert records[-1].aborted.tolist() == [False, True] and records[-1].val_acc.shape == (2,)
+
+
+def test_all_aborted_ends_the_run(data):
+    run = train_many("mlp", steps=20, data=data, lr=[80.0, 120.0], momentum=0.9, batch_size=32)
+    assert run.aborted.all() and run.steps < 20 and run.steps == int(run.abort_step.max()) + 1
+
+
+def test_same_init_shares_weights_but_not_dropout(data):
+    trainer = ManyTrainer("mlp", data, k=3, lr=0.01, dropout=0.5, same_init=True, batch_size=32, width=8)
+    first = trainer.net.row_state(0)
+    assert all(torch.equal(first[k], trainer.net.row_state(i)[k]) for i in (1, 2) for k in first)
+    losses = trainer.step().numpy()
+    assert len(set(losses.tolist())) == 3  # each net drew its own dropout mask
+    other = ManyTrainer("mlp", data, k=2, lr=0.01, batch_size=32, width=8)
+    assert not torch.equal(other.net.row_state(0)["fc1.weight"], other.net.row_state(1)["fc1.weight"])
+
+
+def test_stacked_net_round_trip(data):
+    nets = [build_model("mlp", seed=s, width=8) for s in (0, 1)]
+    stacked = StackedNet(nets)
+    with torch.no_grad():
+        logits = stacked.logits(data.x_val)
+        for i, net in enumerate(nets):
+            assert torch.allclose(logits[i], net.eval()(data.x_val), atol=1e-5)
+    again = StackedNet.from_state(stacked.template, stacked.stacked_state())
+    assert torch.allclose(again.logits(data.x_val), logits)
+
+
+def test_bad_inputs(data):
+    with pytest.raises(ValueError, match="lr must be a scalar or have one value per net"):
+        ManyTrainer("mlp", data, lr=[0.1, 0.2], momentum=[0.9, 0.9, 0.9])
+    with pytest.raises(ValueError, match=r"lr must be in \(0, inf\)"):
+        ManyTrainer("mlp", data, lr=[0.1, -1.0])
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
+        ManyTrainer("mlp", data, lr=0.1, dropout=[0.2, 1.0])
+    with pytest.raises(ValueError, match="momentum must be in"):
+        ManyTrainer("mlp", data, lr=0.1, momentum=[0.9, 1.5])
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        ManyTrainer("mlp", data, optimizer="lbfgs")
+    with pytest.raises(ValueError, match="has no momentum"):
+        ManyTrainer("mlp", data, optimizer="adam", momentum=0.9)
+    with pytest.raises(ValueError, match="init_seeds must have one seed per net"):
+        ManyTrainer("mlp", data, k=3, init_seeds=[1, 2])
+    with pytest.raises(ValueError, match=r"k must be in \[1, inf\)"):
+        ManyTrainer("mlp", data, k=0)
+    with pytest.raises(ValueError, match="divergence_factor"):
+        ManyTrainer("mlp", data, divergence_factor=0.5)
+    with pytest.raises(ValueError, match="give exactly one of steps or epochs"):
+        ManyTrainer("mlp", data, k=2).run(steps=1, epochs=1)
+    with pytest.raises(ValueError, match="one architecture"):
+        StackedNet([build_model("mlp", width=8), build_model("mlp", width=9)])
