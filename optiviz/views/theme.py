@@ -46,6 +46,8 @@ STYLE_HTML = f"""<style>
 .{CSS_CLASS} .tick text {{ font-size: {TICK_PX}px !important; }}
 .{CSS_CLASS} .optiviz-error {{ color: #b00020; font-weight: bold; }}
 .{CSS_CLASS} .optiviz-legend td {{ padding: 2px 10px 2px 0; }}
+.{CSS_CLASS} .dot_text {{ font-size: {TICK_PX}px !important; font-weight: bold; }}
+.{CSS_CLASS} .lm-TabBar-tab {{ font-size: {FONT_PX - 2}px; min-height: 32px; }}
 </style>"""
 
 
@@ -79,6 +81,7 @@ def figure(marks: Sequence[bq.Mark], axes: Sequence[bq.Axis], *, title: str = ""
         axes=list(axes),
         title=title,
         animation_duration=0,
+        display_toolbar=False,
         title_style={"font-size": f"{TITLE_PX}px"},
         fig_margin={"top": 50, "bottom": 60, "left": 75, "right": 20},
         layout=widgets.Layout(width=width, height=height),
