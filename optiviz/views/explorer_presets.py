@@ -25,7 +25,6 @@ class Preset:
     start: tuple[float, float] | None = None
     grad_noise: float = 0.0
     clip: tuple[str, float] = ("none", 1.0)
-    clip_to: tuple[str, ...] | None = None  # None: every optimizer
     schedule: tuple[str, Mapping[str, Any]] = ("constant", {})
     speed: int = 2
 
@@ -75,13 +74,13 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({
         start=(-1.8, 1e-3), speed=1,
     ),
     "cliff_clipping": Preset(
-        "Clipping on a cliff",
-        "Unclipped, SGD's step onto the cliff face meets a huge gradient and is thrown far back; "
-        "momentum, its gradient clipped by norm to 1, walks down the wall into the ravine. Set "
-        "'clip only' to all and Reset: SGD survives too.",
+        "Clipping on a cliff: thrown off, then tamed",
+        "A gentle slope ends in a wall 100x steeper: the step that lands on the cliff face gets a "
+        "huge gradient and throws SGD and momentum far back. Now set gradient > clip: norm (1) "
+        "and Reset: clipped, the same steps walk down the wall into the ravine.",
         "cliff", ("sgd", "momentum"),
         {"sgd": {"lr": 0.1}, "momentum": {"lr": 0.02, "momentum": 0.8}},
-        start=(-3.0, 1.5), clip=("norm", 1.0), clip_to=("momentum",), speed=1,
+        start=(-3.0, 1.5), speed=1,
     ),
     "lr_too_large": Preset(
         "Learning rate too large: bouncing, then diverging",

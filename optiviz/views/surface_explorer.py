@@ -53,7 +53,6 @@ class ExplorerConfig:
     start: tuple[float, float] | None = None
     grad_noise: float = 0.0
     clip: tuple[str, float] = ("none", 1.0)
-    clip_to: tuple[str, ...] | None = None
     schedule: tuple[str, dict[str, Any]] = ("constant", {})
     speed: int = 2
     shared_lr: float | None = None  # a number: every optimizer uses it
@@ -88,7 +87,7 @@ class SurfaceExplorer(widgets.VBox):
         grad_noise: float = 0.0,
         clip: tuple[str, float] | None = None,
         schedule: tuple[str, Mapping[str, Any]] | str | None = None,
-        speed: int = 2,
+        speed: int | None = None,
         fps: float = 20.0,
         grid: int = 160,
         max_path_points: int = 800,
@@ -113,6 +112,8 @@ class SurfaceExplorer(widgets.VBox):
 
         if preset is not None:
             cfg = _preset_config(_preset(preset))
+            if speed is not None:
+                cfg.speed = int(speed)
         else:
             names = (optimizers,) if isinstance(optimizers, str) else tuple(optimizers)
             cfg = ExplorerConfig(
@@ -120,7 +121,7 @@ class SurfaceExplorer(widgets.VBox):
                 surface_params=dict(surface_params), optimizers=tuple(n.lower() for n in names),
                 start=None if start is None else (float(start[0]), float(start[1])),
                 grad_noise=float(grad_noise), clip=clip or ("none", 1.0),
-                schedule=_as_schedule_spec(schedule), speed=int(speed), shared_lr=lr,
+                schedule=_as_schedule_spec(schedule), speed=int(speed or 2), shared_lr=lr,
             )
         self._surface = surface if isinstance(surface, Surface) and preset is None else \
             resolve_surface(cfg.surface, **cfg.surface_params)
@@ -331,19 +332,19 @@ class SurfaceExplorer(widgets.VBox):
             [self._heatmap, self._contours, self._minima, self._traj, self._start_mark,
              self._heads, self._click_target],
             [theme.axis(self._sx, "x"), theme.axis(self._sy, "y", vertical=True)],
-            title=s.title, width="600px", height="560px", padding_y=0.0,
+            title=s.title, width="560px", height="540px", padding_y=0.0,
         )
         self._loss_axis = theme.axis(self._lsy, "loss − f*", vertical=True, tick_format=".0e")
         self._loss_fig = theme.figure(
             [self._loss, self._marker_mark],
-            [theme.axis(self._lsx, "step"), self._loss_axis],
-            title="loss", width="520px", height="280px",
+            [theme.axis(self._lsx, "step", num_ticks=6), self._loss_axis],
+            title="loss", width="440px", height="270px",
         )
+        self._steplen_axis = theme.axis(self._ssy, "|Δx|", vertical=True, tick_format=".0e")
         self._steplen_fig = theme.figure(
             [self._steplen],
-            [theme.axis(self._ssx, "step"), theme.axis(self._ssy, "|x_t − x_{t−1}|", vertical=True,
-                                                       tick_format=".0e")],
-            title="step length", width="520px", height="280px",
+            [theme.axis(self._ssx, "step", num_ticks=6), self._steplen_axis],
+            title="step length", width="440px", height="270px",
         )
 
     def _build_controls(self) -> None:
@@ -387,6 +388,7 @@ class SurfaceExplorer(widgets.VBox):
             box.add_class(f"optiviz-opt-{o}")
             on_value(box, self._quiet, lambda _v: self._request("optimizers", self._checked()))
             lr = log_slider("lr", cfg.hparams[o]["lr"], *spec.slider)
+            lr.style.description_width = "30px"
             on_value(lr, self._quiet, lambda v, o=o: self._request(f"hp:{o}:lr", v))
             swatch = widgets.HTML(f'<span style="display:inline-block;width:28px;height:6px;'
                                   f'background:{theme.optimizer_color(o)};margin-top:14px"></span>')
@@ -433,11 +435,7 @@ class SurfaceExplorer(widgets.VBox):
         self._clip_kind = widgets.Dropdown(options=list(CLIP_KINDS), value=cfg.clip[0], description="clip",
                                            style={"description_width": "110px"}, layout=widgets.Layout(width="300px"))
         self._clip_value = log_slider("clip at", cfg.clip[1], 1e-3, 1e3)
-        self._clip_to = widgets.Dropdown(options=["all"] + list(OPTIMIZERS),
-                                         value="all" if not cfg.clip_to else cfg.clip_to[0],
-                                         description="clip only", style={"description_width": "110px"},
-                                         layout=widgets.Layout(width="300px"))
-        for w in (self._clip_kind, self._clip_value, self._clip_to):
+        for w in (self._clip_kind, self._clip_value):
             on_value(w, self._quiet, lambda _v: self._request("clip", self._clip_from_widgets()))
         self._schedule_kind = widgets.Dropdown(options=list(SCHEDULE_KINDS), value=cfg.schedule[0],
                                                description="lr schedule", style={"description_width": "110px"},
@@ -452,7 +450,7 @@ class SurfaceExplorer(widgets.VBox):
         for w in (self._schedule_kind, *self._schedule_params.values()):
             on_value(w, self._quiet, lambda _v: self._request("schedule", self._schedule_from_widgets()))
         self._show_schedule_params(cfg.schedule[0])
-        gradient_panel = widgets.VBox([self._noise, widgets.HBox([self._clip_kind, self._clip_to]), self._clip_value,
+        gradient_panel = widgets.VBox([self._noise, self._clip_kind, self._clip_value,
                                        self._schedule_kind, *self._schedule_params.values()])
 
         # surface: dropdown, condition number, custom expression
@@ -478,8 +476,10 @@ class SurfaceExplorer(widgets.VBox):
         buttons = widgets.HBox([self._play_btn, self._pause_btn, self._step_btn, self._reset_btn, self._speed])
         plots = widgets.HBox([widgets.VBox([self._surface_fig, self._legend]),
                               widgets.VBox([self._loss_fig, self._steplen_fig])])
-        return [theme.style_widget(), self._preset_dropdown, self._caption, plots, buttons,
-                widgets.HBox([self._status, self._error_html]), self._panels]
+        main = widgets.VBox([self._preset_dropdown, self._caption, plots, buttons,
+                             widgets.HBox([self._status, self._error_html])])
+        main.add_class("optiviz-explorer-main")  # what a screenshot of the race shows
+        return [theme.style_widget(), main, self._panels]
 
     def _owned_widgets(self) -> list[widgets.Widget]:
         """Every widget this view created, children before parents."""
@@ -558,9 +558,8 @@ class SurfaceExplorer(widgets.VBox):
         for (k, _p), w in self._schedule_params.items():
             w.layout.display = None if k == kind else "none"
 
-    def _clip_from_widgets(self) -> tuple[str, float, tuple[str, ...] | None]:
-        to = self._clip_to.value
-        return (self._clip_kind.value, self._clip_value.value, None if to == "all" else (to,))
+    def _clip_from_widgets(self) -> tuple[str, float]:
+        return (self._clip_kind.value, self._clip_value.value)
 
     # ================================================================== worker side
     def _step_chunk(self) -> Any:
@@ -626,10 +625,9 @@ class SurfaceExplorer(widgets.VBox):
         self._sync_gradient_widgets()
 
     def _apply_clip(self, _rest: str, value: Any) -> None:
-        kind, amount, to = (tuple(value) + (None,))[:3]
-        transform = build_transform(kind, amount, self.sim, to)
-        self.sim.set_transforms(transform)
-        self._cfg.clip, self._cfg.clip_to = (kind, float(amount)), (tuple(to) if to else None)
+        kind, amount = value
+        self.sim.set_transforms(build_transform(kind, amount))
+        self._cfg.clip = (kind, float(amount))
         self._sync_gradient_widgets()
 
     def _apply_schedule(self, _rest: str, value: Any) -> None:
@@ -704,7 +702,7 @@ class SurfaceExplorer(widgets.VBox):
         sim = Simulator(surface, cfg.optimizers, start=start, n=1, hparams=hparams,
                         grad_noise=cfg.grad_noise, schedule=build_schedule(*cfg.schedule),
                         device=self._device, dtype=torch.float32, seed=self._seed)
-        sim.set_transforms(build_transform(cfg.clip[0], cfg.clip[1], sim, cfg.clip_to))
+        sim.set_transforms(build_transform(*cfg.clip))
         return sim
 
     # ================================================================== drawing
@@ -755,6 +753,8 @@ class SurfaceExplorer(widgets.VBox):
         self._surface_fig.title = s.title
         self._loss_log = s.f_min is not None
         self._loss_axis.label = "loss − f*" if self._loss_log else "loss"
+        self._loss_axis.tick_format = ".0e" if self._loss_log else None
+        self._loss_axis.tick_values = None  # back to automatic; _decade_ticks sets them on log axes
         new_scale = bq.LogScale() if self._loss_log else bq.LinearScale()
         if type(new_scale) is not type(self._lsy):
             self._lsy = new_scale
@@ -798,6 +798,7 @@ class SurfaceExplorer(widgets.VBox):
         with ExitStack() as own:
             stack = stack or own
             opts = self.sim.optimizers
+            stack.enter_context(self._heads.hold_sync())  # entered first, sent last: after the paths
             for key, bufs, mark, n in (("path", self._path, self._traj, self.max_path_points),
                                        ("loss", self._lossbuf, self._loss, self.max_curve_points),
                                        ("len", self._lenbuf, self._steplen, self.max_curve_points)):
@@ -814,12 +815,25 @@ class SurfaceExplorer(widgets.VBox):
                 self._row_counts[key] = counts
                 stack.enter_context(mark.hold_sync())
                 mark.x, mark.y = x, y
+                self._placeholder_domain(mark, stack, empty=not any(counts))
+                axis = {"loss": self._loss_axis, "len": self._steplen_axis}.get(key)
+                if axis is not None and any(counts):
+                    _decade_ticks(axis, y, stack)
             heads = np.array([self._path[o].last[1] for o in opts], dtype=np.float32)
-            stack.enter_context(self._heads.hold_sync())
             self._heads.x, self._heads.y = heads[:, 0], heads[:, 1]
             self._heads.colors = [theme.optimizer_color(o) for o in opts]
             self._draw_markers(stack)
             self._draw_legend()
+
+    def _placeholder_domain(self, mark: bq.Lines, stack: ExitStack, empty: bool) -> None:
+        """An empty mark gives its scales a NaN domain and bqplot then fails to draw the axes
+        ("invalid format: .undefinedg") - at step 0 no step has a length yet. While empty, the
+        mark is hidden and holds a placeholder span, so its axes still draw; data replaces it
+        in the same message."""
+        if empty:
+            mark.x = np.array([0.0, 1.0], np.float32)
+            mark.y = np.array([1e-3, 1.0], np.float32)
+        mark.visible = not empty
 
     def _rows(self, key: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Per optimizer, the x and y a panel's mark holds for it (its padding removed)."""
@@ -883,12 +897,12 @@ class SurfaceExplorer(widgets.VBox):
             loss = self._lossbuf[o].last[1]
             value = loss + f_ref if self._loss_log else loss
             status = self._last_status.get(o, "running")
-            hint = " \u2014 lower its lr and Reset" if status.startswith("diverged") else ""
+            hint = " (lower its lr, Reset)" if status.startswith("diverged") else ""
             rows.append(
                 f'<tr><td><span style="display:inline-block;width:26px;height:8px;background:'
                 f'{theme.optimizer_color(o)}"></span></td><td><b>{o}</b></td>'
-                f"<td>loss {theme.format_loss(value)}</td><td>{html.escape(status)}{hint}</td></tr>")
-        self._legend.value = (f'<table class="optiviz-legend" style="font-size:{theme.FONT_PX}px">'
+                f'<td>loss {theme.format_loss(value)}</td><td style="white-space:normal">{html.escape(status)}{hint}</td></tr>')
+        self._legend.value = (f'<table class="optiviz-legend" style="font-size:{theme.FONT_PX}px;white-space:nowrap">'
                               + "".join(rows) + "</table>")
         self._status.value = (f'<span style="font-size:{theme.FONT_PX}px">step {self.sim.t} · '
                               f"{self._runner.state if hasattr(self, '_runner') else 'idle'}</span>")
@@ -922,7 +936,6 @@ class SurfaceExplorer(widgets.VBox):
         set_quietly(q, self._noise, cfg.grad_noise)
         set_quietly(q, self._clip_kind, cfg.clip[0])
         set_quietly(q, self._clip_value, cfg.clip[1])
-        set_quietly(q, self._clip_to, cfg.clip_to[0] if cfg.clip_to else "all")
         set_quietly(q, self._schedule_kind, cfg.schedule[0])
         for (kind, pname), w in self._schedule_params.items():
             if kind == cfg.schedule[0] and pname in cfg.schedule[1]:
@@ -972,6 +985,26 @@ def trajectory_view(buf: SeriesBuffer, max_points: int) -> tuple[np.ndarray, np.
     return steps[idx].astype(np.float32), values[idx].astype(np.float32)
 
 
+def _decade_ticks(axis: bq.Axis, y: np.ndarray, stack: ExitStack) -> None:
+    """Ticks at powers of ten on a log axis (d3 labels 2x..9x too, unreadably crowded), at most
+    six of them; sent only when the span of decades changes."""
+    if not isinstance(axis.scale, bq.LogScale):
+        return
+    finite = y[np.isfinite(y) & (y > 0)]
+    if not finite.size:
+        return
+    # bqplot draws tick values outside the domain too: only the decades inside the data
+    lo, hi = int(np.ceil(np.log10(finite.min()))), int(np.floor(np.log10(finite.max())))
+    stride = max(1, -(-(hi - lo) // 5))
+    ticks = 10.0 ** np.arange(lo, hi + 1, stride) if hi - lo >= 1 else None  # under two decades: d3's own
+    current = axis.tick_values
+    if (current is None and ticks is None) or (
+            current is not None and ticks is not None and np.array_equal(np.asarray(current), ticks)):
+        return
+    stack.enter_context(axis.hold_sync())
+    axis.tick_values = ticks
+
+
 def _pad_rows(rows: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
     """Stack rows of different lengths into (K, m) arrays for one multi-line mark.
 
@@ -981,6 +1014,8 @@ def _pad_rows(rows: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np
     """
     counts = tuple(len(x) for x, _ in rows)
     m = max(counts, default=0)
+    if m == 0:  # bqplot cannot build a Lines view from (K, 0) arrays; empty 1-D ones are fine
+        return np.zeros(0, np.float32), np.zeros(0, np.float32), counts
     if m == 1:
         m = 2  # bqplot squeezes its arrays: (K, 1) would turn into one line through K points
     x = np.empty((len(rows), m), dtype=np.float32)
@@ -1003,7 +1038,7 @@ def _preset_config(p: Preset) -> ExplorerConfig:
     return ExplorerConfig(
         surface=p.surface, surface_params=dict(p.surface_params), optimizers=tuple(p.optimizers),
         hparams={o: dict(hp) for o, hp in p.hparams.items()}, start=p.start, grad_noise=p.grad_noise,
-        clip=tuple(p.clip), clip_to=p.clip_to, schedule=(p.schedule[0], dict(p.schedule[1])), speed=p.speed,
+        clip=tuple(p.clip), schedule=(p.schedule[0], dict(p.schedule[1])), speed=p.speed,
     )
 
 
