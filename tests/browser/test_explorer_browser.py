@@ -1,0 +1,107 @@
+"""SurfaceExplorer in a real browser: JupyterLab and Voila, headless Debian chromium.
+
+A person presses Play and watches the trajectories grow, drags SGD's learning rate mid-run and
+sees the change marked on the loss curve by the worker, and clicks the map to restart from
+there. The screenshots saved here are the ones the README shows.
+"""
+from __future__ import annotations
+
+import pytest
+
+from browser_helpers import (
+    BQPLOT_FIGURE,
+    bqplot_line_paths,
+    click_button,
+    close_page,
+    copy_notebook,
+    hide_all_code,
+    open_notebook_and_run_all,
+    open_voila,
+    path_point_count,
+    path_points,
+    screenshot,
+    wait_for,
+    widget_text,
+)
+
+pytestmark = pytest.mark.browser
+
+NOTEBOOK = "explorer.ipynb"
+SURFACE_FIG = 0  # figures in DOM order: surface, loss, step length
+LOSS_FIG = 1
+
+
+def trajectory_counts(page) -> list[int]:
+    """Vertices of the SGD and momentum trajectories (the surface figure's last two line paths;
+    the first is the contour lines)."""
+    paths = bqplot_line_paths(page)[SURFACE_FIG]
+    return [path_point_count(d) for d in paths[-2:]]
+
+
+def wait_until_paths_grow(page, by: int = 10, timeout: float = 30) -> list[int]:
+    start = min(trajectory_counts(page))
+    return wait_for(lambda: min(c := trajectory_counts(page)) >= start + by and c, timeout,
+                    message=lambda: f"trajectories to grow past {start + by} points (have {trajectory_counts(page)})")
+
+
+def set_row_slider(page, row_class: str, value: float) -> None:
+    """Type a value into the readout of the slider in the row tagged ``row_class`` and press Enter
+    (browser_helpers.set_slider_value finds sliders by label; every optimizer's row says "lr")."""
+    readout = page.locator(f".{row_class} .widget-slider .widget-readout").first
+    readout.click()
+    readout.press("ControlOrMeta+a")
+    readout.press_sequentially(repr(float(value)))
+    readout.press("Enter")
+
+
+def figure_text(page, index: int) -> str:
+    return page.locator(BQPLOT_FIGURE).nth(index).text_content() or ""
+
+
+def test_jupyterlab_play_then_steer_the_learning_rate(jupyter_lab_server, page):
+    name = copy_notebook(NOTEBOOK, jupyter_lab_server, "explorer_lab.ipynb")
+    open_notebook_and_run_all(page, jupyter_lab_server, name, timeout=120, expect=BQPLOT_FIGURE)
+    wait_for(lambda: len(bqplot_line_paths(page)[SURFACE_FIG]) == 3, 30, message="contours + 2 trajectories")
+    assert max(trajectory_counts(page)) <= 2, "nothing moves before Play"
+    assert "step 0" in widget_text(page, "optiviz-status")
+
+    click_button(page, "Play")
+    wait_until_paths_grow(page)
+    assert "lr 0.01" not in figure_text(page, LOSS_FIG)
+
+    set_row_slider(page, "optiviz-row-sgd", 0.01)
+    # the worker applies it at a step boundary and marks it on the loss curve
+    wait_for(lambda: "lr 0.01" in figure_text(page, LOSS_FIG), 30, message="the lr change marked on the loss curve")
+    wait_until_paths_grow(page, by=5)  # and the run goes on
+    assert "running" in widget_text(page, "optiviz-legend")
+    assert widget_text(page, "optiviz-error-line").strip() == ""
+
+    hide_all_code(page)
+    page.evaluate("() => window.jupyterapp.commands.execute('application:toggle-left-area')")
+    shot = screenshot(page.locator(".optiviz-explorer-main").first, "explorer")
+    assert shot.stat().st_size > 20_000
+
+
+def test_voila_play_and_click_to_restart(voila_server, page):
+    name = copy_notebook(NOTEBOOK, voila_server, "explorer_voila.ipynb")
+    try:
+        open_voila(page, voila_server, name, timeout=120, expect=BQPLOT_FIGURE)
+        assert page.get_by_text("import optiviz").count() == 0, "Voila must not show code"
+        click_button(page, "Play")
+        wait_until_paths_grow(page)
+
+        # click a quarter of the way in from the top-left corner of the map: data (-5, 2)
+        plot = page.locator(f"{BQPLOT_FIGURE} .plotarea_background").first
+        box = plot.bounding_box()
+        x, y = box["x"] + 0.25 * box["width"], box["y"] + 0.25 * box["height"]
+        page.mouse.click(x, y)
+        wait_for(lambda: min(trajectory_counts(page)) < 8 or "step" not in widget_text(page, "optiviz-status"), 30,
+                 message="the run to restart from the click")
+        wait_until_paths_grow(page, by=5)
+        first = path_points(bqplot_line_paths(page)[SURFACE_FIG][-1])[0]
+        origin = page.locator(f"{BQPLOT_FIGURE} .plotarea_background").first.bounding_box()
+        assert first[0] + origin["x"] == pytest.approx(x, abs=4) and first[1] + origin["y"] == pytest.approx(y, abs=4)
+        assert widget_text(page, "optiviz-error-line").strip() == ""
+        screenshot(page.locator(".optiviz-explorer-main").first, "explorer_voila")
+    finally:
+        close_page(page)
