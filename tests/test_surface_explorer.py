@@ -202,8 +202,14 @@ def test_rejected_expression_and_out_of_range_values_show_inline(make):
     e.set(lr=-1)
     assert "lr must be in (0, inf)" in e.error
     assert e.sim.get_hparams("sgd")["lr"] > 0
+    lr = e.sim.get_hparams("sgd")["lr"]
     e._lr_text["sgd"].value = -0.5  # typed into the exact-lr box: the slider could not go there
     assert "sgd lr must be in (0, inf), got -0.5" in e.error
+    assert e._lr_text["sgd"].value == pytest.approx(lr)  # the box snaps back to the lr in force
+    e._opt_boxes["sgd"].value = False
+    e._opt_boxes["adam"].value = False  # unticking the last one is refused, and it ticks again
+    assert e.error == "choose at least one optimizer" and e._opt_boxes["adam"].value and e.optimizers == ("adam",)
+    e._opt_boxes["sgd"].value = True
     e._lr_text["sgd"].value = 50.0  # valid, beyond the slider's end: applied, slider pinned at its max
     assert e.error == "" and e.sim.get_hparams("sgd")["lr"] == pytest.approx(50.0)
     assert e._lr["sgd"].value == pytest.approx(10.0)

@@ -25,6 +25,7 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
+from optiviz._validate import check_choice
 from optiviz.engine.hparams import HPARAMS
 from optiviz.engine.optimizers import OPTIMIZERS
 from optiviz.engine.simulator import CONVERGED, DIVERGED, Simulator, resolve_surface
@@ -73,6 +74,18 @@ class SurfaceExplorer(widgets.VBox):
     `play()`, `pause()`, `step(n)` (synchronous), `set(...)`, `click(x, y)`, `reset()`,
     `load_preset(name)`, `close()`; mark data through `paths`, `heads`, `loss_curves`,
     `step_lengths`, `markers`, `statuses`, `error`.
+
+    surface: a built-in name, an expression in x and y, or a Surface; its parameters (e.g.
+        condition=100 for "quadratic") as extra keywords.
+    optimizers: which of OPTIMIZERS race, one row each (N=1).
+    preset: a key of PRESETS; sets surface, optimizers and hyperparameters (speed may still be given).
+    start: (x, y), else the surface's start. hparams: {"adam": {"lr": 0.1, "betas": (0.9, 0.99)}};
+        lrs not given are the surface's suggestions. lr: one shared lr for every optimizer.
+    grad_noise, clip (("norm", 1.0); kinds none/value/norm/sign), schedule ("exponential" or
+        ("step", {"step_size": 50})): as in the engine. speed: steps per frame; fps: frames a second.
+    grid: heatmap resolution; max_path_points / max_curve_points: points a frame sends per line.
+    Constructor arguments are checked at once (ValueError); everything after that - controls,
+    clicks, set() - reports problems in the widget's error line instead of raising.
     """
 
     def __init__(
@@ -584,7 +597,10 @@ class SurfaceExplorer(widgets.VBox):
             raise ValueError(f"unknown control {name!r}")
         try:
             handler(rest, value)
-        except (TypeError, KeyError, IndexError) as exc:  # malformed values from .set(): still a message
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            self._sync_widgets()  # a rejected value: every control snaps back to what runs
+            if isinstance(exc, ValueError):
+                raise
             raise ValueError(f"{name.replace(':', ' ')}: cannot use {value!r} ({type(exc).__name__}: {exc})") from None
         self._clear_error()
 
@@ -625,7 +641,7 @@ class SurfaceExplorer(widgets.VBox):
         self._sync_gradient_widgets()
 
     def _apply_clip(self, _rest: str, value: Any) -> None:
-        kind, amount = value
+        kind, amount = (value, self._cfg.clip[1]) if isinstance(value, str) else value
         self.sim.set_transforms(build_transform(kind, amount))
         self._cfg.clip = (kind, float(amount))
         self._sync_gradient_widgets()
@@ -664,6 +680,7 @@ class SurfaceExplorer(widgets.VBox):
         names = (value,) if isinstance(value, str) else tuple(value)
         if not names:
             raise ValueError("choose at least one optimizer")
+        names = tuple(check_choice("optimizer", n, OPTIMIZERS) for n in names)
         cfg = dataclasses.replace(self._cfg, optimizers=tuple(n.lower() for n in names))
         self._swap(cfg, self._surface)
 
