@@ -79,10 +79,10 @@ def test_paths_equal_simulate_for_the_same_settings(make):
 
 def test_clip_and_schedule_controls_give_simulates_path(make):
     e = make("cliff", ("sgd",), hparams={"sgd": {"lr": 0.1}})
-    e._clip_kind.value = "norm"  # as a person would: the dropdown, then the slider
-    e._clip_value.value = 0.5
-    e._schedule_kind.value = "inverse_time"
-    e._schedule_params[("inverse_time", "k")].value = 0.05
+    e.controls.clip_kind.value = "norm"  # as a person would: the dropdown, then the slider
+    e.controls.clip_value.value = 0.5
+    e.controls.schedule_kind.value = "inverse_time"
+    e.controls.schedule_params[("inverse_time", "k")].value = 0.05
     assert e.error == ""
     e.step(150)
     run = ov.simulate("cliff", "sgd", steps=150, lr=0.1, transforms=ov.clip_by_norm(0.5),
@@ -94,7 +94,7 @@ def test_mid_run_lr_change_bends_the_path_at_that_step(make):
     e = make("quadratic", ("sgd", "momentum"), condition=30.0,
              hparams={"sgd": {"lr": 0.01}, "momentum": {"lr": 0.005}})
     e.step(40)
-    e._lr["sgd"].value = 0.05  # a person drags the sgd lr slider while the run sits at step 40
+    e.controls.lr["sgd"].value = 0.05  # a person drags the sgd lr slider while the run sits at step 40
     e.step(40)
     ref = Simulator(e.surface, ("sgd",), start=np.array([e.surface.start]), hparams={"sgd": {"lr": 0.01}})
     before = ref.advance(40)
@@ -119,7 +119,7 @@ def test_slider_moved_while_playing_applies_at_a_step_boundary(make):
     e = make("quadratic", ("sgd",), hparams={"sgd": {"lr": 0.01}}, speed=1, fps=200)
     e.play()
     assert wait_until(lambda: e.t >= 5)
-    e._lr["sgd"].value = 0.02
+    e.controls.lr["sgd"].value = 0.02
     assert wait_until(lambda: e.markers["sgd"])
     e.pause()
     (step, label), = e.markers["sgd"]
@@ -194,7 +194,7 @@ def test_diverging_in_the_first_step_is_shown_not_raised(make):
 
 def test_rejected_expression_and_out_of_range_values_show_inline(make):
     e = make("quadratic", ("sgd", "adam"))
-    e._expression.value = "__import__('os').system('echo hi')"
+    e.controls.expression.value = "__import__('os').system('echo hi')"
     assert "expression" in e.error and e.surface.name == "quadratic"
     assert e._error_html.value.startswith('<span class="optiviz-error">')
     e.set(surface="x**")
@@ -203,16 +203,16 @@ def test_rejected_expression_and_out_of_range_values_show_inline(make):
     assert "lr must be in (0, inf)" in e.error
     assert e.sim.get_hparams("sgd")["lr"] > 0
     lr = e.sim.get_hparams("sgd")["lr"]
-    e._lr_text["sgd"].value = -0.5  # typed into the exact-lr box: the slider could not go there
+    e.controls.lr_text["sgd"].value = -0.5  # typed into the exact-lr box: the slider could not go there
     assert "sgd lr must be in (0, inf), got -0.5" in e.error
-    assert e._lr_text["sgd"].value == pytest.approx(lr)  # the box snaps back to the lr in force
-    e._opt_boxes["sgd"].value = False
-    e._opt_boxes["adam"].value = False  # unticking the last one is refused, and it ticks again
-    assert e.error == "choose at least one optimizer" and e._opt_boxes["adam"].value and e.optimizers == ("adam",)
-    e._opt_boxes["sgd"].value = True
-    e._lr_text["sgd"].value = 50.0  # valid, beyond the slider's end: applied, slider pinned at its max
+    assert e.controls.lr_text["sgd"].value == pytest.approx(lr)  # the box snaps back to the lr in force
+    e.controls.racing["sgd"].value = False
+    e.controls.racing["adam"].value = False  # unticking the last one is refused, and it ticks again
+    assert e.error == "choose at least one optimizer" and e.controls.racing["adam"].value and e.optimizers == ("adam",)
+    e.controls.racing["sgd"].value = True
+    e.controls.lr_text["sgd"].value = 50.0  # valid, beyond the slider's end: applied, slider pinned at its max
     assert e.error == "" and e.sim.get_hparams("sgd")["lr"] == pytest.approx(50.0)
-    assert e._lr["sgd"].value == pytest.approx(10.0)
+    assert e.controls.lr["sgd"].value == pytest.approx(10.0)
     e.set("adam", betas=(0.9, 1.5))
     assert "betas" in e.error and e.sim.get_hparams("adam")["betas"][1] == pytest.approx(0.999)
     e.set(speed=0)
@@ -225,7 +225,7 @@ def test_rejected_expression_and_out_of_range_values_show_inline(make):
     assert e.t == 10
     e.set(surface="x**2 + 3*y**2 + sin(2*x)")  # a good expression takes over
     assert e.error == "" and e.surface.name != "quadratic"
-    assert e._surface_dropdown.value == "custom expression"
+    assert e.controls.surface.value == "custom expression"
 
 
 # ------------------------------------------------------------------ frames
@@ -263,11 +263,11 @@ def test_surface_drawing_heatmap_contours_minima_and_axes(make):
     (x0, x1), (y0, y1) = e.surface.domain
     assert (e._sx.min, e._sx.max, e._sy.min, e._sy.max) == (x0, x1, y0, y1)
     assert list(m["click"].x) == [x0, x1] and list(m["click"].y) == [y0, y1]
-    assert e._lr["adam"].value == pytest.approx(e.surface.lrs["adam"])
+    assert e.controls.lr["adam"].value == pytest.approx(e.surface.lrs["adam"])
     # switching surface with the dropdown redraws and takes that surface's suggested lrs
-    e._surface_dropdown.value = "quadratic"
-    assert e.surface.name == "quadratic" and e._condition.layout.display is None
-    e._condition.value = 100.0
+    e.controls.surface.value = "quadratic"
+    assert e.surface.name == "quadratic" and e.controls.condition.layout.display is None
+    e.controls.condition.value = 100.0
     assert e.surface.params["condition"] == pytest.approx(100.0, rel=1e-3)
     assert e.sim.get_hparams("adam")["lr"] == pytest.approx(e.surface.lrs["adam"])
     assert "condition 100" in e._surface_fig.title
@@ -287,29 +287,29 @@ def test_hyperparameter_widgets_come_from_the_specs(make):
     e = make("quadratic", ("sgd",))
     for o, specs in HPARAMS.items():
         lo, hi = specs["lr"].slider
-        assert e._lr[o].min == pytest.approx(np.log10(lo)) and e._lr[o].max == pytest.approx(np.log10(hi))
+        assert e.controls.lr[o].min == pytest.approx(np.log10(lo)) and e.controls.lr[o].max == pytest.approx(np.log10(hi))
         for name, spec in specs.items():
             if name == "lr":
                 continue
             keys = [f"{name}.0", f"{name}.1"] if spec.kind == "pair" else [name]
             for key in keys:
-                assert (o, key) in e._hp_widgets
-    e._opt_boxes["adam"].value = True
+                assert (o, key) in e.controls.hparams
+    e.controls.racing["adam"].value = True
     assert e.optimizers == ("sgd", "adam")
-    e._hp_widgets[("adam", "betas.0")].value = 0.5
+    e.controls.hparams[("adam", "betas.0")].value = 0.5
     assert e.sim.get_hparams("adam")["betas"] == pytest.approx((0.5, 0.999))
-    e._hp_widgets[("adam", "amsgrad")].value = True
+    e.controls.hparams[("adam", "amsgrad")].value = True
     assert e.sim.get_hparams("adam")["amsgrad"] is True or e.sim.get_hparams("adam")["amsgrad"] == 1.0
-    e._shared.value = True
-    e._shared_lr.value = 0.02
+    e.controls.shared.value = True
+    e.controls.shared_lr.value = 0.02
     assert all(e.sim.get_hparams(o)["lr"] == pytest.approx(0.02) for o in ("sgd", "adam"))
-    assert e._lr["sgd"].value == pytest.approx(0.02)
+    assert e.controls.lr["sgd"].value == pytest.approx(0.02)
 
 
 def test_presets_set_everything_and_tell_their_story(make):
     e = make("quadratic", ("sgd",))
     for name, preset in PRESETS.items():
-        e._preset_dropdown.value = name  # as a person picks it
+        e.controls.preset.value = name  # as a person picks it
         assert e.optimizers == preset.optimizers, name
         assert html.escape(preset.caption) in e._caption.value, name
         assert e.t == 0 and e.error == "", name
@@ -339,8 +339,8 @@ def test_presets_set_everything_and_tell_their_story(make):
     e.load_preset("cliff_clipping")
     e.step(150)
     assert e.paths["sgd"][:, 0].min() < -4 and e.paths["momentum"][:, 0].min() < -4  # thrown off the map
-    e._clip_kind.value = "norm"  # what the caption asks for, then Reset
-    assert e._clip_value.value == pytest.approx(1.0)
+    e.controls.clip_kind.value = "norm"  # what the caption asks for, then Reset
+    assert e.controls.clip_value.value == pytest.approx(1.0)
     e.reset()
     e.step(150)
     for o in ("sgd", "momentum"):
@@ -360,8 +360,8 @@ def test_close_stops_the_worker_and_two_explorers_are_independent(make, capsys):
     assert a.error == ""  # ...is b's alone
     a.close()
     assert a.runner.state == "stopped"
-    for w in (a, a._surface_fig, a.marks["heads"], a.marks["trajectories"], a._lr["sgd"],
-              a._lr["sgd"].layout, a._click_image, a._sx, a._panels):
+    for w in (a, a._surface_fig, a.marks["heads"], a.marks["trajectories"], a.controls.lr["sgd"],
+              a.controls.lr["sgd"].layout, a._click_image, a._sx, a.controls.panels):
         assert w.comm is None, w  # closed: no comm left behind
     assert not any(t.name == "optiviz-surface-explorer" and t.is_alive() for t in [a.runner._thread] if t)
     tb = b.t

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import html
-import math
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import bqplot as bq
@@ -29,34 +28,26 @@ from optiviz._validate import check_choice
 from optiviz.engine.hparams import HPARAMS
 from optiviz.engine.optimizers import OPTIMIZERS
 from optiviz.engine.simulator import CONVERGED, DIVERGED, Simulator, resolve_surface
-from optiviz.engine.schedules import SCHEDULE_PARAMS
-from optiviz.engine.surfaces import SURFACE_PARAMS, SURFACES, Surface
+from optiviz.engine.surfaces import SURFACE_PARAMS, Surface
 from optiviz.stream.runner import DONE, LiveRunner
 from optiviz.stream.series import Markers, SeriesBuffer
 from optiviz.views import theme
-from optiviz.views.controls import Quiet, log_slider, linear_slider, on_value, set_quietly, spec_widgets
-from optiviz.views.explorer_gradients import CLIP_KINDS, SCHEDULE_KINDS, build_schedule, build_transform
-from optiviz.views.explorer_presets import PRESETS, Preset
+from optiviz.views.controls import set_quietly
+from optiviz.views.explorer_config import (
+    ExplorerConfig,
+    as_schedule_spec,
+    build_schedule,
+    build_transform,
+    full_hparams,
+    get_preset,
+    preset_config,
+)
+from optiviz.views.explorer_controls import ExplorerControls
+from optiviz.views.explorer_frames import caption_html, decade_ticks, event_label, pad_rows, trajectory_view
+from optiviz.views.explorer_presets import PRESETS
 from optiviz.views.pacing import Pacer
 
-CUSTOM = "custom expression"
 LOSS_FLOOR = 1e-30  # log axes cannot show 0: an exactly converged run sits on the floor
-
-
-@dataclass
-class ExplorerConfig:
-    """What the engine runs: owned by the worker (changed only in `_apply`)."""
-
-    surface: str = "quadratic"
-    surface_params: dict[str, Any] = field(default_factory=dict)
-    optimizers: tuple[str, ...] = ("sgd", "momentum")
-    hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
-    start: tuple[float, float] | None = None
-    grad_noise: float = 0.0
-    clip: tuple[str, float] = ("none", 1.0)
-    schedule: tuple[str, dict[str, Any]] = ("constant", {})
-    speed: int = 2
-    shared_lr: float | None = None  # a number: every optimizer uses it
 
 
 @dataclass
@@ -111,7 +102,6 @@ class SurfaceExplorer(widgets.VBox):
     ) -> None:
         super().__init__()
         self.add_class(theme.CSS_CLASS)
-        self._quiet = Quiet()
         self._grid = int(grid)
         self.max_path_points = int(max_path_points)
         self.max_curve_points = int(max_curve_points)
@@ -121,10 +111,11 @@ class SurfaceExplorer(widgets.VBox):
         self._closed = False
         self._error = ""
         self._playing = False
+        self._sync_steps: int | None = None  # .step(n): the next chunk's size, instead of speed
         self._pacer = Pacer(fps)
 
         if preset is not None:
-            cfg = _preset_config(_preset(preset))
+            cfg = preset_config(get_preset(preset))
             if speed is not None:
                 cfg.speed = int(speed)
         else:
@@ -134,16 +125,19 @@ class SurfaceExplorer(widgets.VBox):
                 surface_params=dict(surface_params), optimizers=tuple(n.lower() for n in names),
                 start=None if start is None else (float(start[0]), float(start[1])),
                 grad_noise=float(grad_noise), clip=clip or ("none", 1.0),
-                schedule=_as_schedule_spec(schedule), speed=int(speed or 2), shared_lr=lr,
+                schedule=as_schedule_spec(schedule), speed=int(speed or 2), shared_lr=lr,
             )
         self._surface = surface if isinstance(surface, Surface) and preset is None else \
             resolve_surface(cfg.surface, **cfg.surface_params)
-        cfg.hparams = _full_hparams(self._surface, OPTIMIZERS, hparams or cfg.hparams)
+        cfg.hparams = full_hparams(self._surface, OPTIMIZERS, hparams or cfg.hparams)
         self._cfg = cfg
         self._preset_name = preset
 
         self._build_plots()
-        self._build_controls()
+        self._build_texts()
+        self.controls = ExplorerControls(
+            cfg, self._request, {"play": self.play, "pause": self.pause, "step": self._on_step_button,
+                                 "reset": self.reset, "preset": self.load_preset}, preset)
         self._runner = LiveRunner(self._step_chunk, apply=self._apply, publish=self._publish,
                                   on_error=self._show_error, on_status=self._on_status, fps=fps,
                                   name="surface-explorer")
@@ -194,7 +188,7 @@ class SurfaceExplorer(widgets.VBox):
     def load_preset(self, name: str) -> None:
         """Set everything a lecture story needs (see PRESETS) and restart."""
         try:
-            preset = _preset(name)
+            preset = get_preset(name)
         except ValueError as exc:
             self._show_error(str(exc))
             return
@@ -217,7 +211,7 @@ class SurfaceExplorer(widgets.VBox):
             if key in values:
                 value = values.pop(key)
                 if key == "schedule":
-                    value = _as_schedule_spec(value)
+                    value = as_schedule_spec(value)
                 if key == "start":
                     self._request("start", value)
                     continue
@@ -360,28 +354,7 @@ class SurfaceExplorer(widgets.VBox):
             title="step length", width="440px", height="270px",
         )
 
-    def _build_controls(self) -> None:
-        cfg = self._cfg
-        big = widgets.Layout(width="110px", height="40px")
-        self._play_btn = widgets.Button(description="Play", icon="play", button_style="success", layout=big)
-        self._pause_btn = widgets.Button(description="Pause", icon="pause", layout=big)
-        self._step_btn = widgets.Button(description="Step", icon="step-forward", layout=big)
-        self._reset_btn = widgets.Button(description="Reset", icon="undo", layout=big)
-        self._play_btn.on_click(lambda _: self.play())
-        self._pause_btn.on_click(lambda _: self.pause())
-        self._step_btn.on_click(lambda _: self._on_step_button())
-        self._reset_btn.on_click(lambda _: self.reset())
-        self._speed = widgets.IntSlider(value=cfg.speed, min=1, max=500, description="steps/frame",
-                                        continuous_update=False, style={"description_width": "110px"},
-                                        layout=widgets.Layout(width="380px"))
-        on_value(self._speed, self._quiet, lambda v: self._request("speed", v))
-
-        self._preset_dropdown = widgets.Dropdown(
-            options=[("choose a story…", "")] + [(p.title, k) for k, p in PRESETS.items()],
-            value=self._preset_name or "", description="preset", style={"description_width": "70px"},
-            layout=widgets.Layout(width="560px"))
-        on_value(self._preset_dropdown, self._quiet, lambda v: v and self.load_preset(v))
-
+    def _build_texts(self) -> None:
         self._caption = widgets.HTML()
         self._legend = widgets.HTML()
         self._legend.add_class("optiviz-legend")
@@ -390,109 +363,13 @@ class SurfaceExplorer(widgets.VBox):
         self._error_html = widgets.HTML()
         self._error_html.add_class("optiviz-error-line")
 
-        # optimizers: a checkbox and an lr slider per optimizer, always visible
-        self._opt_boxes: dict[str, widgets.Checkbox] = {}
-        self._lr: dict[str, widgets.FloatLogSlider] = {}
-        rows = []
-        for o in OPTIMIZERS:
-            spec = HPARAMS[o]["lr"]
-            box = widgets.Checkbox(value=o in cfg.optimizers, description=o, indent=False,
-                                   layout=widgets.Layout(width="130px"))
-            box.add_class(f"optiviz-opt-{o}")
-            on_value(box, self._quiet, lambda _v: self._request("optimizers", self._checked()))
-            lr = log_slider("lr", cfg.hparams[o]["lr"], *spec.slider)
-            lr.style.description_width = "30px"
-            on_value(lr, self._quiet, lambda v, o=o: self._request(f"hp:{o}:lr", v))
-            swatch = widgets.HTML(f'<span style="display:inline-block;width:28px;height:6px;'
-                                  f'background:{theme.optimizer_color(o)};margin-top:14px"></span>')
-            row = widgets.HBox([swatch, box, lr])
-            row.add_class(f"optiviz-row-{o}")
-            self._opt_boxes[o], self._lr[o] = box, lr
-            rows.append(row)
-        self._shared = widgets.Checkbox(value=cfg.shared_lr is not None, description="shared lr", indent=False)
-        self._shared_lr = log_slider("lr (all)", cfg.shared_lr or 0.01, *HPARAMS["sgd"]["lr"].slider)
-        self._shared_lr.add_class("optiviz-shared-lr")
-        on_value(self._shared, self._quiet, lambda v: self._request("shared_lr", self._shared_lr.value if v else None))
-        on_value(self._shared_lr, self._quiet,
-                 lambda v: self._shared.value and self._request("shared_lr", v))
-        optimizer_panel = widgets.VBox(rows + [widgets.HBox([self._shared, self._shared_lr])])
-
-        # every other hyperparameter, one tab per optimizer, built from the specs
-        self._hp_widgets: dict[tuple[str, str], widgets.Widget] = {}
-        tabs = []
-        self._lr_text: dict[str, widgets.FloatText] = {}
-        for o in OPTIMIZERS:
-            # the slider spans the useful range; this box takes any value, and rejects bad ones visibly
-            text = widgets.FloatText(value=cfg.hparams[o]["lr"], description="lr =", continuous_update=False,
-                                     style={"description_width": "110px"}, layout=widgets.Layout(width="260px"))
-            text.add_class(f"optiviz-lr-text-{o}")
-            on_value(text, self._quiet, lambda v, o=o: self._request(f"hp:{o}:lr", v))
-            self._lr_text[o] = text
-            items = [text]
-            for name, spec in HPARAMS[o].items():
-                if name == "lr":
-                    continue
-                for key, w in spec_widgets(spec, cfg.hparams[o][name]).items():
-                    w.tooltip = spec.description
-                    on_value(w, self._quiet, lambda v, o=o, key=key: self._on_hparam_widget(o, key, v))
-                    self._hp_widgets[(o, key)] = w
-                    items.append(w)
-            box = widgets.VBox(items)
-            box.add_class(f"optiviz-hp-{o}")
-            tabs.append(box)
-        self._hp_tabs = widgets.Tab(children=tabs, titles=list(OPTIMIZERS))
-
-        # gradient: noise, clipping (and to whom), lr schedule
-        self._noise = linear_slider("grad noise", cfg.grad_noise, 0.0, 10.0, step=0.01)
-        on_value(self._noise, self._quiet, lambda v: self._request("grad_noise", v))
-        self._clip_kind = widgets.Dropdown(options=list(CLIP_KINDS), value=cfg.clip[0], description="clip",
-                                           style={"description_width": "110px"}, layout=widgets.Layout(width="300px"))
-        self._clip_value = log_slider("clip at", cfg.clip[1], 1e-3, 1e3)
-        for w in (self._clip_kind, self._clip_value):
-            on_value(w, self._quiet, lambda _v: self._request("clip", self._clip_from_widgets()))
-        self._schedule_kind = widgets.Dropdown(options=list(SCHEDULE_KINDS), value=cfg.schedule[0],
-                                               description="lr schedule", style={"description_width": "110px"},
-                                               layout=widgets.Layout(width="300px"))
-        self._schedule_params: dict[tuple[str, str], widgets.Widget] = {}
-        for kind, specs in SCHEDULE_PARAMS.items():
-            for pname, spec in specs.items():
-                value = cfg.schedule[1].get(pname, spec.default) if kind == cfg.schedule[0] else spec.default
-                (w,) = spec_widgets(spec, value).values()
-                w.tooltip = spec.description
-                self._schedule_params[(kind, pname)] = w
-        for w in (self._schedule_kind, *self._schedule_params.values()):
-            on_value(w, self._quiet, lambda _v: self._request("schedule", self._schedule_from_widgets()))
-        self._show_schedule_params(cfg.schedule[0])
-        gradient_panel = widgets.VBox([self._noise, self._clip_kind, self._clip_value,
-                                       self._schedule_kind, *self._schedule_params.values()])
-
-        # surface: dropdown, condition number, custom expression
-        self._surface_dropdown = widgets.Dropdown(options=list(SURFACES) + [CUSTOM], description="surface",
-                                                  style={"description_width": "110px"},
-                                                  layout=widgets.Layout(width="400px"))
-        self._condition = log_slider("condition", cfg.surface_params.get("condition", 30.0), 1.0, 1000.0)
-        self._expression = widgets.Text(value="", placeholder="e.g. x**2 + 10*y**2 + sin(3*x)",
-                                        description="f(x, y) =", continuous_update=False,
-                                        style={"description_width": "110px"}, layout=widgets.Layout(width="560px"))
-        self._expression.add_class("optiviz-expression")
-        on_value(self._surface_dropdown, self._quiet, self._on_surface_dropdown)
-        on_value(self._condition, self._quiet, lambda v: self._request(
-            "surface", (self._cfg_surface_name(), {"condition": v})))
-        on_value(self._expression, self._quiet, lambda v: v.strip() and self._request("surface", (v.strip(), {})))
-        surface_panel = widgets.VBox([self._surface_dropdown, self._condition, self._expression,
-                                      widgets.HTML("<i>Click on the surface to start every optimizer there.</i>")])
-
-        self._panels = widgets.Tab(children=[optimizer_panel, self._hp_tabs, gradient_panel, surface_panel],
-                                   titles=["optimizers", "hyperparameters", "gradient", "surface"])
-
     def _layout(self) -> list[widgets.Widget]:
-        buttons = widgets.HBox([self._play_btn, self._pause_btn, self._step_btn, self._reset_btn, self._speed])
+        c = self.controls
         plots = widgets.HBox([widgets.VBox([self._surface_fig, self._legend]),
                               widgets.VBox([self._loss_fig, self._steplen_fig])])
-        main = widgets.VBox([self._preset_dropdown, self._caption, plots, buttons,
-                             widgets.HBox([self._status, self._error_html])])
+        main = widgets.VBox([c.preset, self._caption, plots, c.buttons, widgets.HBox([self._status, self._error_html])])
         main.add_class("optiviz-explorer-main")  # what a screenshot of the race shows
-        return [theme.style_widget(), main, self._panels]
+        return [theme.style_widget(), main, c.panels]
 
     def _owned_widgets(self) -> list[widgets.Widget]:
         """Every widget this view created, children before parents."""
@@ -538,48 +415,12 @@ class SurfaceExplorer(widgets.VBox):
         self._playing = False
         self._runner.step_once()
 
-    def _on_hparam_widget(self, optimizer: str, key: str, value: Any) -> None:
-        if key.startswith("betas."):
-            b = [w.value for k, w in sorted(self._hp_widgets.items()) if k[0] == optimizer and k[1].startswith("betas.")]
-            self._request(f"hp:{optimizer}:betas", (b[0], b[1]))
-        else:
-            self._request(f"hp:{optimizer}:{key}", value)
-
-    def _on_surface_dropdown(self, name: str) -> None:
-        self._condition.layout.display = None if name in ("quadratic", "rotated_quadratic") else "none"
-        if name == CUSTOM:
-            text = self._expression.value.strip()
-            if text:
-                self._request("surface", (text, {}))
-            return
-        params = {"condition": self._condition.value} if name in ("quadratic", "rotated_quadratic") else {}
-        self._request("surface", (name, params))
-
-    def _cfg_surface_name(self) -> str:
-        value = self._surface_dropdown.value
-        return "quadratic" if value == CUSTOM else value
-
-    def _checked(self) -> tuple[str, ...]:
-        return tuple(o for o in OPTIMIZERS if self._opt_boxes[o].value)
-
-    def _schedule_from_widgets(self) -> tuple[str, dict[str, Any]]:
-        kind = self._schedule_kind.value
-        self._show_schedule_params(kind)
-        return (kind, {p: w.value for (k, p), w in self._schedule_params.items() if k == kind})
-
-    def _show_schedule_params(self, kind: str) -> None:
-        for (k, _p), w in self._schedule_params.items():
-            w.layout.display = None if k == kind else "none"
-
-    def _clip_from_widgets(self) -> tuple[str, float]:
-        return (self._clip_kind.value, self._clip_value.value)
-
     # ================================================================== worker side
     def _step_chunk(self) -> Any:
         """Runner's step: one frame's worth of steps (paced when playing live)."""
         if all(int(s) in (CONVERGED, DIVERGED) for s in self.sim.status.tolist()):
             return DONE
-        steps = getattr(self, "_sync_steps", None)
+        steps = self._sync_steps
         if steps is None:
             steps = self._cfg.speed
             if self._playing:
@@ -619,9 +460,9 @@ class SurfaceExplorer(widgets.VBox):
         spec.check(value, f"{optimizer} {hp}")
         if optimizer in self.sim.optimizers:
             self.sim.set_hparams(optimizer, **{hp: value})
-            self._events[optimizer].add(self.sim.t, _event_label(hp, value))
+            self._events[optimizer].add(self.sim.t, event_label(hp, value))
         self._cfg.hparams[optimizer][hp] = value
-        self._sync_widget_hparam(optimizer, hp, value)
+        self.controls.sync_hparam(optimizer, hp, value)
         self._draw()
 
     def _apply_shared_lr(self, _rest: str, value: Any) -> None:
@@ -638,26 +479,26 @@ class SurfaceExplorer(widgets.VBox):
     def _apply_grad_noise(self, _rest: str, value: Any) -> None:
         self.sim.set_grad_noise(float(value))
         self._cfg.grad_noise = float(value)
-        self._sync_gradient_widgets()
+        self.controls.sync_gradient(self._cfg)
 
     def _apply_clip(self, _rest: str, value: Any) -> None:
         kind, amount = (value, self._cfg.clip[1]) if isinstance(value, str) else value
         self.sim.set_transforms(build_transform(kind, amount))
         self._cfg.clip = (kind, float(amount))
-        self._sync_gradient_widgets()
+        self.controls.sync_gradient(self._cfg)
 
     def _apply_schedule(self, _rest: str, value: Any) -> None:
-        spec = _as_schedule_spec(value)
+        spec = as_schedule_spec(value)
         self.sim.set_schedule(build_schedule(*spec))
         self._cfg.schedule = spec
-        self._sync_gradient_widgets()
+        self.controls.sync_gradient(self._cfg)
 
     def _apply_speed(self, _rest: str, value: Any) -> None:
         speed = int(value)
         if not 1 <= speed <= 100_000:
             raise ValueError(f"speed (steps per frame) must be in [1, 100000], got {value!r}")
         self._cfg.speed = speed
-        set_quietly(self._quiet, self._speed, speed)
+        set_quietly(self.controls.quiet, self.controls.speed, speed)
 
     def _apply_start(self, _rest: str, value: Any) -> None:
         try:
@@ -694,9 +535,9 @@ class SurfaceExplorer(widgets.VBox):
         self._swap(cfg, surface)
 
     def _apply_preset(self, _rest: str, name: str) -> None:
-        cfg = _preset_config(_preset(name))
+        cfg = preset_config(get_preset(name))
         surface = resolve_surface(cfg.surface, **cfg.surface_params)
-        cfg.hparams = _full_hparams(surface, OPTIMIZERS, cfg.hparams)
+        cfg.hparams = full_hparams(surface, OPTIMIZERS, cfg.hparams)
         self._swap(cfg, surface, preset=name)
 
     def _swap(self, cfg: ExplorerConfig, surface: Surface, preset: str | None = None) -> None:
@@ -784,7 +625,7 @@ class SurfaceExplorer(widgets.VBox):
         """The story's caption while a preset runs, else the surface's own."""
         preset = PRESETS.get(self._preset_name or "")
         s = self._surface
-        self._caption.value = _caption_html(*((preset.title, preset.caption) if preset else (s.title, s.caption)))
+        self._caption.value = caption_html(*((preset.title, preset.caption) if preset else (s.title, s.caption)))
 
     def _loss_value(self, loss: float, f_ref: float) -> float:
         return max(loss - f_ref, LOSS_FLOOR) if self._loss_log else loss
@@ -828,14 +669,14 @@ class SurfaceExplorer(widgets.VBox):
                     rows = [(v[:, 0], v[:, 1]) for _, v in views]
                 else:
                     rows = list(views)
-                x, y, counts = _pad_rows(rows)
+                x, y, counts = pad_rows(rows)
                 self._row_counts[key] = counts
                 stack.enter_context(mark.hold_sync())
                 mark.x, mark.y = x, y
                 self._placeholder_domain(mark, stack, empty=not any(counts))
                 axis = {"loss": self._loss_axis, "len": self._steplen_axis}.get(key)
                 if axis is not None and any(counts):
-                    _decade_ticks(axis, y, stack)
+                    decade_ticks(axis, y, stack)
             heads = np.array([self._path[o].last[1] for o in opts], dtype=np.float32)
             self._heads.x, self._heads.y = heads[:, 0], heads[:, 1]
             self._heads.colors = [theme.optimizer_color(o) for o in opts]
@@ -938,162 +779,8 @@ class SurfaceExplorer(widgets.VBox):
             self._error_html.value = ""
 
     # ================================================================== widgets follow the engine
-    def _sync_widget_hparam(self, optimizer: str, hp: str, value: Any) -> None:
-        if hp == "lr":
-            set_quietly(self._quiet, self._lr[optimizer], value)
-            set_quietly(self._quiet, self._lr_text[optimizer], value)
-        elif hp == "betas":
-            for i in range(2):
-                set_quietly(self._quiet, self._hp_widgets[(optimizer, f"betas.{i}")], value[i])
-        elif (optimizer, hp) in self._hp_widgets:
-            set_quietly(self._quiet, self._hp_widgets[(optimizer, hp)], value)
-
-    def _sync_gradient_widgets(self) -> None:
-        cfg, q = self._cfg, self._quiet
-        set_quietly(q, self._noise, cfg.grad_noise)
-        set_quietly(q, self._clip_kind, cfg.clip[0])
-        set_quietly(q, self._clip_value, cfg.clip[1])
-        set_quietly(q, self._schedule_kind, cfg.schedule[0])
-        for (kind, pname), w in self._schedule_params.items():
-            if kind == cfg.schedule[0] and pname in cfg.schedule[1]:
-                set_quietly(q, w, cfg.schedule[1][pname])
-        self._show_schedule_params(cfg.schedule[0])
-
     def _sync_widgets(self) -> None:
-        """After a preset or a new surface: every control shows what the engine now runs."""
-        cfg = self._cfg
-        q = self._quiet
-        for o in OPTIMIZERS:
-            set_quietly(q, self._opt_boxes[o], o in cfg.optimizers)
-            for hp, value in cfg.hparams[o].items():
-                self._sync_widget_hparam(o, hp, value)
-        set_quietly(q, self._shared, cfg.shared_lr is not None)
-        if cfg.shared_lr is not None:
-            set_quietly(q, self._shared_lr, cfg.shared_lr)
-        self._sync_gradient_widgets()
-        set_quietly(q, self._speed, cfg.speed)
-        set_quietly(q, self._preset_dropdown, self._preset_name or "")
-        builtin = self._surface.name in SURFACES and cfg.surface in SURFACES
-        set_quietly(q, self._surface_dropdown, cfg.surface if builtin else CUSTOM)
-        if not builtin:
-            set_quietly(q, self._expression, cfg.surface)
-        if "condition" in self._surface.params:
-            set_quietly(q, self._condition, self._surface.params["condition"])
-        self._condition.layout.display = None if cfg.surface in ("quadratic", "rotated_quadratic") else "none"
-
-
-# ====================================================================== helpers
-def trajectory_view(buf: SeriesBuffer, max_points: int) -> tuple[np.ndarray, np.ndarray]:
-    """A decimated float32 copy of a path, dense where runs move most: at the start.
-
-    An even stride over 100,000 steps would keep one point of the first hundred, where the
-    zigzags the lectures talk about happen; half the points here are spaced evenly in log(step)
-    and half evenly in step. O(max_points), like SeriesBuffer.view (whose arrays() it reads).
-    """
-    n = len(buf)
-    if n <= max_points:
-        return buf.view(max_points)
-    steps, values = buf.arrays()
-    half = max_points // 2
-    idx = np.unique(np.concatenate([
-        np.rint(np.geomspace(1, n, max_points - half)).astype(np.intp) - 1,
-        np.rint(np.linspace(0, n - 1, half)).astype(np.intp),
-    ]))
-    return steps[idx].astype(np.float32), values[idx].astype(np.float32)
-
-
-def _decade_ticks(axis: bq.Axis, y: np.ndarray, stack: ExitStack) -> None:
-    """Ticks at powers of ten on a log axis (d3 labels 2x..9x too, unreadably crowded), at most
-    six of them; sent only when the span of decades changes."""
-    if not isinstance(axis.scale, bq.LogScale):
-        return
-    finite = y[np.isfinite(y) & (y > 0)]
-    if not finite.size:
-        return
-    # bqplot draws tick values outside the domain too: only the decades inside the data
-    lo, hi = int(np.ceil(np.log10(finite.min()))), int(np.floor(np.log10(finite.max())))
-    stride = max(1, -(-(hi - lo) // 5))
-    ticks = 10.0 ** np.arange(lo, hi + 1, stride) if hi - lo >= 1 else None  # under two decades: d3's own
-    current = axis.tick_values
-    if (current is None and ticks is None) or (
-            current is not None and ticks is not None and np.array_equal(np.asarray(current), ticks)):
-        return
-    stack.enter_context(axis.hold_sync())
-    axis.tick_values = ticks
-
-
-def _pad_rows(rows: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
-    """Stack rows of different lengths into (K, m) arrays for one multi-line mark.
-
-    A short row (a diverged run stops early; min/max views vary in length; a lone start point) is
-    padded by repeating its last point, which draws nothing, so no NaN or made-up value reaches the mark or its
-    autoscaled axes. A row with no points at all repeats another row's first point.
-    """
-    counts = tuple(len(x) for x, _ in rows)
-    m = max(counts, default=0)
-    if m == 0:  # bqplot cannot build a Lines view from (K, 0) arrays; empty 1-D ones are fine
-        return np.zeros(0, np.float32), np.zeros(0, np.float32), counts
-    if m == 1:
-        m = 2  # bqplot squeezes its arrays: (K, 1) would turn into one line through K points
-    x = np.empty((len(rows), m), dtype=np.float32)
-    y = np.empty((len(rows), m), dtype=np.float32)
-    donor = next(((rx[0], ry[0]) for rx, ry in rows if len(rx)), (0.0, 0.0))
-    for k, (rx, ry) in enumerate(rows):
-        c = len(rx)
-        x[k, :c], y[k, :c] = rx, ry
-        x[k, c:], y[k, c:] = (rx[-1], ry[-1]) if c else donor
-    return x, y, counts
-
-
-def _preset(name: str) -> Preset:
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
-    return PRESETS[name]
-
-
-def _preset_config(p: Preset) -> ExplorerConfig:
-    return ExplorerConfig(
-        surface=p.surface, surface_params=dict(p.surface_params), optimizers=tuple(p.optimizers),
-        hparams={o: dict(hp) for o, hp in p.hparams.items()}, start=p.start, grad_noise=p.grad_noise,
-        clip=tuple(p.clip), schedule=(p.schedule[0], dict(p.schedule[1])), speed=p.speed,
-    )
-
-
-def _full_hparams(surface: Surface, names: Sequence[str], given: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Every optimizer's complete hyperparameters: spec defaults, the surface's lr, then `given`."""
-    unknown = set(given) - set(OPTIMIZERS)
-    if unknown:
-        raise ValueError(f"hparams names unknown optimizers {sorted(unknown)}; known: {', '.join(OPTIMIZERS)}")
-    out = {}
-    for o in names:
-        hp = {name: spec.default for name, spec in HPARAMS[o].items()}
-        if o in surface.lrs:
-            hp["lr"] = surface.lrs[o]
-        hp.update(given.get(o, {}))
-        out[o] = hp
-    return out
-
-
-def _as_schedule_spec(schedule: Any) -> tuple[str, dict[str, Any]]:
-    if schedule is None:
-        return ("constant", {})
-    if isinstance(schedule, str):
-        return (schedule, {})
-    kind, params = schedule
-    return (str(kind), dict(params))
-
-
-def _event_label(name: str, value: Any) -> str:
-    if isinstance(value, tuple):
-        return f"{name} ({', '.join(f'{v:.3g}' for v in value)})"
-    if isinstance(value, bool):
-        return f"{name} {'on' if value else 'off'}"
-    return f"{name} {value:.3g}"
-
-
-def _caption_html(title: str, caption: str) -> str:
-    return (f'<div style="font-size:{theme.TITLE_PX}px;font-weight:bold">{html.escape(title)}</div>'
-            f'<div style="font-size:{theme.FONT_PX}px;max-width:1100px">{html.escape(caption)}</div>')
+        self.controls.sync(self._cfg, self._surface, self._preset_name)
 
 
 __all__ = ["SurfaceExplorer", "PRESETS", "ExplorerConfig"]

@@ -1,0 +1,92 @@
+"""Pure helpers that turn the explorer's series into what one frame sends to bqplot.
+
+Kept apart from the widget so each piece can be read (and tested) on its own: log-dense
+trajectory decimation, stacking rows of different lengths into one multi-line mark without NaN,
+decade ticks for log axes, and the small texts (marker labels, captions).
+"""
+from __future__ import annotations
+
+import html
+from contextlib import ExitStack
+from typing import Any
+
+import bqplot as bq
+import numpy as np
+
+from optiviz.stream.series import SeriesBuffer
+from optiviz.views import theme
+
+
+def trajectory_view(buf: SeriesBuffer, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """A decimated float32 copy of a path, dense where runs move most: at the start.
+
+    An even stride over 100,000 steps would keep one point of the first hundred, where the
+    zigzags the lectures talk about happen; half the points here are spaced evenly in log(step)
+    and half evenly in step. O(max_points), like SeriesBuffer.view (whose arrays() it reads).
+    """
+    n = len(buf)
+    if n <= max_points:
+        return buf.view(max_points)
+    steps, values = buf.arrays()
+    half = max_points // 2
+    idx = np.unique(np.concatenate([
+        np.rint(np.geomspace(1, n, max_points - half)).astype(np.intp) - 1,
+        np.rint(np.linspace(0, n - 1, half)).astype(np.intp),
+    ]))
+    return steps[idx].astype(np.float32), values[idx].astype(np.float32)
+
+
+def decade_ticks(axis: bq.Axis, y: np.ndarray, stack: ExitStack) -> None:
+    """Ticks at powers of ten on a log axis (d3 labels 2x..9x too, unreadably crowded), at most
+    six of them; sent only when the span of decades changes."""
+    if not isinstance(axis.scale, bq.LogScale):
+        return
+    finite = y[np.isfinite(y) & (y > 0)]
+    if not finite.size:
+        return
+    # bqplot draws tick values outside the domain too: only the decades inside the data
+    lo, hi = int(np.ceil(np.log10(finite.min()))), int(np.floor(np.log10(finite.max())))
+    stride = max(1, -(-(hi - lo) // 5))
+    ticks = 10.0 ** np.arange(lo, hi + 1, stride) if hi - lo >= 1 else None  # under two decades: d3's own
+    current = axis.tick_values
+    if (current is None and ticks is None) or (
+            current is not None and ticks is not None and np.array_equal(np.asarray(current), ticks)):
+        return
+    stack.enter_context(axis.hold_sync())
+    axis.tick_values = ticks
+
+
+def pad_rows(rows: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """Stack rows of different lengths into (K, m) arrays for one multi-line mark.
+
+    A short row (a diverged run stops early; min/max views vary in length; a lone start point) is
+    padded by repeating its last point, which draws nothing, so no NaN or made-up value reaches the mark or its
+    autoscaled axes. A row with no points at all repeats another row's first point.
+    """
+    counts = tuple(len(x) for x, _ in rows)
+    m = max(counts, default=0)
+    if m == 0:  # bqplot cannot build a Lines view from (K, 0) arrays; empty 1-D ones are fine
+        return np.zeros(0, np.float32), np.zeros(0, np.float32), counts
+    if m == 1:
+        m = 2  # bqplot squeezes its arrays: (K, 1) would turn into one line through K points
+    x = np.empty((len(rows), m), dtype=np.float32)
+    y = np.empty((len(rows), m), dtype=np.float32)
+    donor = next(((rx[0], ry[0]) for rx, ry in rows if len(rx)), (0.0, 0.0))
+    for k, (rx, ry) in enumerate(rows):
+        c = len(rx)
+        x[k, :c], y[k, :c] = rx, ry
+        x[k, c:], y[k, c:] = (rx[-1], ry[-1]) if c else donor
+    return x, y, counts
+
+
+def event_label(name: str, value: Any) -> str:
+    if isinstance(value, tuple):
+        return f"{name} ({', '.join(f'{v:.3g}' for v in value)})"
+    if isinstance(value, bool):
+        return f"{name} {'on' if value else 'off'}"
+    return f"{name} {value:.3g}"
+
+
+def caption_html(title: str, caption: str) -> str:
+    return (f'<div style="font-size:{theme.TITLE_PX}px;font-weight:bold">{html.escape(title)}</div>'
+            f'<div style="font-size:{theme.FONT_PX}px;max-width:1100px">{html.escape(caption)}</div>')
