@@ -382,5 +382,5 @@ def test_frames_are_bounded_by_fps_while_playing(make):
     e.play()
     time.sleep(1.0)
     e.pause()
-    assert 5 <= len(frames) <= 23
-    assert 5 <= e.t <= 23  # one step per frame at speed 1
+    assert 3 <= len(frames) <= 23  # at most fps a second (+ the frame drawn on pause)
+    assert 3 <= e.t <= 23  # one step per frame at speed 1: paced, not as fast as it can
