@@ -361,7 +361,7 @@ def test_close_stops_the_worker_and_two_explorers_are_independent(make, capsys):
     a.close()
     assert a.runner.state == "stopped"
     for w in (a, a._surface_fig, a.marks["heads"], a.marks["trajectories"], a.controls.lr["sgd"],
-              a.controls.lr["sgd"].layout, a._click_image, a._sx, a.controls.panels):
+              a.controls.lr["sgd"].layout, a.marks["click"].image, a._sx, a.controls.panels):
         assert w.comm is None, w  # closed: no comm left behind
     assert not any(t.name == "optiviz-surface-explorer" and t.is_alive() for t in [a.runner._thread] if t)
     tb = b.t

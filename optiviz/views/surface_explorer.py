@@ -32,6 +32,7 @@ from optiviz.engine.surfaces import SURFACE_PARAMS, Surface
 from optiviz.stream.runner import DONE, LiveRunner
 from optiviz.stream.series import Markers, SeriesBuffer
 from optiviz.views import theme
+from optiviz.views.surface_plot import SurfacePlot
 from optiviz.views.controls import set_quietly
 from optiviz.views.explorer_config import (
     ExplorerConfig,
@@ -305,17 +306,11 @@ class SurfaceExplorer(widgets.VBox):
     # ================================================================== building
     def _build_plots(self) -> None:
         s = self._surface
-        (x0, x1), (y0, y1) = s.domain
-        self._sx = bq.LinearScale(min=x0, max=x1)
-        self._sy = bq.LinearScale(min=y0, max=y1)
-        self._sc = bq.ColorScale(colors=list(theme.SURFACE_SCHEME))
-        xy = {"x": self._sx, "y": self._sy}
-        self._heatmap = bq.HeatMap(x=np.zeros(2), y=np.zeros(2), color=np.zeros((2, 2)),
-                                   scales={**xy, "color": self._sc}, null_color="#ffffff")
-        self._contours = bq.Lines(x=[], y=[], scales=xy, colors=[theme.CONTOUR_COLOR], stroke_width=1,
-                                  opacities=[0.55])
-        self._minima = bq.Scatter(x=[], y=[], scales=xy, marker="cross", colors=[theme.MINIMUM_COLOR],
-                                  default_size=140)
+        self._plot = SurfacePlot(s, on_click=lambda x, y: self._request("start", (x, y)), grid=self._grid)
+        self._sx, self._sy = self._plot.x_scale, self._plot.y_scale
+        xy = self._plot.scales
+        self._heatmap, self._contours, self._minima = self._plot.heatmap, self._plot.contours, self._plot.minima
+        self._click_target = self._plot.click_target
         self._start_mark = bq.Scatter(x=[], y=[], scales=xy, marker="circle", colors=["#ffffff"],
                                       stroke="#111111", stroke_width=2, default_size=110)
         # One Lines mark per panel, one row per racing optimizer: one message per panel per frame.
@@ -330,10 +325,6 @@ class SurfaceExplorer(widgets.VBox):
         self._marker_mark = bq.Scatter(x=[], y=[], scales={"x": self._lsx, "y": self._lsy},
                                        marker="triangle-down", colors=["#000000"], default_size=120,
                                        names=[], display_names=True)
-        # An invisible image over the domain: its element clicks carry data coordinates.
-        self._click_image = widgets.Image(value=theme.transparent_png(), format="png")
-        self._click_target = bq.Image(image=self._click_image, x=[x0, x1], y=[y0, y1], scales=xy)
-        self._click_target.on_element_click(self._on_click)
 
         self._surface_fig = theme.figure(
             [self._heatmap, self._contours, self._minima, self._traj, self._start_mark,
@@ -403,13 +394,6 @@ class SurfaceExplorer(widgets.VBox):
         self._runner.request(name, value)
         if not self._runner.is_running:
             self._runner.apply_pending()
-
-    def _on_click(self, _mark: Any, event: dict[str, Any]) -> None:
-        data = event.get("data", {}) if isinstance(event, dict) else {}
-        x, y = data.get("click_x"), data.get("click_y")
-        if x is None or y is None:
-            return
-        self._request("start", (x, y))
 
     def _on_step_button(self) -> None:
         self._playing = False
@@ -594,20 +578,9 @@ class SurfaceExplorer(widgets.VBox):
 
     def _draw_surface(self, stack: ExitStack) -> None:
         s = self._surface
-        (x0, x1), (y0, y1) = s.domain
-        xs, ys, z = s.grid(self._grid)
-        for w in (self._sx, self._sy, self._heatmap, self._contours, self._minima, self._click_target,
-                  self._surface_fig, self._lsy, self._loss_axis):
+        for w in (self._surface_fig, self._lsy, self._loss_axis):
             stack.enter_context(w.hold_sync())
-        self._sx.min, self._sx.max, self._sy.min, self._sy.max = float(x0), float(x1), float(y0), float(y1)
-        log = bool(s.log_color)
-        self._heatmap.x, self._heatmap.y = xs.astype(np.float32), ys.astype(np.float32)
-        self._heatmap.color = theme.surface_colors(z, s.f_ref, log)
-        cx, cy = theme.contour_paths(xs, ys, z, theme.contour_levels(z, s.f_ref, log=log))
-        self._contours.x, self._contours.y = cx, cy
-        minima = np.asarray(s.minima, dtype=np.float32).reshape(-1, 2)
-        self._minima.x, self._minima.y = minima[:, 0], minima[:, 1]
-        self._click_target.x, self._click_target.y = [x0, x1], [y0, y1]
+        self._plot.set_surface(s)
         self._surface_fig.title = s.title
         self._loss_log = s.f_min is not None
         self._loss_axis.label = "loss − f*" if self._loss_log else "loss"
