@@ -140,6 +140,14 @@ def test_all_aborted_ends_the_run(data):
     assert run.aborted.all() and run.steps < 20 and run.steps == int(run.abort_step.max()) + 1
 
 
+def test_stop_at_a_step_boundary(data):
+    trainer = ManyTrainer("mlp", data, k=2, lr=0.01, batch_size=32, width=8, val_every=0)
+    run = trainer.run(steps=10, step_callback=lambda tr: tr.step_count < 3)
+    assert run.steps == 3 and run.train_loss.shape == (3, 2) and len(run.val_step) == 0
+    trainer.stop()  # a stop requested before run() starts is forgotten, as Trainer.run does
+    assert trainer.run(steps=2).steps == 5
+
+
 def test_same_init_shares_weights_but_not_dropout(data):
     trainer = ManyTrainer("mlp", data, k=3, lr=0.01, dropout=0.5, same_init=True, batch_size=32, width=8)
     first = trainer.net.row_state(0)

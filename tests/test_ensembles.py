@@ -48,6 +48,12 @@ def test_rows_stream_with_progress_and_are_deterministic(data, rows):
     assert [first, *streamed] == rows
 
 
+def test_progress_returning_false_stops_without_rows(data):
+    seen = []
+    rows = list(iter_ensemble_table("mlp", data, progress=lambda step, total: seen.append(step) or step < 3, **TINY))
+    assert rows == [] and seen == [1, 2, 3]
+
+
 def test_baseline_is_net_zero_and_net_zero_is_the_trainer_run(data, rows):
     single = ov.Trainer("mlp", data, optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-3, batch_size=32,
                         width=8, seed=0, probe_every=0, divergence_factor=None)

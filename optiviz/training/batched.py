@@ -20,6 +20,7 @@ Trainer stops: that step makes no update, and the net stays frozen from then on.
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -285,7 +286,7 @@ class ManyTrainer:
     `k`, else the longest per-net list, else len(model). dropout None keeps the model's default.
     seed: minibatch order (as the Trainer's); net k is initialized from init_seeds[k] (default
     seed + k; `same_init=True` gives every net the weights of seed) and drops from the stream
-    init_seeds[k] + 1. val_every: steps between validation passes (None: at each epoch end).
+    init_seeds[k] + 1. val_every: steps between validation passes (None: at each epoch end; 0: never).
     """
 
     def __init__(
@@ -318,7 +319,7 @@ class ManyTrainer:
         self.optimizer_name = check_choice("optimizer", optimizer, OPTIMIZERS)
         self.seed = check_int("seed", seed)
         self.batch_size = check_int("batch_size", batch_size, 1)
-        self.val_every = None if val_every is None else check_int("val_every", val_every, 1)
+        self.val_every = None if val_every is None else check_int("val_every", val_every, 0)
         self.eval_batch_size = check_int("eval_batch_size", eval_batch_size, 1)
         self.divergence_factor = None if divergence_factor is None else float(
             check_range("divergence_factor", divergence_factor, 1.0, low_inclusive=False))
@@ -376,6 +377,7 @@ class ManyTrainer:
         self._initial: torch.Tensor | None = None
         self._abort_step = torch.full((self.k,), -1, dtype=torch.int64, device=self.device)
         self._losses: list[torch.Tensor] = []
+        self._stop = threading.Event()
         self._val: list[tuple[int, np.ndarray, np.ndarray]] = []
         self.config = dict(model=dict(getattr(nets[0], "config", {"model": type(nets[0]).__name__})),
                            optimizer=self.optimizer_name, batch_size=self.batch_size, seed=self.seed,
@@ -481,7 +483,8 @@ class ManyTrainer:
     def run(self, steps: int | None = None, *, epochs: int | None = None,
             callback: Callable[[ManyRecord], Any] | None = None,
             step_callback: Callable[[ManyTrainer], Any] | None = None) -> ManyRun:
-        """Run `steps` steps or `epochs` epochs (ends early when every net is aborted).
+        """Run `steps` steps or `epochs` epochs; ends early when every net is aborted, when
+        step_callback returns False, or at the step boundary after stop() (from any thread).
 
         callback gets a ManyRecord at each validation pass and at the end (losses move to the host
         only then); step_callback(trainer) runs after every step (snapshots, moving averages).
@@ -490,13 +493,16 @@ class ManyTrainer:
             raise ValueError("give exactly one of steps or epochs")
         total = check_int("steps", steps, 0) if steps is not None else \
             check_int("epochs", epochs, 0) * self.steps_per_epoch
+        self._stop.clear()
         start_loss = len(self._losses)
         for _ in range(total):
+            if self._stop.is_set():
+                break
             self.step()
-            if step_callback is not None:
-                step_callback(self)
-            due = (self.val_every is not None and self.step_count % self.val_every == 0) or \
-                  (self.val_every is None and self._pos == 0)
+            if step_callback is not None and step_callback(self) is False:
+                self._stop.set()
+            due = (self.val_every is None and self._pos == 0) or \
+                  (bool(self.val_every) and self.step_count % self.val_every == 0)
             if due:
                 self._validate()
             if callback is not None and due:
@@ -507,6 +513,10 @@ class ManyTrainer:
         if callback is not None and len(self._losses) > start_loss:
             callback(self._record(start_loss, False))
         return self.result()
+
+    def stop(self) -> None:
+        """End `run()` at the next step boundary (a widget's stop button; safe from another thread)."""
+        self._stop.set()
 
     def _validate(self) -> None:
         loss, acc = self.evaluate("val")

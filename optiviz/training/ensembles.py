@@ -134,27 +134,34 @@ def iter_ensemble_table(
 
     Training (all K nets at once, net 0 the baseline, `snapshots` snapshots of net 0 spread over the
     run after the fraction `snapshot_from`, and its parameter EMA) comes first; `progress(step,
-    total)` is called after every update meanwhile. Keywords are ManyTrainer's (model keywords too).
+    total)` is called after every update meanwhile, and returning False from it stops the training
+    and ends the generator with no rows (a widget's stop button). Keywords are ManyTrainer's
+    (model keywords too).
     """
     k = check_int("k", k, 1)
     epochs = check_int("epochs", epochs, 1)
     trainer = ManyTrainer(model, data, k=k, optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay,
                           dropout=dropout, batch_size=batch_size, seed=seed, device=device, divergence_factor=None,
-                          val_every=10**9, **model_kwargs)
+                          val_every=0, **model_kwargs)
     total = epochs * trainer.steps_per_epoch
     at = set(snapshot_steps(total, snapshots, snapshot_from))
     ema = ParameterEMA(trainer.net.row_state(0), ema_decay)
     kept: list[dict[str, torch.Tensor]] = []
 
-    def after_step(tr: ManyTrainer) -> None:
-        state = {key: v[0] for key, v in tr.net.state.items()}
-        ema.update(state)
+    stopped = False
+
+    def after_step(tr: ManyTrainer) -> bool:
+        nonlocal stopped
+        ema.update({key: v[0] for key, v in tr.net.state.items()})
         if tr.step_count in at:
             kept.append(tr.net.row_state(0))
-        if progress is not None:
-            progress(tr.step_count, total)
+        if progress is not None and progress(tr.step_count, total) is False:
+            stopped = True
+        return not stopped
 
     trainer.run(steps=total, step_callback=after_step)
+    if stopped:
+        return
     x, y = trainer.data.split("test")
     net, dropout_p = trainer.net, trainer.net.dropout[:1]
 
