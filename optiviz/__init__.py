@@ -15,6 +15,7 @@ _EXPORTS: dict[str, str] = {
     # engine
     "OPTIMIZERS": "optiviz.engine.optimizers",
     "make_optimizer": "optiviz.engine.optimizers",
+    "HPARAMS": "optiviz.engine.hparams",
     "SURFACES": "optiviz.engine.surfaces",
     "Surface": "optiviz.engine.surfaces",
     "get_surface": "optiviz.engine.surfaces",
@@ -32,6 +33,8 @@ _EXPORTS: dict[str, str] = {
     "pick_device": "optiviz.engine.devices",
     "stability_map": "optiviz.engine.sweeps",
     "basin_map": "optiviz.engine.sweeps",
+    "iter_stability_map": "optiviz.engine.sweeps",
+    "iter_basin_map": "optiviz.engine.sweeps",
     # training
     "load_cifar10": "optiviz.training.data",
     "CIFAR10": "optiviz.training.data",
@@ -41,17 +44,19 @@ _EXPORTS: dict[str, str] = {
     "train": "optiviz.training.trainer",
     "random_search": "optiviz.training.search",
     "grid_search": "optiviz.training.search",
-    "ensemble_table": "optiviz.training.search",
-    "train_many": "optiviz.training.search",
+    "ensemble_table": "optiviz.training.ensembles",
+    "train_many": "optiviz.training.batched",
     # stream
     "LiveRunner": "optiviz.stream.runner",
     "SeriesBuffer": "optiviz.stream.series",
     # views (import ipywidgets/bqplot on first use)
     "SurfaceExplorer": "optiviz.views.surface_explorer",
+    "PRESETS": "optiviz.views.explorer_presets",
     "TrainingDashboard": "optiviz.views.dashboard",
     "StabilityMapView": "optiviz.views.maps",
     "BasinMapView": "optiviz.views.maps",
-    "SearchView": "optiviz.views.maps",
+    "SearchView": "optiviz.views.search_views",
+    "EnsembleView": "optiviz.views.search_views",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -15,3 +15,10 @@ def test_unknown_attribute():
 
     with pytest.raises(AttributeError):
         optiviz.not_a_thing
+
+
+def test_every_public_name_resolves():
+    import optiviz
+
+    for name in optiviz.__all__:
+        assert getattr(optiviz, name) is not None, name

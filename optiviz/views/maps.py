@@ -26,8 +26,8 @@ from optiviz.engine.sweeps import (
     iter_stability_map,
     make_axis,
 )
-from optiviz.stream.runner import DONE, LiveRunner
 from optiviz.views import theme
+from optiviz.views.streamed import StreamedView
 from optiviz.views.surface_plot import SurfacePlot
 
 COLOUR_BY = {"loss": "final loss (log10 above f*)", "steps": "steps to converge", "diverged": "diverged"}
@@ -46,70 +46,17 @@ def axis_coordinates(axis: Axis) -> tuple[np.ndarray, str]:
     return axis.values.astype(float), axis.name
 
 
-class _MapView(widgets.VBox):
-    """What both map views share: a runner over a map generator, progress, status, close()."""
-
-    def __init__(self, **kw: Any) -> None:
-        super().__init__(**kw)
-        self.add_class(theme.CSS_CLASS)
-        self._iter: Iterator[Any] | None = None
-        self.progress = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, description="progress")
-        self.status = widgets.HTML("")
-        self.compute_button = widgets.Button(description="Compute", button_style="primary", icon="play")
-        self.stop_button = widgets.Button(description="Stop", icon="stop")
-        self.compute_button.on_click(lambda _b: self.compute())
-        self.stop_button.on_click(lambda _b: self.runner.pause())
-        self.runner = LiveRunner(self._next, publish=self._publish, on_error=self._show_error, fps=8,
-                                 name=type(self).__name__)
-
-    # the generator the runner drains; views build it in _start()
-    def _next(self) -> Any:
-        if self._iter is None:
-            return DONE
-        try:
-            return next(self._iter)
-        except StopIteration:
-            return DONE
-
-    def _show_error(self, message: str) -> None:
-        self.status.value = f'<span class="optiviz-error">{message}</span>'
-
-    def _prepare(self) -> bool:
-        """Build the generator from the controls; a bad setting shows a message instead of raising."""
-        try:
-            self._iter = self._start()
-        except ValueError as err:
-            self._show_error(str(err))
-            return False
-        self.progress.value = 0.0
-        self.status.value = "computing…"
-        return True
+class _MapMixin:
+    """Maps say "compute": the same as StreamedView.start / run_sync."""
 
     def compute(self) -> None:
-        """Start computing in the background; partial maps stream in."""
-        if self._prepare():
-            self.runner.play()
+        self.start()  # type: ignore[attr-defined]
 
     def compute_sync(self) -> Any:
-        """Compute to the end in this thread (scripts, tests, notebooks executed headless)."""
-        self.runner.pause()
-        if self._prepare():
-            while self.runner.run_sync(1, publish_each=True):
-                pass
-        return self.result
-
-    def close(self) -> None:
-        self.runner.close()
-        super().close()
-
-    def _start(self) -> Iterator[Any]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _publish(self, records: list[Any]) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+        return self.run_sync()  # type: ignore[attr-defined]
 
 
-class StabilityMapView(_MapView):
+class StabilityMapView(_MapMixin, StreamedView):
     """A grid of (x, y) hyperparameter settings coloured by final loss, steps to converge or divergence.
 
     Click a cell to see that run's trajectory on the surface; `send_to(explorer)` hands the setting
@@ -119,7 +66,8 @@ class StabilityMapView(_MapView):
     def __init__(self, surface: str = "quadratic", optimizer: str = "momentum", x: str = "lr",
                  y: str = "momentum", *, resolution: int = 80, steps: int = 300, every: int = 25,
                  colour: str = "loss", **fixed: Any) -> None:
-        super().__init__()
+        super().__init__(fps=8)
+        self.start_button.description = "Compute"
         self.result: StabilityMap | None = None
         self.selected: dict[str, Any] | None = None
         self.fixed = fixed
@@ -160,7 +108,7 @@ class StabilityMapView(_MapView):
         self.selection = widgets.HTML("Click a cell to see its run.")
         controls = widgets.VBox([widgets.HBox([self.surface_w, self.optimizer_w]), widgets.HBox([self.x_w, self.y_w]),
                                  widgets.HBox([self.resolution_w, self.steps_w]), self.colour_w,
-                                 widgets.HBox([self.compute_button, self.stop_button, self.progress]), self.status])
+                                 widgets.HBox([self.start_button, self.stop_button, self.progress]), self.status])
         self.children = [theme.style_widget(), controls,
                          widgets.HBox([self.map_figure, widgets.VBox([self.surface_figure, self.selection])])]
 
@@ -256,12 +204,13 @@ class StabilityMapView(_MapView):
         explorer.set(hp.pop("optimizer"), **hp)
 
 
-class BasinMapView(_MapView):
+class BasinMapView(_MapMixin, StreamedView):
     """Start points over the domain, coloured by the minimum each optimizer ends in; one map per optimizer."""
 
     def __init__(self, surface: str = "himmelblau", optimizers: tuple[str, ...] = ("sgd", "momentum", "adam"), *,
                  resolution: int = 60, steps: int = 400, every: int = 25, **kwargs: Any) -> None:
-        super().__init__()
+        super().__init__(fps=8)
+        self.start_button.description = "Compute"
         self.result: BasinMap | None = None
         self.kwargs = kwargs
         self.every = every
@@ -277,7 +226,7 @@ class BasinMapView(_MapView):
         self._figures: dict[str, tuple[bq.Figure, bq.HeatMap, bq.ColorScale, SurfacePlot]] = {}
         controls = widgets.VBox([widgets.HBox([self.surface_w, self.optimizers_w]),
                                  widgets.HBox([self.resolution_w, self.steps_w]),
-                                 widgets.HBox([self.compute_button, self.stop_button, self.progress]), self.status])
+                                 widgets.HBox([self.start_button, self.stop_button, self.progress]), self.status])
         self.children = [theme.style_widget(), controls, self.maps_box, self.legend]
 
     def _start(self) -> Iterator[BasinMap]:

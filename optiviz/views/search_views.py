@@ -1,0 +1,169 @@
+"""Hyperparameter search and ensembles, drawn as they compute.
+
+SearchView streams the points of a random and a grid search with the same budget into a scatter of
+validation accuracy over (lr, weight decay) on log axes, and warns when the best value sits at the
+edge of the range. EnsembleView fills the lectures' ensemble table row by row. The numbers come from
+`optiviz.training.search` / `ensembles`; these views only draw them.
+"""
+from __future__ import annotations
+
+import contextlib
+import html
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import bqplot as bq
+import ipywidgets as widgets
+import numpy as np
+
+from optiviz.training.ensembles import EnsembleRow, iter_ensemble_table
+from optiviz.training.search import (
+    COARSE_TO_FINE,
+    LECTURE_SPACE,
+    SearchPoint,
+    Stage,
+    best_point,
+    edge_warning,
+    iter_grid_search,
+    iter_random_search,
+    make_space,
+)
+from optiviz.views import theme
+from optiviz.views.streamed import StreamedView
+
+METHOD_MARKERS = {"random": "circle", "grid": "square"}
+ACC_SCHEME = ("#440154", "#3b528b", "#21918c", "#5ec962", "#fde725")
+
+
+class SearchView(StreamedView):
+    """Random vs grid search with the same budget: validation accuracy over (lr, weight decay)."""
+
+    def __init__(self, budget: int = 32, space: dict[str, Any] | None = None, *, coarse_to_fine: bool = True,
+                 x: str = "lr", y: str = "weight_decay", **train_kwargs: Any) -> None:
+        super().__init__()
+        self.space = dict(LECTURE_SPACE if space is None else space)
+        self.x_name, self.y_name = x, y
+        self.train_kwargs = train_kwargs
+        self.points: dict[str, list[SearchPoint]] = {"random": [], "grid": []}
+        self.result = self.points
+        self.budget_w = widgets.IntSlider(value=budget, min=4, max=512, step=4, description="budget",
+                                          continuous_update=False)
+        self.c2f_w = widgets.Checkbox(value=coarse_to_fine, description="random: coarse to fine")
+        self._sx, self._sy = bq.LogScale(), bq.LogScale()
+        self._sc = bq.ColorScale(colors=list(ACC_SCHEME))
+        self.marks = {
+            method: bq.Scatter(x=[], y=[], color=[], scales={"x": self._sx, "y": self._sy, "color": self._sc},
+                               marker=marker, stroke="#000000", default_size=110, display_legend=True,
+                               labels=[f"{method} search"])
+            for method, marker in METHOD_MARKERS.items()
+        }
+        self.aborted = bq.Scatter(x=[], y=[], scales={"x": self._sx, "y": self._sy}, marker="cross",
+                                  colors=["#999999"], default_size=90, display_legend=True, labels=["aborted (3x loss)"])
+        self.best_mark = bq.Scatter(x=[], y=[], scales={"x": self._sx, "y": self._sy}, marker="diamond",
+                                    colors=["#ff0000"], default_size=260, display_legend=True, labels=["best"])
+        self.figure = theme.figure(
+            [*self.marks.values(), self.aborted, self.best_mark],
+            [theme.axis(self._sx, x), theme.axis(self._sy, y, vertical=True),
+             bq.ColorAxis(scale=self._sc, side="right", label="val acc")],
+            title="validation accuracy", width="640px", height="520px", legend_location="top-left")
+        self.figure.fig_margin = {"top": 50, "bottom": 60, "left": 75, "right": 90}
+        self.table = widgets.HTML("")
+        self.warning = widgets.HTML("")
+        controls = widgets.HBox([self.budget_w, self.c2f_w, self.start_button, self.stop_button, self.progress])
+        self.children = [theme.style_widget(), controls, self.status,
+                         widgets.HBox([self.figure, widgets.VBox([self.table, self.warning])])]
+
+    def _start(self) -> Iterator[SearchPoint]:
+        budget = self.budget_w.value
+        make_space(self.space)  # generators check lazily: say what is wrong before the run starts
+        stages = COARSE_TO_FINE if self.c2f_w.value else (Stage(),)
+        self.points = self.result = {"random": [], "grid": []}
+        random = iter_random_search(budget, self.space, stages, **self.train_kwargs)
+        grid = iter_grid_search(budget, self.space, epochs=1, **self.train_kwargs)
+        self._budget = 2 * budget
+        self._spent = 0
+        self._draw()
+        return itertools.chain(random, grid)
+
+    def _publish(self, records: list[Any]) -> None:
+        new = [r for r in records if isinstance(r, SearchPoint)]
+        for p in new:
+            self.points[p.method].append(p)
+            self._spent += p.epochs
+        self.progress.value = min(1.0, self._spent / max(self._budget, 1))
+        self._draw()
+
+    def _draw(self) -> None:
+        everything = self.points["random"] + self.points["grid"]
+        live = [p for p in everything if not p.aborted]
+        accs = np.array([p.val_acc for p in live], dtype=float)
+        with contextlib.ExitStack() as stack:
+            for w in [*self.marks.values(), self.aborted, self.best_mark, self._sc]:
+                stack.enter_context(w.hold_sync())
+            if accs.size:
+                self._sc.min, self._sc.max = float(np.nanmin(accs)), float(max(np.nanmax(accs), np.nanmin(accs) + 1e-3))
+            for method, mark in self.marks.items():
+                pts = [p for p in self.points[method] if not p.aborted]
+                mark.x = np.array([p.hparams[self.x_name] for p in pts], dtype=np.float32)
+                mark.y = np.array([p.hparams[self.y_name] for p in pts], dtype=np.float32)
+                mark.color = np.array([p.val_acc for p in pts], dtype=np.float32)
+            dead = [p for p in everything if p.aborted]
+            self.aborted.x = np.array([p.hparams[self.x_name] for p in dead], dtype=np.float32)
+            self.aborted.y = np.array([p.hparams[self.y_name] for p in dead], dtype=np.float32)
+            best = best_point(everything)
+            self.best_mark.x = np.array([best.hparams[self.x_name]] if best else [], dtype=np.float32)
+            self.best_mark.y = np.array([best.hparams[self.y_name]] if best else [], dtype=np.float32)
+        rows = []
+        for method, pts in self.points.items():
+            b = best_point(pts)
+            n_abort = sum(p.aborted for p in pts)
+            best_text = f"{b.val_acc:.3f} at {self.x_name} {b.hparams[self.x_name]:.2g}, " \
+                        f"{self.y_name} {b.hparams[self.y_name]:.2g}" if b else "—"
+            rows.append(f"<tr><td>{method}</td><td>{len(pts)}</td><td>{n_abort}</td><td>{best_text}</td></tr>")
+        self.table.value = ('<table class="optiviz-legend"><tr><th>search</th><th>runs</th><th>aborted</th>'
+                            f'<th>best val acc</th></tr>{"".join(rows)}</table>')
+        warn = edge_warning(everything, self.space) if live else None
+        self.warning.value = f'<span class="optiviz-error">⚠ {html.escape(warn)}</span>' if warn else ""
+        if everything:
+            self.status.value = f"{len(everything)} runs · {self._spent} of {self._budget} run-epochs"
+
+
+class EnsembleView(StreamedView):
+    """The lectures' ensemble table, filled row by row next to the lecture's numbers."""
+
+    def __init__(self, model: str = "mlp", data: Any = None, **kwargs: Any) -> None:
+        super().__init__()
+        self.model, self.data, self.kwargs = model, data, kwargs
+        self.rows: list[EnsembleRow] = []
+        self.result = self.rows
+        self.table = widgets.HTML("")
+        self.children = [theme.style_widget(), widgets.HBox([self.start_button, self.stop_button, self.progress]),
+                         self.status, self.table]
+        self._draw()
+
+    def _start(self) -> Iterator[Any]:
+        self.rows = self.result = []
+        self._draw()
+
+        def report(step: int, total: int) -> None:
+            self.progress.value = 0.9 * step / max(total, 1)  # training is most of the work
+
+        return iter_ensemble_table(self.model, self.data, progress=report, **self.kwargs)
+
+    def _publish(self, records: list[Any]) -> None:
+        self.rows.extend(r for r in records if isinstance(r, EnsembleRow))
+        if self.rows:
+            self.progress.value = max(self.progress.value, 0.9 + 0.1 * len(self.rows) / 7)
+        self._draw()
+
+    def _draw(self) -> None:
+        body = "".join(
+            f"<tr><td>{html.escape(r.model)}</td><td>{html.escape(r.prediction)}</td><td><b>{r.test_acc:.3f}</b></td>"
+            f"<td>{'' if r.lecture is None else f'{r.lecture:.3f}'}</td></tr>"
+            for r in self.rows)
+        self.table.value = ('<table class="optiviz-legend"><tr><th>model</th><th>prediction</th>'
+                            '<th>test acc (here)</th><th>lecture (VGG, full CIFAR-10)</th></tr>'
+                            f'{body}</table>')
+        if self.rows:
+            self.status.value = f"{len(self.rows)} rows"
