@@ -72,3 +72,14 @@ def test_ensemble_view_bad_setting_is_a_message(tiny):
         assert view.rows == []
     finally:
         view.close()
+
+
+def test_ensemble_view_stop_ends_training_early(tiny):
+    view = ov.EnsembleView("mlp", tiny, k=2, epochs=3, snapshots=3, batch_size=64)
+    try:
+        view._iter = view._start()
+        view.stop_requested = True  # Stop pressed while the nets train
+        view.runner.run_sync(3)
+        assert view.rows == [] and 0 < view.progress.value < 0.9
+    finally:
+        view.close()

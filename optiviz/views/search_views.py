@@ -146,8 +146,9 @@ class EnsembleView(StreamedView):
         self.rows = self.result = []
         self._draw()
 
-        def report(step: int, total: int) -> None:
+        def report(step: int, total: int) -> bool:
             self.progress.value = 0.9 * step / max(total, 1)  # training is most of the work
+            return not self.stop_requested
 
         return iter_ensemble_table(self.model, self.data, progress=report, **self.kwargs)
 

@@ -32,7 +32,8 @@ class StreamedView(widgets.VBox):
         self.start_button = widgets.Button(description="Start", button_style="primary", icon="play")
         self.stop_button = widgets.Button(description="Stop", icon="stop")
         self.start_button.on_click(lambda _b: self.start())
-        self.stop_button.on_click(lambda _b: self.runner.pause())
+        self.stop_requested = False  # long steps (training) poll this to end early
+        self.stop_button.on_click(lambda _b: self.stop())
         self.runner = LiveRunner(self._next, publish=self._publish, on_error=self._show_error, fps=fps,
                                  name=type(self).__name__)
 
@@ -45,7 +46,13 @@ class StreamedView(widgets.VBox):
     def _show_error(self, message: str) -> None:
         self.status.value = f'<span class="optiviz-error">{html.escape(message)}</span>'
 
+    def stop(self) -> None:
+        """Stop after the step in progress (a step that polls `stop_requested` ends sooner)."""
+        self.stop_requested = True
+        self.runner.pause()
+
     def _prepare(self) -> bool:
+        self.stop_requested = False
         try:
             self._iter = self._start()
         except ValueError as err:
