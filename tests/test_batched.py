@@ -59,10 +59,12 @@ def one_by_one(data, model, *, seed, steps, lr, momentum, weight_decay, dropout,
     return out
 
 
-def assert_same_nets(trainer, reference, tol=TOL):
+def assert_same_nets(trainer, reference, tol=TOL, nets=None):
     for k, (net, losses) in enumerate(reference):
+        if nets is not None and k not in nets:
+            continue
         np.testing.assert_allclose(trainer.result().train_loss[:, k], losses, rtol=tol, atol=tol)
-        mine = trainer.net.net(k).state_dict()
+        mine = trainer.module(k).state_dict()
         for key, value in net.state_dict().items():
             np.testing.assert_allclose(mine[key].double().numpy(), value.double().numpy(), rtol=tol, atol=tol,
                                        err_msg=f"net {k} {key}")
@@ -76,7 +78,7 @@ def test_mlp_at_once_equals_one_by_one(data):
     # evaluation: each net's val accuracy is its own module's
     _, acc = trainer.evaluate("val")
     for k in range(3):
-        net = trainer.net.net(k).eval()
+        net = trainer.module(k).eval()
         with torch.no_grad():
             assert acc[k] == pytest.approx(float((net(data.x_val).argmax(1) == data.y_val).float().mean()))
 
@@ -127,12 +129,28 @@ def test_early_abort_freezes_the_diverging_net(data):
     # the loss that tripped the rule is kept, nothing after it; the other net trains on
     assert run.train_loss[step, 1] > 3 * run.initial_loss[1] or not np.isfinite(run.train_loss[step, 1])
     assert np.isnan(run.train_loss[step + 1:, 1]).all() and np.isfinite(run.train_loss[:, 0]).all()
-    frozen = trainer.net.row_state(1)
+    # the aborted net left the stack: the rest train on alone, it stays frozen and has no accuracy
+    assert trainer.live.tolist() == [0] and trainer.net.k == 1
+    frozen = trainer.state_of(1)
     trainer.run(steps=2)
-    assert all(torch.equal(frozen[k], v) for k, v in trainer.net.row_state(1).items())
+    assert all(torch.equal(frozen[k], v) for k, v in trainer.state_of(1).items())
+    assert np.isnan(trainer.evaluate("val")[1][1]) and np.isfinite(trainer.evaluate("val")[1][0])
+    assert trainer.logits(data.x_val).shape == (2, 64, 10)
     # streamed records: one per validation pass, with the abort once it happened
     assert [r.steps.tolist() for r in records] == [[0, 1, 2], [3, 4, 5]]
     assert records[-1].aborted.tolist() == [False, True] and records[-1].val_acc.shape == (2,)
+
+
+def test_nets_left_after_an_abort_still_equal_one_by_one(data):
+    """Dropping an aborted net slices the stack, the optimizer state and the dropout streams."""
+    hp = dict(lr=[0.01, 50.0, 0.02, 0.03], momentum=[0.9, 0.9, 0.0, 0.5], weight_decay=[0.0, 0.0, 1e-3, 1e-2],
+              dropout=[0.3, 0.0, 0.5, 0.0])
+    trainer = ManyTrainer("mlp", data, batch_size=32, seed=2, width=16, **hp)
+    trainer.run(steps=8)
+    assert trainer.live.tolist() == [0, 2, 3]
+    ref = one_by_one(data, "mlp", seed=2, steps=8, width=16, **hp)
+    assert 0 < trainer.abort_step[1] < 7  # the others trained on for several steps after it left
+    assert_same_nets(trainer, ref, nets=(0, 2, 3))
 
 
 def test_all_aborted_ends_the_run(data):

@@ -15,7 +15,9 @@ random stream. Seeds follow the Trainer's convention (data from `seed`, net k in
 and every net equals the same run done one by one within float32 rounding.
 
 A net whose loss exceeds `divergence_factor` x its first loss (or is not finite) is aborted as the
-Trainer stops: that step makes no update, and the net stays frozen from then on.
+Trainer stops: that step makes no update, and the net leaves the stack, frozen (its weights kept
+aside, `state_of(i)` / `module(i)`), so the nets left train on at the cost of a smaller K: an
+aborted run stops costing compute, which is the point of aborting early.
 """
 from __future__ import annotations
 
@@ -216,6 +218,16 @@ class StackedNet:
             net.set_dropout(float(self.dropout[i]))
         return net.to(self.device)
 
+    def keep_rows(self, rows: Sequence[int]) -> None:
+        """Keep only these nets (in this order): what is left of the stack after some were aborted."""
+        idx = torch.as_tensor(list(rows), dtype=torch.long, device=self.device)
+        params = set(self.param_names)
+        for key, value in self.state.items():
+            self.state[key] = value.detach()[idx].clone().requires_grad_(key in params)
+        self.dropout = self.dropout[idx.cpu().numpy()]
+        self.generators = [self.generators[i] for i in rows]
+        self.k = len(rows)
+
     def stacked_state(self) -> dict[str, torch.Tensor]:
         """A detached copy of every stacked tensor (parameters and batch-norm buffers)."""
         return {k: v.detach().clone() for k, v in self.state.items()}
@@ -249,8 +261,8 @@ class ManyRun:
     """K runs trained at once. Arrays have one column per net.
 
     train_loss (steps, K): loss per step, NaN after the step that aborted a net (that step's loss
-    is kept: it is what tripped the rule). val_step (V,), val_acc / val_loss (V, K). abort_step is
-    -1 for nets that were never aborted.
+    is kept: it is what tripped the rule). val_step (V,), val_acc / val_loss (V, K), NaN for a net
+    once aborted. abort_step is -1 for nets that were never aborted.
     """
 
     hparams: dict[str, np.ndarray]
@@ -372,8 +384,11 @@ class ManyTrainer:
         self._pos = 0
         self.step_count = 0
         self.epoch = 0
+        self._dropout = self.net.dropout.copy()
+        self._live = np.arange(self.k)  # which nets the rows of self.net are; aborted nets leave the stack
+        self._live_t = torch.arange(self.k, device=self.device)
+        self._frozen: dict[int, dict[str, torch.Tensor]] = {}
         self._alive = torch.ones(self.k, dtype=torch.bool, device=self.device)
-        self._any_dead = False
         self._initial: torch.Tensor | None = None
         self._abort_step = torch.full((self.k,), -1, dtype=torch.int64, device=self.device)
         self._losses: list[torch.Tensor] = []
@@ -417,7 +432,7 @@ class ManyTrainer:
         for key in ("lr", "weight_decay", "momentum"):
             v = self.hparams.get(key, 0.0)
             out[key] = np.broadcast_to(np.asarray(v, dtype=np.float64), (self.k,)).copy()
-        out["dropout"] = self.net.dropout.copy()
+        out["dropout"] = self._dropout.copy()
         for key, v in self.hparams.items():
             if key == "betas":
                 for i, part in enumerate(v):
@@ -434,36 +449,41 @@ class ManyTrainer:
         return self.data.x_train[idx], self.data.y_train[idx]
 
     def step(self) -> torch.Tensor:
-        """One update of every live net on the next minibatch; returns the (K,) losses on the device."""
+        """One update of every live net on the next minibatch; returns the (K,) losses on the device
+        (NaN for nets aborted before this step)."""
+        if not len(self._live):
+            raise RuntimeError("every net has been aborted; nothing left to train")
         x, y = self._batch()
         t = self.step_count
         logits = self.net.forward(x, train=True)
-        k, b, c = logits.shape
-        losses = F.cross_entropy(logits.reshape(k * b, c), y.repeat(k), reduction="none").view(k, b).mean(dim=1)
+        n, b, c = logits.shape
+        losses = F.cross_entropy(logits.reshape(n * b, c), y.repeat(n), reduction="none").view(n, b).mean(dim=1)
         with torch.no_grad():
             loss = losses.detach()
             if self._initial is None:
                 self._initial = loss.clone()
+            bad = ~torch.isfinite(loss)
             if self.divergence_factor is not None:
-                bad = ~torch.isfinite(loss) | (loss > self.divergence_factor * self._initial)
-            else:
-                bad = ~torch.isfinite(loss)
-            newly = self._alive & bad
-            self._abort_step = torch.where(newly, torch.full_like(self._abort_step, t), self._abort_step)
-            recorded = torch.where(self._alive, loss, torch.full_like(loss, float("nan")))
-            self._alive &= ~bad
-            self._any_dead = self._any_dead or bool(newly.any())
+                bad |= loss > self.divergence_factor * self._initial[self._live_t]
+            recorded = torch.full((self.k,), float("nan"), device=self.device, dtype=loss.dtype)
+            recorded[self._live_t] = loss
+            any_bad = bool(bad.any())
+            if any_bad:
+                self._abort_step[self._live_t[bad]] = t
+                self._alive[self._live_t[bad]] = False
         for p in self.net.params:
             p.grad = None
         losses.sum().backward()
         with torch.no_grad():
-            dead = (~self._alive).view(-1, 1) if self._any_dead else None
-            scale = self._alive.to(self.net.params[0].dtype).view(-1, 1) if self._any_dead else None
+            dead = bad.view(-1, 1) if any_bad else None
+            scale = (~bad).to(loss.dtype).view(-1, 1) if any_bad else None
             for p, opt in zip(self.net.params, self.optimizers):
-                g = p.grad.view(k, -1)
+                g = p.grad.view(n, -1)
                 if dead is not None:
-                    g.masked_fill_(dead, 0.0)  # a frozen net gets no gradient (NaN included) and lr 0
-                opt.step(p.detach().view(k, -1), g, lr_scale=scale)
+                    g.masked_fill_(dead, 0.0)  # the aborting step updates nothing (NaN gradients included)
+                opt.step(p.detach().view(n, -1), g, lr_scale=scale)
+        if any_bad:
+            self._drop(bad.cpu().numpy())
         self._losses.append(recorded)
         self.step_count += 1
         self._pos += 1
@@ -471,6 +491,39 @@ class ManyTrainer:
             self._pos, self._perm = 0, None
             self.epoch += 1
         return recorded
+
+    def _drop(self, bad: np.ndarray) -> None:
+        """Move aborted nets out of the stack (their state kept aside, frozen), so they cost nothing more."""
+        for row in np.flatnonzero(bad):
+            self._frozen[int(self._live[row])] = self.net.row_state(int(row))
+        keep = np.flatnonzero(~bad)
+        self._live = self._live[keep]
+        self._live_t = torch.as_tensor(self._live, device=self.device)
+        if not len(keep):
+            return
+        self.net.keep_rows(keep.tolist())
+        engine = _ENGINE_NAME[self.optimizer_name]
+        self.optimizers = [_keep_optimizer_rows(opt, engine, keep) for opt in self.optimizers]
+
+    @property
+    def live(self) -> np.ndarray:
+        """Indices (0..K-1) of the nets still training, in the order of self.net's rows."""
+        return self._live.copy()
+
+    def state_of(self, i: int) -> dict[str, torch.Tensor]:
+        """Net i's state dict (a copy), whether it is still training or was aborted and frozen."""
+        i = check_int("i", i, 0, self.k - 1)
+        if i in self._frozen:
+            return {k: v.clone() for k, v in self._frozen[i].items()}
+        return self.net.row_state(int(np.flatnonzero(self._live == i)[0]))
+
+    def module(self, i: int) -> nn.Module:
+        """Net i as an ordinary module (a copy), with its dropout p: for one-by-one checks, probes, saving."""
+        net = copy.deepcopy(self.net.template)
+        net.load_state_dict(self.state_of(i))
+        if isinstance(net, Net):
+            net.set_dropout(float(self._dropout[i]))
+        return net.to(self.device)
 
     @property
     def alive(self) -> np.ndarray:
@@ -508,7 +561,7 @@ class ManyTrainer:
             if callback is not None and due:
                 callback(self._record(start_loss, due))
                 start_loss = len(self._losses)
-            if self._any_dead and not bool(self._alive.any()):
+            if not len(self._live):
                 break
         if callback is not None and len(self._losses) > start_loss:
             callback(self._record(start_loss, False))
@@ -531,22 +584,36 @@ class ManyTrainer:
                           aborted=~self.alive, abort_step=self.abort_step)
 
     @torch.no_grad()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Eval-mode logits (K, N, classes) of all K nets on x, aborted (frozen) nets included."""
+        if not self._frozen:
+            return self.net.logits(x, batch_size=self.eval_batch_size)
+        states = [self.state_of(i) for i in range(self.k)]
+        stacked = {key: torch.stack([st[key] for st in states]) for key in states[0]}
+        return StackedNet.from_state(self.net.template, stacked, self._dropout).logits(x, batch_size=self.eval_batch_size)
+
+    @torch.no_grad()
     def evaluate(self, split: str = "val") -> tuple[np.ndarray, np.ndarray]:
-        """(K,) mean cross-entropy and (K,) accuracy on a split, eval mode; NaN on an empty split."""
+        """(K,) mean cross-entropy and (K,) accuracy on a split, eval mode; NaN on an empty split and
+        for aborted nets (their numbers mean nothing; `module(i)` still gives the frozen net)."""
         x, y = self.data.split(split)
         n = int(y.shape[0])
-        if n == 0:
-            return np.full(self.k, np.nan), np.full(self.k, np.nan)
-        total = torch.zeros(self.k, device=self.device, dtype=torch.float64)
-        correct = torch.zeros(self.k, device=self.device, dtype=torch.float64)
+        loss_out, acc_out = np.full(self.k, np.nan), np.full(self.k, np.nan)
+        if n == 0 or not len(self._live):
+            return loss_out, acc_out
+        rows = self.net.k
+        total = torch.zeros(rows, device=self.device, dtype=torch.float64)
+        correct = torch.zeros(rows, device=self.device, dtype=torch.float64)
         for i in range(0, n, self.eval_batch_size):
             logits = self.net.forward(x[i:i + self.eval_batch_size], train=False)
             target = y[i:i + self.eval_batch_size]
-            k, b, c = logits.shape
-            ce = F.cross_entropy(logits.reshape(k * b, c), target.repeat(k), reduction="none").view(k, b)
+            _, b, c = logits.shape
+            ce = F.cross_entropy(logits.reshape(rows * b, c), target.repeat(rows), reduction="none").view(rows, b)
             total += ce.sum(dim=1).double()
             correct += (logits.argmax(dim=2) == target).sum(dim=1).double()
-        return (total / n).cpu().numpy(), (correct / n).cpu().numpy()
+        loss_out[self._live] = (total / n).cpu().numpy()
+        acc_out[self._live] = (correct / n).cpu().numpy()
+        return loss_out, acc_out
 
     def result(self) -> ManyRun:
         losses = torch.stack(self._losses).cpu().numpy().astype(np.float64) if self._losses else np.zeros((0, self.k))
@@ -558,6 +625,31 @@ class ManyTrainer:
                        val_acc=val_acc, val_loss=val_loss, initial_loss=initial, aborted=~self.alive,
                        abort_step=self.abort_step, steps=self.step_count, epochs=self.epoch, config=dict(self.config),
                        trainer=self)
+
+
+def _keep_optimizer_rows(opt: Any, engine: str, keep: np.ndarray) -> Any:
+    """The same batched optimizer for a subset of its rows: state, step count and per-row settings kept."""
+    idx = torch.as_tensor(keep, dtype=torch.long, device=opt.device)
+
+    def rows(v: Any) -> Any:
+        if isinstance(v, tuple):
+            return tuple(rows(x) for x in v)
+        if isinstance(v, np.ndarray):
+            v = v[keep]
+            return float(v[0]) if np.all(v == v[0]) else v  # equal settings go back to torch's scalar path
+        return v
+
+    sd = opt.state_dict()
+    hp = {k: rows(v) for k, v in sd["hparams"].items()}
+    new = make_optimizer(engine, len(keep), opt.p, device=opt.device, dtype=opt.dtype, **hp)
+    scale = sd["lr_scale"]
+    new.load_state_dict({
+        **sd, "shape": (len(keep), opt.p), "hparams": hp,
+        "state": {k: v[idx] for k, v in sd["state"].items()},
+        "started_rows": None if sd["started_rows"] is None else sd["started_rows"][idx],
+        "lr_scale": scale[idx] if isinstance(scale, torch.Tensor) and scale.shape[0] == opt.n else scale,
+    })
+    return new
 
 
 def _count(k: int | None, given: dict[str, Any], nets: Sequence[nn.Module] | None) -> int:
@@ -605,7 +697,7 @@ def train_many(
 
     Keywords are ManyTrainer's: lr, weight_decay, momentum, dropout (scalar or one per net), k,
     seed, init_seeds, same_init, batch_size, val_every, divergence_factor, model keywords.
-    `run.trainer.net.net(i)` is net i as an ordinary module.
+    `run.trainer.module(i)` is net i as an ordinary module.
     """
     if epochs is not None and steps is not None:
         raise ValueError("give epochs or steps, not both")

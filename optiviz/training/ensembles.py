@@ -145,16 +145,17 @@ def iter_ensemble_table(
                           val_every=0, **model_kwargs)
     total = epochs * trainer.steps_per_epoch
     at = set(snapshot_steps(total, snapshots, snapshot_from))
-    ema = ParameterEMA(trainer.net.row_state(0), ema_decay)
+    ema = ParameterEMA(trainer.state_of(0), ema_decay)
     kept: list[dict[str, torch.Tensor]] = []
 
     stopped = False
 
     def after_step(tr: ManyTrainer) -> bool:
         nonlocal stopped
-        ema.update({key: v[0] for key, v in tr.net.state.items()})
+        if tr.live[:1].tolist() == [0]:  # net 0 is row 0 while it trains (a non-finite loss would freeze it)
+            ema.update({key: v[0] for key, v in tr.net.state.items()})
         if tr.step_count in at:
-            kept.append(tr.net.row_state(0))
+            kept.append(tr.state_of(0))
         if progress is not None and progress(tr.step_count, total) is False:
             stopped = True
         return not stopped
@@ -163,7 +164,7 @@ def iter_ensemble_table(
     if stopped:
         return
     x, y = trainer.data.split("test")
-    net, dropout_p = trainer.net, trainer.net.dropout[:1]
+    template, dropout_p = trainer.net.template, trainer.per_model["dropout"][:1]
 
     def acc(pred: torch.Tensor) -> float:
         return float((pred == y).double().mean()) if len(y) else float("nan")
@@ -174,21 +175,21 @@ def iter_ensemble_table(
                            members)
 
     with torch.no_grad():
-        logits = net.logits(x)  # (K, N, C)
+        logits = trainer.logits(x)  # (K, N, C)
         yield row("baseline", f"baseline, {epochs} epochs", "single model", logits[0].argmax(dim=1), 1)
         name = f"true ensemble of {k} models"
         yield row("ensemble_average", name, "average predictions", average_probabilities(logits), k)
         yield row("ensemble_vote", name, "voting", vote(logits), k)
         stacked = {key: torch.stack([s[key] for s in kept]) for key in kept[0]}
-        snap = StackedNet.from_state(net.template, stacked, dropout_p).logits(x)
+        snap = StackedNet.from_state(template, stacked, dropout_p).logits(x)
         name = f"{len(kept)} snapshots over {epochs} epochs"
         yield row("snapshot_average", name, "average predictions", average_probabilities(snap), len(kept))
         yield row("snapshot_vote", name, "voting", vote(snap), len(kept))
         mean = {key: v.unsqueeze(0) for key, v in average_states(kept).items()}
-        averaged = StackedNet.from_state(net.template, mean, dropout_p).logits(x)[0]
+        averaged = StackedNet.from_state(template, mean, dropout_p).logits(x)[0]
         yield row("snapshot_params", name, "parameter averaging", averaged.argmax(dim=1), len(kept))
         moving = {key: v.unsqueeze(0) for key, v in ema.state.items()}
-        ema_logits = StackedNet.from_state(net.template, moving, dropout_p).logits(x)[0]
+        ema_logits = StackedNet.from_state(template, moving, dropout_p).logits(x)[0]
         yield row("ema", f"moving average of parameters (decay {ema.decay:g})", "parameter EMA",
                   ema_logits.argmax(dim=1), 1)
 
