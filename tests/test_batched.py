@@ -163,7 +163,9 @@ def test_stop_at_a_step_boundary(data):
     run = trainer.run(steps=10, step_callback=lambda tr: tr.step_count < 3)
     assert run.steps == 3 and run.train_loss.shape == (3, 2) and len(run.val_step) == 0
     trainer.stop()  # a stop requested before run() starts is forgotten, as Trainer.run does
-    assert trainer.run(steps=2).steps == 5
+    records = []
+    assert trainer.run(steps=5, callback=records.append, record_every=2).steps == 8
+    assert [r.steps.tolist() for r in records] == [[3], [4, 5], [6, 7]] and records[0].val_acc is None
 
 
 def test_same_init_shares_weights_but_not_dropout(data):

@@ -43,7 +43,6 @@ from optiviz.training.trainer import DEFAULT_LR, OPTIMIZERS, TORCH_HPARAMS
 _PASS_THROUGH = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.ELU, nn.Identity, nn.MaxPool2d, nn.AvgPool2d)
 _ENGINE_NAME = {"sgd": "momentum", "momentum": "momentum", "nesterov": "nesterov",
                 "adagrad": "adagrad", "rmsprop": "rmsprop", "adam": "adam"}
-PER_MODEL = ("lr", "weight_decay", "momentum", "dropout")
 
 
 class StackedNet:
@@ -64,9 +63,9 @@ class StackedNet:
             raise ValueError("nets must share one architecture (the same state_dict keys and shapes)")
         self.k = len(nets)
         self.device = next(nets[0].parameters()).device
-        self.state: dict[str, torch.Tensor] = {}
-        for key in nets[0].state_dict():
-            self.state[key] = torch.stack([n.state_dict()[key].detach() for n in nets]).to(self.device).clone()
+        states = [n.state_dict() for n in nets]
+        self.state: dict[str, torch.Tensor] = {
+            key: torch.stack([st[key].detach() for st in states]).to(self.device).clone() for key in states[0]}
         self._ops = self._compile(self.template)
         param_keys = {k for k, _ in self.template.named_parameters()}
         self.param_names = [k for k in self.state if k in param_keys]
@@ -98,7 +97,7 @@ class StackedNet:
         for name, module in net.named_children():
             if isinstance(module, nn.Linear):
                 ops.append(("linear", name, module))
-            elif isinstance(module, nn.Conv2d):
+            elif isinstance(module, nn.Conv2d) and module.padding_mode == "zeros":
                 ops.append(("conv", name, module))
             elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
                 ops.append(("bn", name, module))
@@ -110,7 +109,7 @@ class StackedNet:
                 ops.append(("pass", name, module))
             else:
                 raise ValueError(f"model has a {type(module).__name__} layer ({name!r}) that cannot be stacked; "
-                                 "supported: Linear, Conv2d, BatchNorm1d/2d, optiviz Dropout, Flatten, "
+                                 "supported: Linear, Conv2d (zero padding), BatchNorm1d/2d, optiviz Dropout, Flatten, "
                                  "ReLU/LeakyReLU/Tanh/Sigmoid/ELU, MaxPool2d/AvgPool2d")
         return ops
 
@@ -126,8 +125,11 @@ class StackedNet:
         for kind, name, module in self._ops:
             if kind == "linear":
                 w, b = self.state[f"{name}.weight"], self.state.get(f"{name}.bias")
+                if layout != "feat" and (layout == "chan" or x.dim() != 2):
+                    raise ValueError(f"layer {name!r}: a Linear layer on {x.dim()}-D input cannot be stacked "
+                                     "(put a Flatten before it)")
                 if layout == "shared":  # one (B, D) x (D, K*out) matmul for all K nets
-                    y = F.linear(x.flatten(1), w.reshape(-1, w.shape[-1]), None if b is None else b.reshape(-1))
+                    y = F.linear(x, w.reshape(-1, w.shape[-1]), None if b is None else b.reshape(-1))
                     x = y.view(x.shape[0], k, -1).transpose(0, 1)
                 elif b is None:
                     x = torch.bmm(x, w.transpose(1, 2))
@@ -152,6 +154,8 @@ class StackedNet:
                     layout = "feat"
                 elif layout == "feat":
                     x = x.flatten(2)
+                else:
+                    x = module(x)
             else:
                 x = module(x)
         if layout != "feat":
@@ -210,7 +214,7 @@ class StackedNet:
         return {k: v[i].detach().clone() for k, v in self.state.items()}
 
     def net(self, i: int) -> nn.Module:
-        """Net i as an ordinary module (a copy): for one-by-one checks, probes, or saving."""
+        """Row i as an ordinary module (a copy): for one-by-one checks, probes, or saving."""
         i = check_int("i", i, 0, self.k - 1)
         net = copy.deepcopy(self.template)
         net.load_state_dict(self.row_state(i))
@@ -534,14 +538,16 @@ class ManyTrainer:
         return self._abort_step.cpu().numpy().copy()
 
     def run(self, steps: int | None = None, *, epochs: int | None = None,
-            callback: Callable[[ManyRecord], Any] | None = None,
+            callback: Callable[[ManyRecord], Any] | None = None, record_every: int = 0,
             step_callback: Callable[[ManyTrainer], Any] | None = None) -> ManyRun:
         """Run `steps` steps or `epochs` epochs; ends early when every net is aborted, when
         step_callback returns False, or at the step boundary after stop() (from any thread).
 
-        callback gets a ManyRecord at each validation pass and at the end (losses move to the host
-        only then); step_callback(trainer) runs after every step (snapshots, moving averages).
+        callback gets a ManyRecord at each validation pass, every `record_every` steps (0: no
+        more) and at the end; losses move to the host only then. step_callback(trainer) runs after
+        every step (snapshots, moving averages).
         """
+        record_every = check_int("record_every", record_every, 0)
         if (steps is None) == (epochs is None):
             raise ValueError("give exactly one of steps or epochs")
         total = check_int("steps", steps, 0) if steps is not None else \
@@ -558,7 +564,7 @@ class ManyTrainer:
                   (bool(self.val_every) and self.step_count % self.val_every == 0)
             if due:
                 self._validate()
-            if callback is not None and due:
+            if callback is not None and (due or (record_every and self.step_count % record_every == 0)):
                 callback(self._record(start_loss, due))
                 start_loss = len(self._losses)
             if not len(self._live):
@@ -707,4 +713,4 @@ def train_many(
     return trainer.run(epochs=1 if epochs is None else epochs, callback=callback)
 
 
-__all__ = ["StackedNet", "ManyTrainer", "ManyRun", "ManyRecord", "train_many", "PER_MODEL"]
+__all__ = ["StackedNet", "ManyTrainer", "ManyRun", "ManyRecord", "train_many"]
