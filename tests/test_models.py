@@ -62,6 +62,12 @@ def test_init_formulas():
     # default: he for the ReLU family, xavier for tanh / sigmoid
     assert ov.build_model("mlp").config["init"] == "he"
     assert ov.build_model("mlp", activation="tanh").config["init"] == "xavier"
+    # torch.nn's own default, the convnet's (the reference accuracy was measured with it)
+    net = ov.build_model("convnet").requires_grad_(False)
+    assert net.config["init"] == "torch"
+    b = 1 / math.sqrt(1024)
+    assert b * 0.99 < net.fc1.weight.abs().max().item() <= b and 0 < net.fc1.bias.abs().max().item() <= b
+    assert net.fc1.weight.std().item() == pytest.approx(b / math.sqrt(3), rel=0.02)
 
 
 def test_seed_fixes_the_weights_and_ignores_global_rng():
@@ -107,7 +113,7 @@ def test_dropout_p_changes_between_calls():
 @pytest.mark.parametrize("kwargs, match", [
     (dict(name="resnet"), "model"),
     (dict(activation="swish"), "activation"),
-    (dict(init="orthogonal"), "init"),
+    (dict(init="orthogonal"), "unknown init .*allowed: xavier, he, small_normal, zero, torch"),
     (dict(dropout=1.0), "dropout"),
     (dict(dropout=-0.1), "dropout"),
     (dict(dropout_mode="gaussian"), "dropout_mode"),

@@ -71,7 +71,7 @@ class Probes:
 
     model: nn.Module
     act_bins: int = ACT_BINS
-    max_values: int = 1 << 18
+    max_values: int = 1 << 16
     act_range: dict[str, tuple[float, float]] = field(default_factory=dict)
     layers: list[_Layer] = field(init=False)
 
@@ -84,7 +84,6 @@ class Probes:
         self._act: dict[str, torch.Tensor] = {}
         self._grad: dict[str, torch.Tensor] = {}
         self._before: list[torch.Tensor] = []
-        self._grad_edges = torch.tensor(GRAD_EDGES, dtype=torch.float32)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -194,7 +193,7 @@ class Probes:
         kind = DEAD_KIND.get(layer.nonlinearity or "", "")
         if kind == "dead":
             # a unit is a feature (dim 1): dead when never positive over samples and positions
-            peak = x.transpose(0, 1).reshape(x.shape[1], -1).amax(dim=1) if x.dim() > 1 else x.amax().reshape(1)
+            peak = x.amax(dim=[0, *range(2, x.dim())]) if x.dim() > 1 else x.amax().reshape(1)
             dead = (peak <= 0).float().mean()
         elif layer.nonlinearity == "tanh":
             dead = (x.abs() > SATURATION).float().mean()

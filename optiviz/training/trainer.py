@@ -64,7 +64,8 @@ class Trainer:
     Gradient transforms run after backprop, in this order: noise N(0, grad_noise / (1 + t)^0.55),
     clip by value, clip by norm, sign (g = sign * sign(g)); weight decay stays inside the optimizer.
     probe_every: steps between per-layer probes (0: off). val_every: steps between validation
-    evaluations (None: at each epoch end). The test split is evaluated at each epoch end.
+    evaluations (None: at each epoch end). The test split is evaluated at each epoch end unless
+    test_each_epoch is False (then history["test_acc"] stays empty; call evaluate("test")).
     divergence_factor: stop when the loss exceeds this many times the first step's loss (None: never).
     """
 
@@ -96,6 +97,7 @@ class Trainer:
         probe_every: int = 10,
         val_every: int | None = None,
         eval_batch_size: int = 500,
+        test_each_epoch: bool = True,
         divergence_factor: float | None = 3.0,
         callback: Callable[[StepRecord], Any] | None = None,
         **hparams: Any,
@@ -106,6 +108,7 @@ class Trainer:
         self.probe_every = check_int("probe_every", probe_every, 0)
         self.val_every = None if val_every is None else check_int("val_every", val_every, 1)
         self.eval_batch_size = check_int("eval_batch_size", eval_batch_size, 1)
+        self.test_each_epoch = bool(test_each_epoch)
         self.divergence_factor = None if divergence_factor is None else float(
             check_range("divergence_factor", divergence_factor, 1.0, low_inclusive=False))
         self.callback = callback
@@ -271,7 +274,8 @@ class Trainer:
             group["lr"] = lr
 
         probing = self.probe_every > 0 and t % self.probe_every == 0
-        self.model.train()
+        if not self.model.training:  # train() walks every module: skip it when nothing changed
+            self.model.train()
         if probing:
             self.probes.begin()
         try:
@@ -355,7 +359,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def evaluate(self, split: str = "val") -> tuple[float, float]:
         """Mean cross-entropy and accuracy on a split, in eval mode (batch-norm running stats, no dropout)."""
         with self._lock:
@@ -393,13 +397,16 @@ class Trainer:
             h["val_loss"].append(record.val_loss)
             h["val_acc"].append(record.val_acc)
         if epoch_end:
-            record.test_loss, record.test_acc = self.evaluate("test")
+            if self.test_each_epoch:
+                record.test_loss, record.test_acc = self.evaluate("test")
             record.train_loss = self._ep_loss / max(self._ep_seen, 1)
             record.train_acc = self._ep_correct / max(self._ep_seen, 1)
             for key, value in (("epoch", self.epoch), ("epoch_step", self.step_count), ("train_acc", record.train_acc),
-                               ("epoch_train_loss", record.train_loss), ("test_loss", record.test_loss),
-                               ("test_acc", record.test_acc)):
+                               ("epoch_train_loss", record.train_loss)):
                 h[key].append(value)
+            if self.test_each_epoch:
+                h["test_loss"].append(record.test_loss)
+                h["test_acc"].append(record.test_acc)
             self._pos, self._perm = 0, None
             self._ep_loss, self._ep_correct, self._ep_seen = 0.0, 0.0, 0
         return record
