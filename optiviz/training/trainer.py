@@ -244,6 +244,8 @@ class Trainer:
         else:
             epochs = check_int("epochs", epochs, 0)
         self._stop.clear()
+        if not self._halted:
+            self.stop_reason = None  # a past "stopped by user" does not describe this run
         done, target_epoch = 0, None if epochs is None else self.epoch + epochs
         while (steps is not None and done < steps) or (target_epoch is not None and self.epoch < target_epoch):
             while not self._running.wait(0.05):
