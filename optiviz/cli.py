@@ -1,17 +1,24 @@
 """`optiviz lab` and `optiviz present NOTEBOOK`: one command from a shell to a class-ready page.
 
 Both start a server on 127.0.0.1 as a child process, print the URL to open, and stop it cleanly on
-Ctrl-C (the child gets SIGINT/SIGTERM and is waited for, so no kernel is left behind).
+Ctrl-C. The server runs in its own process group, so a terminal's Ctrl-C reaches only this command,
+which then sends the server the one signal on which it shuts its kernels down before exiting
+(Jupyter: SIGTERM, as SIGINT without a terminal skips its cleanup; Voila: SIGINT, as it has no
+SIGTERM handler), then SIGKILL if it lingers, and waits for it, so no kernel is left behind. SIGTERM and SIGHUP
+(a closed terminal) to this command stop the server the same way; on Linux the server also gets
+SIGTERM if this command is killed outright.
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import secrets
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -41,6 +48,8 @@ def lab_command(root: Path, port: int, token: str, open_browser: bool) -> list[s
            f"--port={port}", f"--IdentityProvider.token={token}", "--LabApp.news_url=None"]
     if not open_browser:
         cmd.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")  # containers often run as root; Jupyter refuses to start without it
     return cmd
 
 
@@ -66,12 +75,22 @@ def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> b
     return False
 
 
-def serve(cmd: list[str], probe_url: str, show_url: str, what: str) -> int:
-    """Run a server child until Ctrl-C; print where to point the browser."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+def serve(cmd: list[str], probe_url: str, show_url: str, what: str, stop_signal: int = signal.SIGTERM) -> int:
+    """Run a server child until Ctrl-C; print where to point the browser. `stop_signal` is the one
+    on which the server shuts its kernels down and exits."""
+    # stdin: never the terminal, or Jupyter answers Ctrl-C with a "Shut down? (y/[n])" prompt nobody
+    # sees and reads the user's keys for 5 s. stderr: drained all the time (the server logs every
+    # request; an unread pipe fills up and blocks the server), the tail kept for error messages.
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True, preexec_fn=_die_with_parent)
+    log_tail = _drain(proc)
+    previous = _stop_on_signals()
     try:
         if not wait_until_up(probe_url, proc):
-            err = proc.stderr.read() if proc.poll() is not None and proc.stderr else ""
+            if proc.poll() is not None:
+                proc.wait()
+                time.sleep(0.2)  # let the drain thread read the last lines
+            err = "".join(log_tail)
             print(f"optiviz: {what} did not start.\n{err[-2000:]}", file=sys.stderr)
             return 1
         print(f"optiviz: {what} is running. Open:\n    {show_url}\nPress Ctrl-C to stop.", flush=True)
@@ -81,18 +100,71 @@ def serve(cmd: list[str], probe_url: str, show_url: str, what: str) -> int:
         print("\noptiviz: stopping...", flush=True)
         return 0
     finally:
-        stop(proc)
+        stop(proc, stop_signal)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
-def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_on_signals() -> dict[int, object]:
+    """SIGTERM and SIGHUP stop the server as Ctrl-C does (it is in another process group: it would
+    not hear a closed terminal itself). Returns the handlers they replaced."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signum = getattr(signal, name)
+            previous[signum] = signal.signal(signum, _interrupt)
+    return previous
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec (Linux): get SIGTERM when this command dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            pass
+
+
+def _drain(proc: subprocess.Popen, keep: int = 200) -> collections.deque:
+    """Read the child's stderr in a daemon thread; the last `keep` lines stay in the returned deque."""
+    tail: collections.deque = collections.deque(maxlen=keep)
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            tail.append(line)
+
+    threading.Thread(target=read, name="optiviz-server-log", daemon=True).start()
+    return tail
+
+
+def stop(proc: subprocess.Popen, first: int = signal.SIGTERM, grace: float = 15.0) -> None:
+    """`first` (the server's clean shutdown, kernels included), then SIGTERM, then SIGKILL; a second
+    Ctrl-C meanwhile is ignored so the shutdown is not cut short."""
     if proc.poll() is not None:
         return
-    proc.send_signal(signal.SIGTERM)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if threading.current_thread() is threading.main_thread() else None
     try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
+        for sig in dict.fromkeys((first if os.name == "posix" else signal.SIGTERM, signal.SIGTERM)):
+            try:
+                proc.send_signal(sig)
+                proc.wait(timeout=grace)
+                return
+            except subprocess.TimeoutExpired:
+                continue
         proc.kill()
         proc.wait()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     if notebook.suffix != ".ipynb" or not notebook.is_file():
         parser.error(f"NOTEBOOK must be an existing .ipynb file, got {args.notebook}")
     base = f"http://127.0.0.1:{port}"
-    return serve(present_command(notebook.resolve(), port, not args.no_browser), base, base, "Voila")
+    return serve(present_command(notebook.resolve(), port, not args.no_browser), base, base, "Voila",
+                 stop_signal=signal.SIGINT)
 
 
 if __name__ == "__main__":
