@@ -1,0 +1,326 @@
+"""What the training dashboard runs: settings, model presets, building trainers, compare groups.
+
+No widgets here (plain torch and the trainer), so the rules are testable on their own:
+- a `RunSpec` says everything one run is built from; live settings (lr, momentum, betas, dropout,
+  weight decay) change a running net, the others start a new run;
+- compared runs share the net, its initial weights (copied from the first run, not just seeded
+  alike) and the minibatch order (same seed, same batch size): only what `COMPARE_KEYS` names differs;
+- a model that would not fit in memory is refused before anything is allocated (the model is
+  built on torch's meta device to count parameters and activations), and a real out-of-memory
+  error while building becomes a ValueError a view can show.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from optiviz._validate import check_choice, check_int
+from optiviz.engine.schedules import SCHEDULES, make_schedule
+from optiviz.training.data import CIFAR10
+from optiviz.training.models import ACTIVATIONS, INITS, build_model
+from optiviz.training.trainer import DEFAULT_LR, OPTIMIZERS, TORCH_HPARAMS, Trainer
+
+# key -> (what the dropdown says, build_model arguments)
+MODEL_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "convnet": ("convnet (3 conv blocks, batch norm)", dict(model="convnet")),
+    "small_convnet": ("small convnet (2 conv blocks)", dict(model="convnet", width=8, depth=2)),
+    "mlp": ("2-layer net (50 hidden)", dict(model="mlp", width=50, depth=2)),
+    "deep_mlp": ("deep net (6 layers)", dict(model="deep_mlp")),
+}
+# SGD-family lr per architecture (measured on the bundled subset, Nesterov 0.9, 6 epochs): the convnet
+# reaches the same validation accuracy at 0.02 as at the trainer's 0.05 with ~0.28 instead of ~0.48
+# of its fc1 units dead, so the health line starts green; MLPs without batch norm blow up at 0.05.
+SGD_LR = {"convnet": 0.02, "mlp": 0.01, "deep_mlp": 0.01}
+BATCH_SIZES = (16, 32, 64, 128, 256)
+LIVE_KEYS = ("lr", "momentum", "betas", "dropout", "weight_decay")
+RESTART_KEYS = ("model", "optimizer", "batch_size", "batch_norm", "activation", "init", "schedule",
+                "width", "depth", "seed")
+COMPARE_KEYS = ("optimizer", "lr", "momentum", "betas", "dropout", "weight_decay", "schedule", "label")
+MEMORY_HEADROOM = 0.8  # refuse a run estimated to need more than this share of free memory
+
+
+class ResourceError(ValueError):
+    """The run does not fit in memory: a ValueError (a view shows it) a caller can tell apart."""
+
+
+@dataclass
+class RunSpec:
+    """Everything one run is built from. None means "the default for this model / optimizer"."""
+
+    model: str = "convnet"
+    optimizer: str = "nesterov"
+    lr: float | None = None
+    momentum: float | None = None
+    betas: tuple[float, float] | None = None
+    dropout: float | None = None
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    batch_norm: bool | None = None
+    activation: str = "relu"
+    init: str | None = None
+    schedule: tuple[str, dict[str, Any]] = ("constant", {})
+    width: int | None = None
+    depth: int | None = None
+    seed: int = 0
+    label: str | None = None
+
+    def build_kwargs(self) -> dict[str, Any]:
+        """build_model() arguments (the architecture name under "name"): the preset's, then this spec's."""
+        _title, preset = MODEL_PRESETS[self.model]
+        kw = dict(preset)
+        kw["name"] = kw.pop("model")
+        for key in ("width", "depth", "batch_norm", "init"):
+            if getattr(self, key) is not None:
+                kw[key] = getattr(self, key)
+        kw["activation"] = self.activation
+        return kw
+
+    @property
+    def default_lr(self) -> float:
+        if self.optimizer in ("sgd", "momentum", "nesterov"):
+            return SGD_LR[MODEL_PRESETS[self.model][1]["model"]]
+        return DEFAULT_LR[self.optimizer]
+
+    @property
+    def effective_lr(self) -> float:
+        return self.default_lr if self.lr is None else self.lr
+
+    def live_values(self, trainer: Trainer | None = None) -> dict[str, Any]:
+        """What the live controls should show: the trainer's settings, pending ones from this spec on top."""
+        out: dict[str, Any] = dict(trainer.hparams) if trainer is not None else {}
+        out["lr"] = self.effective_lr
+        for key in ("momentum", "betas", "dropout"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        out["weight_decay"] = self.weight_decay
+        return out
+
+
+def validate_spec(spec: RunSpec) -> RunSpec:
+    """Check the fields a trainer does not check itself (the trainer checks the rest while building)."""
+    if spec.model not in MODEL_PRESETS:
+        raise ValueError(f"unknown model {spec.model!r}; presets: {', '.join(MODEL_PRESETS)}")
+    spec.optimizer = check_choice("optimizer", spec.optimizer, OPTIMIZERS)
+    spec.activation = check_choice("activation", spec.activation, ACTIVATIONS)
+    if spec.init is not None:
+        spec.init = check_choice("init", spec.init, INITS)
+    spec.batch_size = check_int("batch_size", spec.batch_size, 1, 65536)
+    spec.seed = check_int("seed", spec.seed)
+    kind, params = as_schedule(spec.schedule)
+    make_schedule(kind, **params)  # ValueError names the bad parameter
+    spec.schedule = (kind, params)
+    if spec.betas is not None:
+        spec.betas = tuple(float(b) for b in spec.betas)  # type: ignore[assignment]
+    return spec
+
+
+def as_schedule(schedule: Any) -> tuple[str, dict[str, Any]]:
+    """None, a name, or (name, params) -> (name, params)."""
+    if schedule is None:
+        return ("constant", {})
+    if isinstance(schedule, str):
+        return (check_choice("schedule", schedule, SCHEDULES), {})
+    try:
+        kind, params = schedule
+        return (check_choice("schedule", kind, SCHEDULES), dict(params))
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ValueError) and "schedule" in str(exc):
+            raise
+        raise ValueError(f"schedule must be a name ({', '.join(SCHEDULES)}) or (name, params), got {schedule!r}") from None
+
+
+def with_changes(spec: RunSpec, **changes: Any) -> RunSpec:
+    """A copy with `changes`; a new optimizer drops the old one's lr / momentum / betas unless given."""
+    unknown = sorted(set(changes) - set(f.name for f in dataclasses.fields(RunSpec)))
+    if unknown:
+        raise ValueError(f"unknown setting {unknown[0]!r}; settings: {', '.join(LIVE_KEYS + RESTART_KEYS)}")
+    new = dataclasses.replace(spec, **changes)
+    if "optimizer" in changes and changes["optimizer"] != spec.optimizer:
+        for key in ("lr", "momentum", "betas"):
+            if key not in changes:
+                setattr(new, key, None)
+    if "model" in changes and changes["model"] != spec.model:
+        for key in ("width", "depth", "batch_norm", "init", "dropout"):
+            if key not in changes:
+                setattr(new, key, None)
+        if "lr" not in changes:
+            new.lr = None
+    return validate_spec(new)
+
+
+# ------------------------------------------------------------------------------- building
+@dataclass
+class Run:
+    """One trainer of the dashboard with its label and settings; `failed` holds why it cannot go on."""
+
+    label: str
+    spec: RunSpec
+    trainer: Trainer
+    failed: str | None = None
+
+    @property
+    def halted(self) -> bool:
+        return self.failed is not None or self.trainer.stopped
+
+
+def build_trainer(spec: RunSpec, data: CIFAR10, *, probe_every: int, val_every: int | None,
+                  init_from: torch.nn.Module | None = None) -> Trainer:
+    """A Trainer for `spec`; ValueError (never an allocation that kills the process) if it cannot be built."""
+    check_memory(spec, data)
+    kind, params = spec.schedule
+    opt_kw: dict[str, Any] = {}
+    allowed = TORCH_HPARAMS[spec.optimizer]
+    if spec.momentum is not None:
+        if "momentum" not in allowed:
+            raise ValueError(f"optimizer {spec.optimizer!r} has no momentum")
+        opt_kw["momentum"] = spec.momentum
+    if spec.betas is not None:
+        if "betas" not in allowed:
+            raise ValueError(f"optimizer {spec.optimizer!r} has no betas")
+        opt_kw["betas"] = spec.betas
+    try:
+        model = build_model(**spec.build_kwargs(), dropout=spec.dropout, seed=spec.seed).to(data.device)
+        if init_from is not None:
+            model.load_state_dict(init_from.state_dict())
+        return Trainer(
+            model, data, optimizer=spec.optimizer, lr=spec.effective_lr, weight_decay=spec.weight_decay,
+            batch_size=spec.batch_size, schedule=None if kind == "constant" else (kind, params), seed=spec.seed,
+            probe_every=probe_every, val_every=val_every, test_each_epoch=False, **opt_kw,
+        )
+    except (torch.OutOfMemoryError, MemoryError) as exc:
+        raise ResourceError(out_of_memory_text(spec, exc)) from None
+    except RuntimeError as exc:
+        if "memory" in str(exc).lower() or "alloc" in str(exc).lower():
+            raise ResourceError(out_of_memory_text(spec, exc)) from None
+        raise ValueError(f"cannot build {describe(spec)}: {exc}") from None
+
+
+def build_runs(base: RunSpec, overrides: Sequence[Mapping[str, Any]] | None, data: CIFAR10, *,
+               probe_every: int, val_every: int | None) -> list[Run]:
+    """One run of `base`, or one per override sharing the first run's initial weights and batches."""
+    if not overrides:
+        spec = validate_spec(dataclasses.replace(base))
+        return [Run(spec.label or run_label(spec, None), spec,
+                    build_trainer(spec, data, probe_every=probe_every, val_every=val_every))]
+    specs = [compare_spec(base, o) for o in overrides]
+    runs: list[Run] = []
+    for spec in specs:
+        init = runs[0].trainer.model if runs else None
+        trainer = build_trainer(spec, data, probe_every=probe_every, val_every=val_every, init_from=init)
+        runs.append(Run("", spec, trainer))
+    labels = unique_labels([s.label or run_label(s, base) for s in specs])
+    for run, label in zip(runs, labels):
+        run.label = label
+    return runs
+
+
+def compare_spec(base: RunSpec, override: Mapping[str, Any] | str) -> RunSpec:
+    """base with one compared run's differences; only COMPARE_KEYS may differ (same net, same batches)."""
+    if isinstance(override, str):
+        override = {"optimizer": override}
+    elif not isinstance(override, Mapping):
+        raise ValueError(f"each compared run is an optimizer name or a dict of settings, got {override!r}")
+    bad = sorted(set(override) - set(COMPARE_KEYS))
+    if bad:
+        raise ValueError(f"compared runs share the net, its initial weights and the batches, so {bad[0]!r} "
+                         f"cannot differ between them; they may differ in: {', '.join(COMPARE_KEYS)}")
+    return with_changes(base, **dict(override))
+
+
+def run_label(spec: RunSpec, base: RunSpec | None) -> str:
+    """The optimizer, plus whatever a compared run changes besides it."""
+    parts = [spec.optimizer]
+    if base is not None:
+        for key in ("lr", "momentum", "betas", "dropout", "weight_decay"):
+            value = getattr(spec, key)
+            if value is not None and value != getattr(base, key) and not (key == "lr" and value == spec.default_lr):
+                parts.append(f"{key} {format_value(value)}")
+        if spec.schedule != base.schedule:
+            parts.append(spec.schedule[0])
+    return " ".join(parts)
+
+
+def unique_labels(labels: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if seen[label] == 1 else f"{label} #{seen[label]}")
+    return out
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (tuple, list)):
+        return "(" + ", ".join(format_value(v) for v in value) + ")"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def describe(spec: RunSpec) -> str:
+    kw = spec.build_kwargs()
+    size = f" width {kw['width']}" if "width" in kw else ""
+    return f"{kw['name']}{size} at batch size {spec.batch_size}"
+
+
+# ------------------------------------------------------------------------------- memory
+def estimate_bytes(spec: RunSpec, data: CIFAR10) -> int:
+    """Rough peak memory of one training step: parameters with gradients and optimizer state, plus
+    the activations kept for backprop. Built on the meta device, so nothing is allocated."""
+    with torch.device("meta"):
+        net = build_model(**spec.build_kwargs(), dropout=spec.dropout, seed=spec.seed)
+        sizes: list[int] = []
+        hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(out.numel()))
+                 for m in net.modules() if not list(m.children())]
+        try:
+            net(torch.empty((spec.batch_size, *data.x_train.shape[1:])))
+        finally:
+            for h in hooks:
+                h.remove()
+    params = sum(p.numel() for p in net.parameters())
+    states = 2 if spec.optimizer == "adam" else 1
+    return 4 * (params * (2 + states) + 2 * sum(sizes))
+
+
+def free_bytes(device: torch.device) -> int | None:
+    """Memory free for a new run on `device` (None: unknown, no check)."""
+    try:
+        if device.type == "cuda":
+            return int(torch.cuda.mem_get_info(device)[0])
+        if device.type == "cpu" and os.path.exists("/proc/meminfo"):
+            with open("/proc/meminfo") as f:
+                for line in f:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+    except (OSError, RuntimeError, ValueError):
+        return None
+    return None
+
+
+def check_memory(spec: RunSpec, data: CIFAR10) -> None:
+    need = estimate_bytes(spec, data)
+    free = free_bytes(data.device)
+    if free is not None and need > MEMORY_HEADROOM * free:
+        raise ResourceError(f"{describe(spec)} needs about {_gb(need)} of memory and {data.device.type} has "
+                         f"{_gb(free)} free: choose a smaller model or batch size")
+
+
+def out_of_memory_text(spec: RunSpec, exc: BaseException) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"out of memory with {describe(spec)} ({first[:160]}): choose a smaller model or batch size"
+
+
+def _gb(n: int) -> str:
+    return f"{n / 2**30:.1f} GB" if n >= 2**28 else f"{n / 2**20:.0f} MB"
+
+
+__all__ = ["ResourceError", "MODEL_PRESETS", "BATCH_SIZES", "LIVE_KEYS", "RESTART_KEYS", "COMPARE_KEYS", "RunSpec", "Run",
+           "validate_spec", "with_changes", "build_trainer", "build_runs", "compare_spec", "run_label",
+           "estimate_bytes", "check_memory", "out_of_memory_text", "as_schedule", "format_value"]
