@@ -229,7 +229,7 @@ def _healthy_text(history: Mapping[str, Any], recent: list[ProbeRecord], t: Thre
         r = np.asarray(recent[-1].update_ratio, dtype=float)
         r = r[np.isfinite(r)]
         if len(r):
-            parts.append(f"update/weight ratios {_num(float(r.min()))}-{_num(float(r.max()))}")
+            parts.append(f"update/weight ratios {_num(float(r.min()))} to {_num(float(r.max()))}")
     train, val = _epoch_gaps(history)
     if len(train):
         parts.append(f"train/val gap {train[-1] - val[-1]:+.2f}")
