@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from types import MappingProxyType
+from collections.abc import Callable
 from typing import Any, Mapping
 
 import numpy as np
@@ -106,3 +107,17 @@ def make_schedule(kind: str, **params: Any) -> Schedule:
         spec.check(value)
         values[name] = int(value) if spec.kind == "int" else float(value)
     return Schedule(kind, values)
+
+
+def as_schedule(schedule: Any) -> Callable[[int], float] | None:
+    """Every form a schedule argument takes: None, a name, (name, params) or a callable step -> lr factor."""
+    if schedule is None:
+        return None
+    if isinstance(schedule, str):
+        return make_schedule(schedule)
+    if isinstance(schedule, tuple) and len(schedule) == 2 and isinstance(schedule[0], str):
+        return make_schedule(schedule[0], **dict(schedule[1]))
+    if callable(schedule):
+        return schedule
+    raise ValueError(f"schedule must be a name ({', '.join(SCHEDULES)}), (name, params) or a callable "
+                     f"step -> lr factor, got {schedule!r}")

@@ -20,7 +20,7 @@ from optiviz.engine.devices import pick_device
 from optiviz.engine.expression import compile_expression
 from optiviz.engine.hparams import HPARAMS
 from optiviz.engine.optimizers import OPTIMIZERS, make_optimizer
-from optiviz.engine.schedules import make_schedule
+from optiviz.engine.schedules import as_schedule
 from optiviz.engine.surfaces import SURFACES, Surface, get_surface
 from optiviz.engine.transforms import chain
 
@@ -117,7 +117,7 @@ class Simulator:
         self.ftol = float(check_range("ftol", ftol, 0.0))
         self.form = form
         self.transforms = _as_transform(transforms)
-        self.schedule = _as_schedule(schedule)
+        self.schedule = as_schedule(schedule)
 
         per_opt = {name: dict(hparams.get(name, {})) if hparams else {} for name in self.optimizers}
         if hparams:
@@ -218,7 +218,7 @@ class Simulator:
         self.transforms = _as_transform(transforms)
 
     def set_schedule(self, schedule: Any) -> None:
-        self.schedule = _as_schedule(schedule)
+        self.schedule = as_schedule(schedule)
 
     def restart(self, start: Any = None) -> None:
         """Every row back to `start` (or the previous start), optimizer state and status cleared."""
@@ -418,18 +418,6 @@ def _as_transform(transforms: Any) -> Callable | None:
     if callable(transforms):
         return transforms
     raise ValueError(f"transforms must be a transform (e.g. ov.clip_by_norm(1.0)) or a list of them, got {transforms!r}")
-
-
-def _as_schedule(schedule: Any) -> Callable | None:
-    if schedule is None:
-        return None
-    if isinstance(schedule, str):
-        return make_schedule(schedule)
-    if isinstance(schedule, tuple) and len(schedule) == 2 and isinstance(schedule[0], str):
-        return make_schedule(schedule[0], **dict(schedule[1]))
-    if callable(schedule):
-        return schedule
-    raise ValueError(f"schedule must be a name, (name, params) or a callable step -> lr factor, got {schedule!r}")
 
 
 def _distribute(

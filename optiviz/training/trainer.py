@@ -22,7 +22,7 @@ from torch import nn
 from optiviz._validate import check_choice, check_int, check_positive, check_range, check_unit_interval
 from optiviz.engine.devices import pick_device
 from optiviz.training.data import CIFAR10, load_cifar10, make_generator
-from optiviz.engine.schedules import make_schedule
+from optiviz.engine.schedules import as_schedule
 from optiviz.training.models import Net, build_model
 from optiviz.training.probes import Probes
 from optiviz.training.records import HISTORY_KEYS, EvalRecord, StepRecord, TrainRun, history_arrays
@@ -112,7 +112,7 @@ class Trainer:
         self.divergence_factor = None if divergence_factor is None else float(
             check_range("divergence_factor", divergence_factor, 1.0, low_inclusive=False))
         self.callback = callback
-        self._schedule = _as_schedule(schedule)
+        self._schedule = as_schedule(schedule)
 
         # data and model on one device
         if data is None:
@@ -576,19 +576,6 @@ def _check_setting(trainer: Trainer, name: str, value: Any) -> Any:
     if name == "grad_noise":
         return float(check_range("grad_noise", value, 0.0))
     return None if value is None else float(check_positive(name, value))
-
-
-def _as_schedule(schedule: Any) -> Callable[[int], float] | None:
-    """The simulator's forms: None, a name, (name, params) or a callable step -> lr multiplier."""
-    if schedule is None:
-        return None
-    if isinstance(schedule, str):
-        return make_schedule(schedule)
-    if isinstance(schedule, tuple) and len(schedule) == 2 and isinstance(schedule[0], str):
-        return make_schedule(schedule[0], **dict(schedule[1]))
-    if callable(schedule):
-        return schedule
-    raise ValueError(f"schedule must be a name, (name, params) or a callable step -> lr factor, got {schedule!r}")
 
 
 def _global_norm(grads: list[torch.Tensor]) -> torch.Tensor:
