@@ -65,8 +65,10 @@ class Probes:
     """Attach to a model; drive with begin() / end_forward() / after_backward() / finish(step).
 
     max_values caps how many activation values per layer are looked at: the first samples of
-    the (shuffled) minibatch, whole samples only. It keeps a probe step's cost flat whatever
-    the batch size and layer size.
+    the (shuffled) minibatch, whole samples only (at least one). It keeps a probe step's cost
+    flat whatever the batch size and layer size: with the default 65,536 the reference convnet's
+    conv1 is judged on 4 images (x 1,024 positions per channel), fc1 on the whole batch, and a
+    probe step costs a few ms on 2 CPU cores (measured: no visible throughput loss at probe_every=10).
     """
 
     model: nn.Module
