@@ -106,8 +106,10 @@ def test_lr_and_dropout_sliders_act_from_the_next_step_and_are_marked(make):
     assert dash.markers == [(4.0, "lr 0.002"), (4.0, "dropout 0.4")]
     # the typed box acts the same way, and the slider follows it
     dash.controls.lr_text.value = 0.0005
+    dash.controls.momentum.value = 0.5
     dash.step(1)
     assert dash.trainer.history["lr"][-1] == 0.0005 and dash.controls.lr.value == pytest.approx(0.0005)
+    assert dash.trainer.optimizer.param_groups[0]["momentum"] == 0.5 and (7.0, "momentum 0.5") in dash.markers
 
 
 def test_moving_the_lr_slider_while_it_trains_in_the_worker(make):
@@ -150,6 +152,19 @@ def test_compare_trains_from_identical_weights_on_identical_batches(make):
     assert all(t.model.dropouts()[0].p == 0.2 for t in dash.trainers)
     dash.compare(None)
     assert dash.runs == ("nesterov",)
+
+
+def test_the_compare_tab_buttons(make):
+    dash = make()
+    c = dash.controls
+    for o, box in c.compare_boxes.items():
+        box.value = o in ("sgd", "rmsprop")
+    c.compare_btn.click()
+    assert dash.runs == ("sgd", "rmsprop") and c.run.layout.display is None and c.optimizer.disabled
+    c.run.value = 1  # steer and show the second run
+    assert dash.controls.lr.value == pytest.approx(1e-3) and dash.trainer.optimizer_name == "rmsprop"
+    c.single_btn.click()
+    assert dash.runs == ("nesterov",) and c.run.layout.display == "none"
 
 
 def test_compare_refuses_settings_that_would_change_the_net_or_the_batches(make):

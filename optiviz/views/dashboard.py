@@ -33,7 +33,7 @@ import torch
 
 from optiviz.stream.runner import DONE, LiveRunner
 from optiviz.training.data import CIFAR10, load_cifar10
-from optiviz.training.health import BAD, OK, WARN, Finding, check_health, health_line
+from optiviz.training.health import BAD, INFO, OK, WARN, Finding, check_health, health_line
 from optiviz.training.probes import DEAD_KIND
 from optiviz.training.trainer import Snapshot
 from optiviz.views import theme
@@ -138,7 +138,6 @@ class TrainingDashboard(widgets.VBox):
         self._images_per_s = float("nan")
         self._findings: list[list[Finding]] = []
         self._health_at = -float("inf")
-        self._state = "idle"
 
         self.panels = Panels(max_points)
         self.controls = Controls(spec)
@@ -732,7 +731,8 @@ class TrainingDashboard(widgets.VBox):
         lines = []
         for k, (r, found) in enumerate(zip(self._runs, self._findings)):
             worst = max((f.severity for f in found), default=OK)
-            icon, color = ("✖", "#b00020") if worst >= BAD else ("⚠", "#a05a00") if worst >= WARN else ("✔", "#1b7837")
+            icon, color = ("✖", "#b00020") if worst >= BAD else ("⚠", "#a05a00") if worst >= WARN else \
+                ("•", "#555555") if worst == INFO else ("✔", "#1b7837")
             who = f"<b>{html.escape(r.label)}</b>: " if len(self._runs) > 1 else ""
             lines.append(f'<div style="font-size:{theme.TITLE_PX}px;color:{color}">{icon} {who}'
                          f"{html.escape(health_line(found))}</div>")
