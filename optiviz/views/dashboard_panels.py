@@ -186,7 +186,7 @@ class Panels:
         self.dead.colors = [c for c, k in zip(colors, dead_kinds) if k]
         kinds = {k for k in dead_kinds if k}
         self.dead_fig.title = "saturated units per layer" if kinds == {"saturated"} else \
-            "dead (ReLU) units per layer" if kinds == {"dead"} else "dead / saturated units per layer"
+            "dead units per layer (never active)" if kinds == {"dead"} else "dead / saturated units per layer"
         self.layer_legend.value = "".join(
             f'<span style="display:inline-block;margin-right:18px;font-size:{theme.FONT_PX}px">'
             f'<span style="display:inline-block;width:26px;height:8px;background:{c};margin-right:6px"></span>{n}</span>'

@@ -91,6 +91,17 @@ def test_jupyterlab_start_watch_and_steer_the_learning_rate(jupyter_lab_server, 
     assert shot.stat().st_size > 50_000
     click_button(page, "Stop")
     wait_for(lambda: "stopped" in widget_text(page, "optiviz-dash-progress"), 30, message="the run to stop")
+    # compare mode: SGD, momentum and Adam from the same initial weights, curves overlaid
+    page.locator(".lm-TabBar-tab", has_text="compare").first.click()
+    click_button(page, "Compare")
+    wait_for(lambda: "adam" in widget_text(page, "optiviz-dash-runs"), 30, message="three compared runs")
+    click_button(page, "Start")
+    wait_for(lambda: epoch(page) >= 4, 90, message=lambda: f"four epochs of the compared runs (at {epoch(page)})")
+    assert len([d for d in bqplot_line_paths(page)[LOSS_FIG] if path_point_count(d) > 20]) >= 3
+    page.locator(".optiviz-dashboard").first.scroll_into_view_if_needed()
+    screenshot(page.locator(".optiviz-dashboard").first, "dashboard_compare")
+    click_button(page, "Stop")
+
     # every frame reached bqplot in a form it could draw (no NaN positions, no state it refused)
     broken = [e for e in page.console_errors if "NaN" in e or "Error setting state" in e or "Could not create a view" in e]
     assert not broken, broken[:5]
