@@ -41,7 +41,7 @@ from optiviz.views.controls import Quiet, on_value
 from optiviz.views.dashboard_controls import DEFAULT_INIT, Controls
 from optiviz.views.dashboard_panels import Panels, owned_widgets
 from optiviz.views.dashboard_runs import (
-    LIVE_KEYS, RESTART_KEYS, ResourceError, Run, RunSpec, as_schedule, build_runs, out_of_memory_text, validate_spec,
+    LIVE_KEYS, RESTART_KEYS, ResourceError, Run, RunSpec, schedule_spec, build_runs, out_of_memory_text, validate_spec,
     with_changes,
 )
 from optiviz.views.dashboard_series import RunSeries
@@ -116,7 +116,7 @@ class TrainingDashboard(widgets.VBox):
         spec = validate_spec(RunSpec(
             model=model, optimizer=optimizer, lr=lr, momentum=momentum, betas=betas, dropout=dropout,
             weight_decay=weight_decay, batch_size=batch_size, batch_norm=batch_norm, activation=activation,
-            init=init, schedule=as_schedule(schedule), width=width, depth=depth, seed=seed))
+            init=init, schedule=schedule_spec(schedule), width=width, depth=depth, seed=seed))
         self._data = _prepare_data(data, n_train, n_val, device)
         self._probe_every = int(probe_every)
         self._val_every = val_every
@@ -554,7 +554,7 @@ class TrainingDashboard(widgets.VBox):
         if not changes:
             return
         if "schedule" in changes:
-            changes["schedule"] = as_schedule(changes["schedule"])
+            changes["schedule"] = schedule_spec(changes["schedule"])
         try:
             spec = with_changes(self._spec, **changes)
             self._rebuild(spec, self._overrides)

@@ -111,7 +111,7 @@ def validate_spec(spec: RunSpec) -> RunSpec:
         spec.init = check_choice("init", spec.init, INITS)
     spec.batch_size = check_int("batch_size", spec.batch_size, 1, 65536)
     spec.seed = check_int("seed", spec.seed)
-    kind, params = as_schedule(spec.schedule)
+    kind, params = schedule_spec(spec.schedule)
     make_schedule(kind, **params)  # ValueError names the bad parameter
     spec.schedule = (kind, params)
     if spec.betas is not None:
@@ -119,8 +119,8 @@ def validate_spec(spec: RunSpec) -> RunSpec:
     return spec
 
 
-def as_schedule(schedule: Any) -> tuple[str, dict[str, Any]]:
-    """None, a name, or (name, params) -> (name, params)."""
+def schedule_spec(schedule: Any) -> tuple[str, dict[str, Any]]:
+    """None, a name, or (name, params) -> (name, params): what the controls show (engine.schedules.as_schedule gives the callable)."""
     if schedule is None:
         return ("constant", {})
     if isinstance(schedule, str):
@@ -323,4 +323,4 @@ def _gb(n: int) -> str:
 
 __all__ = ["ResourceError", "MODEL_PRESETS", "BATCH_SIZES", "LIVE_KEYS", "RESTART_KEYS", "COMPARE_KEYS", "RunSpec", "Run",
            "validate_spec", "with_changes", "build_trainer", "build_runs", "compare_spec", "run_label",
-           "estimate_bytes", "check_memory", "out_of_memory_text", "as_schedule", "format_value"]
+           "estimate_bytes", "check_memory", "out_of_memory_text", "schedule_spec", "format_value"]
