@@ -17,7 +17,6 @@ import torch
 
 from optiviz._validate import check_choice, check_int, check_range
 from optiviz.engine.devices import pick_device
-from optiviz.engine.expression import compile_expression
 from optiviz.engine.hparams import HPARAMS
 from optiviz.engine.optimizers import OPTIMIZERS, make_optimizer
 from optiviz.engine.schedules import as_schedule

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from optiviz._validate import check_choice, check_int, check_positive, check_range
 from optiviz.engine.hparams import HPARAMS

@@ -39,7 +39,8 @@ from optiviz.training.trainer import Snapshot
 from optiviz.views import theme
 from optiviz.views.controls import Quiet, on_value
 from optiviz.views.dashboard_controls import DEFAULT_INIT, Controls
-from optiviz.views.dashboard_panels import Panels, owned_widgets
+from optiviz.views.dashboard_panels import Panels
+from optiviz.views.widget_tree import owned_widgets
 from optiviz.views.dashboard_runs import (
     LIVE_KEYS, RESTART_KEYS, ResourceError, Run, RunSpec, schedule_spec, build_runs, out_of_memory_text, validate_spec,
     with_changes,

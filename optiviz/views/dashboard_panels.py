@@ -22,6 +22,7 @@ import numpy as np
 
 from optiviz.training.probes import ProbeRecord
 from optiviz.views import theme
+from optiviz.views.widget_tree import close_tree, pad_rows
 from optiviz.views.dashboard_series import RunSeries
 
 # viridis stops, first layer darkest (the last stop darkened: pale yellow vanishes on a projector)
@@ -431,28 +432,6 @@ def nice_ceil(v: float) -> float:
     return next(m * mag for m in (1, 2, 5, 10) if m * mag >= v * (1 - 1e-9))
 
 
-def pad_rows(rows: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
-    """Rows of different lengths as (K, m) float32 arrays for one multi-line mark (the explorer's rule).
-
-    A short row repeats its last point (draws nothing; no NaN or made-up value reaches autoscaled
-    axes); an empty row repeats another row's first point. bqplot cannot build a view from (K, 0)
-    arrays, and squeezes (K, 1) ones into one line: those cases are avoided.
-    """
-    counts = tuple(len(x) for x, _ in rows)
-    m = max(counts, default=0)
-    if m == 0:
-        return np.zeros(0, np.float32), np.zeros(0, np.float32), counts
-    m = max(m, 2)
-    x = np.empty((len(rows), m), dtype=np.float32)
-    y = np.empty((len(rows), m), dtype=np.float32)
-    donor = next(((rx[0], ry[0]) for rx, ry in rows if len(rx)), (0.0, 0.0))
-    for k, (rx, ry) in enumerate(rows):
-        c = len(rx)
-        x[k, :c], y[k, :c] = rx, ry
-        x[k, c:], y[k, c:] = (rx[-1], ry[-1]) if c else donor
-    return x, y, counts
-
-
 def epoch_gap(epoch_steps: np.ndarray, train_acc: np.ndarray, val_steps: np.ndarray,
               val_acc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(steps, train_acc, val_acc) at each epoch end with a validation at or before it."""
@@ -463,32 +442,4 @@ def epoch_gap(epoch_steps: np.ndarray, train_acc: np.ndarray, val_steps: np.ndar
     return np.asarray(epoch_steps)[ok], np.asarray(train_acc)[ok], np.asarray(val_acc)[idx[ok]]
 
 
-def close_tree(root: Any) -> None:
-    """Close a widget and everything it holds (marks, axes, scales, layouts), children first."""
-    for w in owned_widgets(root):
-        w.close()
-
-
-def owned_widgets(root: Any, skip: Any = None) -> list[widgets.Widget]:
-    """Every widget reachable from root through children, marks, axes, scales and layouts."""
-    seen: list[widgets.Widget] = []
-    ids: set[int] = set()
-
-    def walk(w: Any) -> None:
-        if not isinstance(w, widgets.Widget) or id(w) in ids or w is skip:
-            return
-        ids.add(id(w))
-        for attr in ("children", "marks", "axes"):
-            for child in getattr(w, attr, ()) or ():
-                walk(child)
-        for attr in ("scales", "scale", "layout", "style"):
-            value = getattr(w, attr, None)
-            for child in (value.values() if isinstance(value, dict) else [value]):
-                walk(child)
-        seen.append(w)
-
-    walk(root)
-    return seen
-
-
-__all__ = ["Panels", "log_ticks", "log_range", "linear_ticks", "nice_ceil", "layer_colors", "run_colors", "pad_rows", "epoch_gap", "owned_widgets", "close_tree"]
+__all__ = ["Panels", "log_ticks", "log_range", "linear_ticks", "nice_ceil", "layer_colors", "run_colors", "epoch_gap"]

@@ -56,29 +56,6 @@ def decade_ticks(axis: bq.Axis, y: np.ndarray, stack: ExitStack) -> None:
     axis.tick_values = ticks
 
 
-def pad_rows(rows: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
-    """Stack rows of different lengths into (K, m) arrays for one multi-line mark.
-
-    A short row (a diverged run stops early; min/max views vary in length; a lone start point) is
-    padded by repeating its last point, which draws nothing, so no NaN or made-up value reaches the mark or its
-    autoscaled axes. A row with no points at all repeats another row's first point.
-    """
-    counts = tuple(len(x) for x, _ in rows)
-    m = max(counts, default=0)
-    if m == 0:  # bqplot cannot build a Lines view from (K, 0) arrays; empty 1-D ones are fine
-        return np.zeros(0, np.float32), np.zeros(0, np.float32), counts
-    if m == 1:
-        m = 2  # bqplot squeezes its arrays: (K, 1) would turn into one line through K points
-    x = np.empty((len(rows), m), dtype=np.float32)
-    y = np.empty((len(rows), m), dtype=np.float32)
-    donor = next(((rx[0], ry[0]) for rx, ry in rows if len(rx)), (0.0, 0.0))
-    for k, (rx, ry) in enumerate(rows):
-        c = len(rx)
-        x[k, :c], y[k, :c] = rx, ry
-        x[k, c:], y[k, c:] = (rx[-1], ry[-1]) if c else donor
-    return x, y, counts
-
-
 def event_label(name: str, value: Any) -> str:
     if isinstance(value, tuple):
         return f"{name} ({', '.join(f'{v:.3g}' for v in value)})"

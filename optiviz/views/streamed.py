@@ -14,6 +14,7 @@ import ipywidgets as widgets
 
 from optiviz.stream.runner import DONE, LiveRunner
 from optiviz.views import theme
+from optiviz.views.widget_tree import close_tree
 
 
 class StreamedView(widgets.VBox):
@@ -82,7 +83,10 @@ class StreamedView(widgets.VBox):
         return self.result
 
     def close(self) -> None:
+        """Stop the worker, then close every widget this view made."""
         self.runner.close()
+        for child in self.children:
+            close_tree(child)
         super().close()
 
     def _start(self) -> Iterator[Any]:  # pragma: no cover - abstract

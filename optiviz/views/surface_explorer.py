@@ -44,7 +44,8 @@ from optiviz.views.explorer_config import (
     preset_config,
 )
 from optiviz.views.explorer_controls import ExplorerControls
-from optiviz.views.explorer_frames import caption_html, decade_ticks, event_label, pad_rows, trajectory_view
+from optiviz.views.explorer_frames import caption_html, decade_ticks, event_label, trajectory_view
+from optiviz.views.widget_tree import owned_widgets, pad_rows
 from optiviz.views.explorer_presets import PRESETS
 from optiviz.views.pacing import Pacer
 
@@ -189,7 +190,7 @@ class SurfaceExplorer(widgets.VBox):
     def load_preset(self, name: str) -> None:
         """Set everything a lecture story needs (see PRESETS) and restart."""
         try:
-            preset = get_preset(name)
+            get_preset(name)  # a bad name is a message here, not an error in the worker
         except ValueError as exc:
             self._show_error(str(exc))
             return
@@ -236,8 +237,9 @@ class SurfaceExplorer(widgets.VBox):
         self._playing = False
         self._pacer.interrupt()
         self._runner.close()
-        for w in self._owned_widgets():
-            w.close()
+        for child in self.children:
+            for w in owned_widgets(child, skip=self):
+                w.close()
         super().close()
 
     # ---- what the marks show (tests and notebooks read these) --------------------------------
@@ -361,30 +363,6 @@ class SurfaceExplorer(widgets.VBox):
         main = widgets.VBox([c.preset, self._caption, plots, c.buttons, widgets.HBox([self._status, self._error_html])])
         main.add_class("optiviz-explorer-main")  # what a screenshot of the race shows
         return [theme.style_widget(), main, c.panels]
-
-    def _owned_widgets(self) -> list[widgets.Widget]:
-        """Every widget this view created, children before parents."""
-        seen: list[widgets.Widget] = []
-        ids: set[int] = set()
-
-        def walk(w: Any) -> None:
-            if not isinstance(w, widgets.Widget) or id(w) in ids or w is self:
-                return
-            ids.add(id(w))
-            for attr in ("children", "marks", "axes"):
-                for child in getattr(w, attr, ()) or ():
-                    walk(child)
-            for attr in ("scales", "scale", "scale_x", "scale_y", "layout", "style"):
-                value = getattr(w, attr, None)
-                for child in (value.values() if isinstance(value, dict) else [value]):
-                    walk(child)
-            if isinstance(w, bq.Image):
-                walk(w.image)
-            seen.append(w)
-
-        for child in self.children:
-            walk(child)
-        return seen
 
     # ================================================================== input -> requests
     def _request(self, name: str, value: Any) -> None:
