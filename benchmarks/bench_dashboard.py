@@ -16,7 +16,6 @@ trainer's own steps (drawing, health checks, the runner), which bounds the slowd
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -25,18 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import comm  # noqa: E402
-from comm.base_comm import BaseComm  # noqa: E402
-
-
-class CountingComm(BaseComm):
-    """Serializes every message like a kernel session and counts its bytes."""
-
-    sent: list[int] = []
-
-    def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys):  # noqa: ANN001
-        size = len(json.dumps(data or {}, default=str).encode()) + sum(memoryview(b).nbytes for b in buffers or ())
-        CountingComm.sent.append(size)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import counting_comm  # noqa: E402
+from counting_comm import CountingComm  # noqa: E402
 
 
 def main() -> None:
@@ -50,7 +40,7 @@ def main() -> None:
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
 
-    comm.create_comm = lambda **kw: CountingComm(**kw)
+    counting_comm.install()
     import torch
 
     torch.set_num_threads(args.threads)

@@ -11,7 +11,6 @@ Decimation should make the frame cost and size the same at both points of the ru
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -19,18 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import comm  # noqa: E402
-from comm.base_comm import BaseComm  # noqa: E402
-
-
-class CountingComm(BaseComm):
-    """Serializes every message like a kernel session and counts its bytes."""
-
-    sent: list[int] = []
-
-    def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys):  # noqa: ANN001
-        size = len(json.dumps(data or {}, default=str).encode()) + sum(memoryview(b).nbytes for b in buffers or ())
-        CountingComm.sent.append(size)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import counting_comm  # noqa: E402
+from counting_comm import CountingComm  # noqa: E402
 
 
 def main() -> None:
@@ -41,7 +31,7 @@ def main() -> None:
     parser.add_argument("--far", type=int, default=100_000)
     args = parser.parse_args()
 
-    comm.create_comm = lambda **kw: CountingComm(**kw)
+    counting_comm.install()
     from optiviz.engine.optimizers import OPTIMIZERS
     from optiviz.views.surface_explorer import SurfaceExplorer, _Chunk
 
