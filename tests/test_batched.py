@@ -16,18 +16,9 @@ from optiviz.training.models import build_model
 TOL = 2e-5
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny nets gain nothing from a second thread, and on a shared 2-core box it can cost 20x."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
-def data():
-    return ov.load_cifar10().subset(192, 64, 64)
+def data(cifar):
+    return cifar.subset(192, 64, 64)
 
 
 def one_by_one(data, model, *, seed, steps, lr, momentum, weight_decay, dropout, batch_size=32, optimizer="sgd",

@@ -13,21 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-import optiviz as ov
 from optiviz.views.dashboard import TrainingDashboard
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
-def data():
-    return ov.load_cifar10().subset(256, 64, 0)
+def data(cifar):
+    return cifar.subset(256, 64, 0)
 
 
 @pytest.fixture

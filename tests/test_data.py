@@ -13,7 +13,6 @@ import pickle
 import socket
 import tarfile
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest

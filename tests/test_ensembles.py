@@ -12,17 +12,9 @@ from optiviz.training.ensembles import (LECTURE_ENSEMBLE_TABLE, ROW_KEYS, Parame
 TINY = dict(k=3, epochs=2, snapshots=4, batch_size=32, width=8, lr=0.01)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
-def data():
-    return ov.load_cifar10().subset(128, 32, 64)
+def data(cifar):
+    return cifar.subset(128, 32, 64)
 
 
 @pytest.fixture(scope="module")

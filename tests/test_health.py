@@ -9,19 +9,10 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
 import optiviz as ov
 from optiviz.training.health import BAD, OK, WARN, Thresholds, check_health, check_run, health_line
 from optiviz.training.probes import ProbeRecord
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def probe(step, ratio=(1e-3, 1e-3), dead=(0.0, np.nan), kinds=("dead", ""), layers=("fc1", "fc2")) -> ProbeRecord:
@@ -138,8 +129,8 @@ def test_reads_only_the_tails_so_it_costs_the_same_on_a_long_run():
 
 # ---------------------------------------------------------------------------------- real runs
 @pytest.fixture(scope="module")
-def data():
-    return ov.load_cifar10().subset(256, 64, 0)
+def data(cifar):
+    return cifar.subset(256, 64, 0)
 
 
 def test_a_run_made_to_diverge(data):

@@ -3,26 +3,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-import optiviz as ov
 from optiviz.training.search import (COARSE_TO_FINE, Dim, SearchPoint, Stage, edge_warning, grid_search, grid_shape,
                                      iter_random_search, make_space, plan_stages, random_search)
 
 SPACE = {"lr": (1e-3, 1e2), "weight_decay": (1e-5, 1e-1), "momentum": 0.9}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
-def data():
-    return ov.load_cifar10().subset(96, 32, 32)
+def data(cifar):
+    return cifar.subset(96, 32, 32)
 
 
 def small(**kw):

@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 
 import optiviz as ov
-from optiviz.training.search import grid_search, random_search
+from optiviz.training.search import random_search
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    return ov.load_cifar10().subset(256, 128, 128)
+def tiny(cifar):
+    return cifar.subset(256, 128, 128)
 
 
 def test_search_view_streams_random_then_grid_with_one_budget(tiny):

@@ -13,19 +13,9 @@ import optiviz as ov
 from optiviz.training.records import StepRecord
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny nets gain nothing from threads, and on a shared 2-core box a second OpenMP thread that
-    waits at every barrier for a busy core made these steps up to 20x slower. Results do not depend on it."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
-def data():
-    return ov.load_cifar10().subset(256, 64, 64)
+def data(cifar):
+    return cifar.subset(256, 64, 64)
 
 
 def small_conv(data, **kw):
