@@ -65,7 +65,11 @@ def main() -> None:
     ap.add_argument("--surface", default="rosenbrock")
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--sizes", type=int, nargs="+", default=[1, 1000, 100_000])
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads (default: torch's; 1 is steadier on a loaded, shared 2-core box)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     torch.set_grad_enabled(False)
     loop_per_step = time_torch_loop(args.surface, sample_steps=300)

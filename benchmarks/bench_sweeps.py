@@ -24,7 +24,11 @@ def main() -> None:
     ap.add_argument("--resolution", type=int, default=200)
     ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--sample", type=int, default=20, help="single runs timed for the one-by-one baseline")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads (default: torch's; 1 is steadier on a loaded, shared 2-core box)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     torch.set_grad_enabled(False)
     runs = args.resolution**2
