@@ -282,6 +282,39 @@ def test_saddle_has_a_linear_loss_axis(make):
     assert e.loss_curves["sgd"][1][0] == pytest.approx(float(e.surface.loss(torch.tensor(e.surface.start))), rel=1e-5)
 
 
+def test_a_one_step_panel_is_pinned_to_a_span_and_freed_after_its_data(make, monkeypatch):
+    """bqplot cannot draw an axis over a one-value domain (at step 0 every loss row is one point:
+    step domain [0, 0] -> "invalid format: .undefinedg" in the browser, and the loss lines never
+    drew). Such a scale gets an explicit span, sent before the data; freed after the data."""
+    import ipywidgets as widgets
+
+    sent: list[tuple[object, set[str]]] = []
+    original = widgets.Widget.send_state
+
+    def record(self, key=None):
+        keys = {key} if isinstance(key, str) else set(key or self.keys)
+        sent.append((self, keys))
+        return original(self, key)
+
+    e = make(preset="narrow_valley")
+    loss, (sx, sy) = e.marks["loss"], (e.marks["loss"].scales["x"], e.marks["loss"].scales["y"])
+    assert (sx.min, sx.max) == (0.0, 1.0) and sy.min < e.loss_curves["sgd"][1][0] < sy.max
+    assert e.loss_curves["sgd"][0].tolist() == [0.0]  # the data itself is untouched
+    monkeypatch.setattr(widgets.Widget, "send_state", record)
+    e.step(1)
+    order = [w for w, keys in sent if w in (loss, sx) and ({"x", "min"} & keys)]
+    assert order == [loss, sx] and (sx.min, sx.max, sy.min, sy.max) == (None,) * 4  # data first, then freed
+    steplen_x = e.marks["step_length"].scales["x"]
+    assert (steplen_x.min, steplen_x.max) == (1.0, 2.0)  # its first step: one point each
+
+    sent.clear()
+    e.reset()
+    order = [w for w, keys in sent if w in (loss, sx) and ({"x", "min"} & keys)]
+    assert order == [sx, loss] and (sx.min, sx.max) == (0.0, 1.0)  # pinned first, then the one point
+    e.step(5)
+    assert (sx.min, sx.max, steplen_x.min, steplen_x.max) == (None,) * 4
+
+
 # ------------------------------------------------------------------ controls
 def test_hyperparameter_widgets_come_from_the_specs(make):
     e = make("quadratic", ("sgd",))

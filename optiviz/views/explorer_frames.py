@@ -56,6 +56,33 @@ def decade_ticks(axis: bq.Axis, y: np.ndarray, stack: ExitStack) -> None:
     axis.tick_values = ticks
 
 
+def flat_span(values: np.ndarray, scale: bq.Scale) -> tuple[float, float] | None:
+    """A range to pin `scale` to while the data it autoscales to has zero span, else None.
+
+    bqplot cannot draw an axis over a one-value domain: at step 0 every loss row is a single
+    point, so the step axis's domain is [0, 0], its six ticks come out as none and the axis's
+    guessed tick format is ".undefinedg" - d3 throws ("invalid format"), and that exception
+    leaves the loss mark's view undrawn for the rest of the run. A pinned span draws; the data
+    then replaces it (the caller frees the scale) once it spans something.
+    """
+    finite = values[np.isfinite(values)]
+    if not finite.size or finite.min() != finite.max():
+        return None  # no data: the empty-mark placeholder in the view sets the span
+    v = float(finite[0])
+    if isinstance(scale, bq.LogScale):
+        return (v / 10, v * 10) if v > 0 else (1e-3, 1.0)
+    return v, v + 1.0
+
+
+def pin_scale(scale: bq.Scale, span: tuple[float, float] | None, stack: ExitStack) -> None:
+    """Set scale.min/max to span (None: follow the data again); sends a message only on change."""
+    lo, hi = (None, None) if span is None else span
+    if scale.min == lo and scale.max == hi:
+        return
+    stack.enter_context(scale.hold_sync())
+    scale.min, scale.max = lo, hi
+
+
 def event_label(name: str, value: Any) -> str:
     if isinstance(value, tuple):
         return f"{name} ({', '.join(f'{v:.3g}' for v in value)})"

@@ -44,7 +44,14 @@ from optiviz.views.explorer_config import (
     preset_config,
 )
 from optiviz.views.explorer_controls import ExplorerControls
-from optiviz.views.explorer_frames import caption_html, decade_ticks, event_label, trajectory_view
+from optiviz.views.explorer_frames import (
+    caption_html,
+    decade_ticks,
+    event_label,
+    flat_span,
+    pin_scale,
+    trajectory_view,
+)
 from optiviz.views.widget_tree import owned_widgets, pad_rows
 from optiviz.views.explorer_presets import PRESETS
 from optiviz.views.pacing import Pacer
@@ -622,10 +629,22 @@ class SurfaceExplorer(widgets.VBox):
                     rows = list(views)
                 x, y, counts = pad_rows(rows)
                 self._row_counts[key] = counts
+                axis = {"loss": self._loss_axis, "len": self._steplen_axis}.get(key)
+                pins = {} if axis is None else {
+                    s: flat_span(d, s) for s, d in ((mark.scales["x"], x), (mark.scales["y"], y))}
+                # hold_syncs exit last-in first-out. A scale being freed, and the axis's ticks, go
+                # out after the data (entered first); a scale being pinned goes out before it.
+                for scale, pin in pins.items():
+                    if pin is None:
+                        pin_scale(scale, None, stack)
+                if axis is not None:
+                    stack.enter_context(axis.hold_sync())
                 stack.enter_context(mark.hold_sync())
+                for scale, pin in pins.items():
+                    if pin is not None:
+                        pin_scale(scale, pin, stack)
                 mark.x, mark.y = x, y
                 self._placeholder_domain(mark, stack, empty=not any(counts))
-                axis = {"loss": self._loss_axis, "len": self._steplen_axis}.get(key)
                 if axis is not None and any(counts):
                     decade_ticks(axis, y, stack)
             heads = np.array([self._path[o].last[1] for o in opts], dtype=np.float32)
