@@ -54,6 +54,29 @@ def set_row_slider(page, row_class: str, value: float) -> None:
     readout.press("Enter")
 
 
+def assert_loss_curves_drawn(page, racing: int = 2, min_points: int = 10) -> None:
+    """The loss panel draws one line per racing optimizer, each through many distinct points.
+
+    Python-level tests only see the mark's data; here the browser has to have drawn it. (A step
+    axis over a one-step domain at step 0 once made bqplot throw "invalid format: .undefinedg"
+    and leave the loss lines stuck on their first point for the whole run.)
+    """
+    def drawn():
+        paths = bqplot_line_paths(page)[LOSS_FIG]
+        points = [path_points(d) for d in paths]
+        return (len(paths) == racing and all(len(p) >= min_points and len(set(p)) >= min_points for p in points)
+                and not any("NaN" in d for d in paths) and paths)
+    wait_for(drawn, 30, message=lambda: f"{racing} loss curves of >= {min_points} points "
+                                        f"(have {[path_point_count(d) for d in bqplot_line_paths(page)[LOSS_FIG]]})")
+
+
+def assert_no_plot_errors(page) -> None:
+    """No bqplot errors in the console: an axis over a NaN or one-value domain logs
+    "invalid format: .undefinedg" (and stops that update), ticks before their range "NaN"."""
+    bad = [e for e in page.console_errors if "invalid format" in e or "NaN" in e or "Error setting state" in e]
+    assert not bad, f"{len(bad)} plot errors in the console, e.g. {bad[:3]}"
+
+
 def figure_text(page, index: int) -> str:
     return page.locator(BQPLOT_FIGURE).nth(index).text_content() or ""
 
@@ -75,6 +98,8 @@ def test_jupyterlab_play_then_steer_the_learning_rate(jupyter_lab_server, page):
     wait_until_paths_grow(page, by=5)  # and the run goes on
     assert "running" in widget_text(page, "optiviz-legend")
     assert widget_text(page, "optiviz-error-line").strip() == ""
+    assert_loss_curves_drawn(page)
+    assert_no_plot_errors(page)
 
     hide_all_code(page)
     page.evaluate("() => window.jupyterapp.commands.execute('application:toggle-left-area')")
@@ -102,6 +127,8 @@ def test_voila_play_and_click_to_restart(voila_server, page):
         origin = page.locator(f"{BQPLOT_FIGURE} .plotarea_background").first.bounding_box()
         assert first[0] + origin["x"] == pytest.approx(x, abs=4) and first[1] + origin["y"] == pytest.approx(y, abs=4)
         assert widget_text(page, "optiviz-error-line").strip() == ""
+        assert_loss_curves_drawn(page, min_points=5)  # restarted by the click: fewer steps so far
+        assert_no_plot_errors(page)
         screenshot(page.locator(".optiviz-explorer-main").first, "explorer_voila")
     finally:
         close_page(page)
