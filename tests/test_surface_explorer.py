@@ -315,6 +315,23 @@ def test_a_one_step_panel_is_pinned_to_a_span_and_freed_after_its_data(make, mon
     assert (sx.min, sx.max, steplen_x.min, steplen_x.max) == (None,) * 4
 
 
+def test_log_ticks_are_decades_or_1_2_5_steps_never_every_digit():
+    import bqplot as bq
+    from contextlib import ExitStack
+
+    from optiviz.views.explorer_frames import decade_ticks
+
+    def ticks(lo, hi):
+        axis = bq.Axis(scale=bq.LogScale())
+        with ExitStack() as stack:
+            decade_ticks(axis, np.array([lo, hi]), stack)
+        return None if axis.tick_values is None else list(axis.tick_values)
+
+    assert ticks(1.4, 232) == [10, 100]
+    assert ticks(15, 232) == [20, 50, 100, 200]  # under two decades: d3 would label 2x..9x too
+    assert ticks(15, 25) is None  # not two 1-2-5 steps: d3's own
+
+
 # ------------------------------------------------------------------ controls
 def test_hyperparameter_widgets_come_from_the_specs(make):
     e = make("quadratic", ("sgd",))

@@ -38,7 +38,7 @@ def trajectory_view(buf: SeriesBuffer, max_points: int) -> tuple[np.ndarray, np.
 
 def decade_ticks(axis: bq.Axis, y: np.ndarray, stack: ExitStack) -> None:
     """Ticks at powers of ten on a log axis (d3 labels 2x..9x too, unreadably crowded), at most
-    six of them; sent only when the span of decades changes."""
+    six of them, or at 1-2-5 steps while the data spans under two decades; sent only on change."""
     if not isinstance(axis.scale, bq.LogScale):
         return
     finite = y[np.isfinite(y) & (y > 0)]
@@ -47,7 +47,13 @@ def decade_ticks(axis: bq.Axis, y: np.ndarray, stack: ExitStack) -> None:
     # bqplot draws tick values outside the domain too: only the decades inside the data
     lo, hi = int(np.ceil(np.log10(finite.min()))), int(np.floor(np.log10(finite.max())))
     stride = max(1, -(-(hi - lo) // 5))
-    ticks = 10.0 ** np.arange(lo, hi + 1, stride) if hi - lo >= 1 else None  # under two decades: d3's own
+    if hi - lo >= 1:
+        ticks = 10.0 ** np.arange(lo, hi + 1, stride)
+    else:  # under two decades d3 labels every 1x..9x, overlapping: 1-2-5 steps instead, if two fit
+        lo_d, hi_d = int(np.floor(np.log10(finite.min()))), int(np.ceil(np.log10(finite.max())))
+        ticks = np.array([m * 10.0 ** d for d in range(lo_d, hi_d + 1) for m in (1, 2, 5)])
+        ticks = ticks[(ticks >= finite.min()) & (ticks <= finite.max())]
+        ticks = ticks if len(ticks) >= 2 else None  # within a factor of ~2: d3's own
     current = axis.tick_values
     if (current is None and ticks is None) or (
             current is not None and ticks is not None and np.array_equal(np.asarray(current), ticks)):
