@@ -1,7 +1,7 @@
 """The lecture notebooks: saved clean, shaped like a lecture, and runnable top to bottom headless.
 
 Each notebook is executed with nbclient in a fresh kernel with OPTIVIZ_FAST=1 (the small budgets
-the notebooks switch to for CI), and must finish within 3 minutes on 2 CPU cores with no error
+the notebooks switch to for CI) and one torch thread, and must finish within 3 minutes on 2 CPU cores with no error
 output and nothing on stderr (what a class would see as a red box). Live widgets must not hang the
 run: work starts from a button, and what must show when executed headless is computed with the
 views' synchronous `step(n)` / `compute_sync()` / `run_sync()`; a static check keeps background
@@ -89,6 +89,9 @@ def test_runs_top_to_bottom_within_budget(name, monkeypatch, tmp_path):
     monkeypatch.setenv("OPTIVIZ_FAST", "1")  # the kernel inherits this environment
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))  # leave the user's IPython state alone
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # this checkout, whatever is installed
+    # One torch thread, as tests/conftest.py does in-process: on a shared 2-core runner, an OpenMP
+    # thread waiting at every barrier for a busy core made the same epoch take 1 s or 20 s.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     nb = read(name)
     client = NotebookClient(nb, timeout=BUDGET_S, kernel_name="python3", startup_timeout=120,
                             resources={"metadata": {"path": str(NOTEBOOK_DIR)}})

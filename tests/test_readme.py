@@ -62,7 +62,8 @@ def test_readme_has_python_snippets():
 def test_python_snippet_runs(line, code, tmp_path):
     script = tmp_path / f"readme_line{line}.py"
     script.write_text(code)
-    env = dict(os.environ, OPTIVIZ_FAST="1", PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
+    # one torch thread, as tests/conftest.py: steadier timing on a shared 2-core runner
+    env = dict(os.environ, OPTIVIZ_FAST="1", PYTHONPATH=str(ROOT), MPLBACKEND="Agg", OMP_NUM_THREADS="1")
     env.pop("OPTIVIZ_DATA", None)  # the snippets use the bundled subset; never a user's download
     t0 = time.monotonic()
     try:
