@@ -37,7 +37,7 @@ from optiviz.training.health import BAD, INFO, OK, WARN, Finding, check_health, 
 from optiviz.training.probes import DEAD_KIND
 from optiviz.training.trainer import Snapshot
 from optiviz.views import theme
-from optiviz.views.controls import Quiet, on_value
+from optiviz.views.controls import Quiet, apply_control, on_value
 from optiviz.views.dashboard_controls import DEFAULT_INIT, Controls
 from optiviz.views.dashboard_panels import Panels
 from optiviz.views.widget_tree import owned_widgets
@@ -507,15 +507,7 @@ class TrainingDashboard(widgets.VBox):
     # ================================================================== worker side: controls
     def _apply(self, changes: dict[str, Any]) -> None:
         """Runner's apply: one change at a time, at a step boundary; ValueError -> the error line."""
-        ((name, value),) = changes.items()
-        kind, _, rest = name.partition(":")
-        handler = getattr(self, f"_apply_{kind}", None)
-        if handler is None:
-            raise ValueError(f"unknown control {name!r}")
-        try:
-            handler(rest, value)
-        except (TypeError, KeyError, IndexError) as exc:  # malformed values from .set(): still a message
-            raise ValueError(f"{name.replace(':', ' ')}: cannot use {value!r} ({type(exc).__name__}: {exc})") from None
+        kind = apply_control(self, changes)
         if kind not in ("hist", "focus", "snapshot", "resume"):
             self._clear_error()
 

@@ -33,7 +33,7 @@ from optiviz.stream.runner import DONE, LiveRunner
 from optiviz.stream.series import Markers, SeriesBuffer
 from optiviz.views import theme
 from optiviz.views.surface_plot import SurfacePlot
-from optiviz.views.controls import set_quietly
+from optiviz.views.controls import apply_control, set_quietly
 from optiviz.views.explorer_config import (
     ExplorerConfig,
     as_schedule_spec,
@@ -400,18 +400,7 @@ class SurfaceExplorer(widgets.VBox):
 
     def _apply(self, changes: dict[str, Any]) -> None:
         """Runner's apply: one change at a time, at a step boundary; ValueError -> error line."""
-        ((name, value),) = changes.items()
-        kind, _, rest = name.partition(":")
-        handler = getattr(self, f"_apply_{kind}", None)
-        if handler is None:
-            raise ValueError(f"unknown control {name!r}")
-        try:
-            handler(rest, value)
-        except (ValueError, TypeError, KeyError, IndexError) as exc:
-            self._sync_widgets()  # a rejected value: every control snaps back to what runs
-            if isinstance(exc, ValueError):
-                raise
-            raise ValueError(f"{name.replace(':', ' ')}: cannot use {value!r} ({type(exc).__name__}: {exc})") from None
+        apply_control(self, changes, on_reject=self._sync_widgets)  # rejected: controls snap back to what runs
         self._clear_error()
 
     def _apply_hp(self, rest: str, value: Any) -> None:
