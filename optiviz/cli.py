@@ -75,6 +75,17 @@ def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> b
     return False
 
 
+def server_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a Jupyter or Voila server. A virtualenv made with --system-site-packages
+    keeps Voila's templates and the lab extensions in the base interpreter's share/jupyter, which
+    Jupyter does not search from inside the venv: add it."""
+    env = dict(os.environ if base is None else base)
+    share = Path(sys.base_prefix) / "share" / "jupyter"
+    if Path(sys.prefix) != Path(sys.base_prefix) and share.is_dir():
+        env["JUPYTER_PATH"] = os.pathsep.join(p for p in (env.get("JUPYTER_PATH"), str(share)) if p)
+    return env
+
+
 def serve(cmd: list[str], probe_url: str, show_url: str, what: str, stop_signal: int = signal.SIGTERM) -> int:
     """Run a server child until Ctrl-C; print where to point the browser. `stop_signal` is the one
     on which the server shuts its kernels down and exits."""
@@ -82,7 +93,7 @@ def serve(cmd: list[str], probe_url: str, show_url: str, what: str, stop_signal:
     # sees and reads the user's keys for 5 s. stderr: drained all the time (the server logs every
     # request; an unread pipe fills up and blocks the server), the tail kept for error messages.
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True, preexec_fn=_die_with_parent)
+                            text=True, start_new_session=True, preexec_fn=_die_with_parent, env=server_env())
     log_tail = _drain(proc)
     previous = _stop_on_signals()
     try:

@@ -35,6 +35,8 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from optiviz.cli import server_env
 from typing import Any, Callable, TypeVar
 
 import pytest
@@ -121,11 +123,7 @@ def isolated_jupyter_env(state_dir: Path) -> dict[str, str]:
         path.mkdir(parents=True, exist_ok=True)
         env[key] = str(path)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
-    # a virtualenv made with --system-site-packages keeps voila's templates and lab extensions in
-    # the base interpreter's share/jupyter, which jupyter does not search from inside the venv
-    base_share = Path(sys.base_prefix) / "share" / "jupyter"
-    if base_share.is_dir() and Path(sys.prefix) != Path(sys.base_prefix):
-        env["JUPYTER_PATH"] = os.pathsep.join(p for p in (env.get("JUPYTER_PATH"), str(base_share)) if p)
+    env = server_env(env)  # the CLI's own rule, so tests see the servers a user gets
     env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # silence the frozen-modules debugger warning
     env.pop("JUPYTER_TOKEN", None)
     # No news/update popups: disable the announcements plugin outright (belt and braces with
