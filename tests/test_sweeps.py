@@ -52,3 +52,13 @@ def test_basin_map_himmelblau_finds_four_minima():
         j = int(np.abs(b.xs - mx).argmin())
         i = int(np.abs(b.ys - my).argmin())
         assert b.labels[0, i, j] == k
+
+
+def test_basin_map_rastrigin_finds_its_many_local_minima():
+    b = ov.basin_map("rastrigin", "sgd", resolution=22, steps=300)
+    labels = b.labels[0]
+    assert (labels >= 0).mean() > 0.95  # float32 runs settle by gradient even when gtol is out of reach
+    used = np.unique(labels[labels >= 0])
+    assert len(used) >= 60  # a grid of local minima near the integer points, not just the global one
+    ends = b.minima[used]
+    np.testing.assert_allclose(ends, np.round(ends), atol=0.05)

@@ -191,10 +191,14 @@ def iter_basin_map(
     steps: int = 500,
     every: int = 50,
     tol: float | None = None,
+    settle_gtol: float = 1e-2,
     hparams: dict[str, dict[str, Any]] | None = None,
     **kwargs: Any,
 ) -> Iterator[BasinMap]:
-    """Yield, every `every` steps, which minimum each start point's run is heading into."""
+    """Yield, every `every` steps, which minimum each start point's run is heading into.
+
+    A run counts as settled once it converged or its gradient norm is below `settle_gtol`; settled
+    end points near no known minimum are grouped into new minima (local ones)."""
     surf = resolve_surface(surface)
     names = (optimizers,) if isinstance(optimizers, str) else tuple(optimizers)
     steps = check_int("steps", steps, 1)
@@ -215,7 +219,9 @@ def iter_basin_map(
         done += chunk
         final = sim.x.cpu().numpy().astype(float)
         status = sim.status.cpu().numpy()
-        minima, labels = label_minima(final, status, surf, tol)
+        # float32 runs into a local minimum (Rastrigin's many) rarely meet gtol; a small gradient settles them
+        slow = np.linalg.norm(sim.grad.cpu().numpy().astype(float), axis=1) <= settle_gtol
+        minima, labels = label_minima(final, status, surf, tol, settled=(status == CONVERGED) | ((status != DIVERGED) & slow))
         k = len(sim.optimizers)
         yield BasinMap(
             surface=surf, optimizers=sim.optimizers, xs=xs, ys=ys, steps_done=done, steps=steps,
@@ -234,8 +240,10 @@ def basin_map(surface: str | Surface, optimizers: str | Sequence[str] = ("sgd", 
     return result
 
 
-def label_minima(points: np.ndarray, status: np.ndarray, surface: Surface, tol: float) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest known minimum within tol; other settled end points are grouped into new minima."""
+def label_minima(points: np.ndarray, status: np.ndarray, surface: Surface, tol: float,
+                 settled: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest known minimum within tol; other settled end points (converged, unless `settled` says
+    otherwise) are grouped into new minima."""
     known = np.asarray(surface.minima, dtype=float).reshape(-1, 2)
     labels = np.full(points.shape[0], -1, dtype=np.int64)
     centres = [tuple(m) for m in known]
@@ -244,7 +252,7 @@ def label_minima(points: np.ndarray, status: np.ndarray, surface: Surface, tol: 
         near = dist.min(axis=1) <= tol
         labels[near] = dist.argmin(axis=1)[near]
     # group settled end points that match no known minimum (local minima of Rastrigin, Ackley, ...)
-    settled = (labels < 0) & (status == CONVERGED)
+    settled = (labels < 0) & ((status == CONVERGED) if settled is None else settled)
     if settled.any():
         keys = np.round(points[settled] / tol).astype(np.int64)
         uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
