@@ -303,8 +303,10 @@ class Simulator:
         if self.t == 0:
             return
         small = _row_norm_sq(grad) <= self.gtol**2
-        small &= (loss - self._loss_prev[rows]).abs() <= self.ftol * (1.0 + loss.abs())
         small &= self._running[rows]
+        if not bool(small.any()):  # the usual case: skip the loss-change test
+            return
+        small &= (loss - self._loss_prev[rows]).abs() <= self.ftol * (1.0 + loss.abs())
         if bool(small.any()):
             self._running[rows] &= ~small
             self.status[rows].masked_fill_(small, CONVERGED)
