@@ -15,15 +15,6 @@ F64 = torch.float64
 PTS = torch.tensor([[0.3, -1.2], [2.0, 0.5], [-1.7, 2.2], [0.9, 0.1]], dtype=F64)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Small tensors: one intra-op thread is faster, and kind to a shared, loaded machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _allowed_message(err: pytest.ExceptionInfo) -> str:
     msg = str(err.value)
     assert msg.startswith("expression: "), msg

@@ -27,15 +27,6 @@ VARIANTS = [(name, {}) for name in REQUIRED] + [
 IDS = [name + "".join(f"-{k}={v:g}" for k, v in p.items()) for name, p in VARIANTS]
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Small tensors: one intra-op thread is faster, and kind to a shared, loaded machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _random_points(surface: Surface, n: int, seed: int, dtype=F64) -> torch.Tensor:
     """Uniform over the domain widened by 20% (the optimizer wanders off the plot too)."""
     g = torch.Generator().manual_seed(seed)
