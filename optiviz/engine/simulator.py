@@ -125,7 +125,7 @@ class Simulator:
                 raise ValueError(f"hparams names optimizers not in the race: {sorted(unknown)}; racing: {list(self.optimizers)}")
         self._opt_kwargs = _distribute(self.optimizers, shared, per_opt, self.surface if use_surface_lrs else None)
         start_arr = self.surface.start if start is None else start
-        self.n = _infer_n(n, start_arr, self._opt_kwargs, grad_noise)
+        self.n, self.per_run = _infer_n(n, start_arr, self._opt_kwargs, grad_noise)
         self.rows = len(self.optimizers) * self.n
         self._start = self._start_tensor(start_arr)
         self.set_grad_noise(grad_noise)
@@ -328,7 +328,7 @@ class Simulator:
                 rec_loss[i] = self.loss
         path = rec_pts.permute(1, 0, 2).cpu().numpy()  # (R, steps+1, 2)
         loss = rec_loss.T.cpu().numpy()
-        status = np.array(STATUS_NAMES, dtype=object)[self.status.cpu().numpy()]
+        status = self.status_names()
         return Run(
             surface=self.surface,
             optimizers=self.optimizers,
@@ -361,8 +361,7 @@ def simulate(
     sim = Simulator(surface, optimizer, start=start, **kwargs)
     run = sim.run(steps)
     k, n = len(sim.optimizers), sim.n
-    batched = n > 1 or _any_vector(kwargs, start)
-    lead = ((k,) if not isinstance(optimizer, str) else ()) + ((n,) if batched else ())
+    lead = ((k,) if not isinstance(optimizer, str) else ()) + ((n,) if n > 1 or sim.per_run else ())
 
     def shape(a: np.ndarray) -> Any:
         out = a.reshape(lead + a.shape[1:]) if lead else a[0]
@@ -457,16 +456,25 @@ def _length(value: Any) -> int:
     return int(arr.shape[0]) if arr.ndim >= 1 else 1
 
 
-def _infer_n(n: int | None, start: Any, kwargs: dict[str, dict[str, Any]], grad_noise: Any) -> int:
+def _is_per_run(value: Any) -> bool:
+    """A value given as an array (one per run), as opposed to a scalar, a flag or a name."""
+    if isinstance(value, torch.Tensor):
+        return value.ndim >= 1
+    return isinstance(value, (list, tuple, np.ndarray)) and np.ndim(value) >= 1
+
+
+def _infer_n(n: int | None, start: Any, kwargs: dict[str, dict[str, Any]], grad_noise: Any) -> tuple[int, bool]:
+    """N, the one length every per-run array shares, and whether anything was given per run
+    (then results keep their N axis even when N is 1)."""
     lengths: dict[str, int] = {}
+    per_run = n is not None or _is_per_run(grad_noise)
     for opt_kw in kwargs.values():
         for name, value in opt_kw.items():
-            if name == "betas":
-                for b in value:
-                    if _length(b) > 1:
-                        lengths[name] = _length(b)
-            elif _length(value) > 1:
-                lengths[name] = _length(value)
+            parts = value if name == "betas" else (value,)
+            for part in parts:
+                per_run |= _is_per_run(part)
+                if _length(part) > 1:
+                    lengths[name] = _length(part)
     if _length(grad_noise) > 1:
         lengths["grad_noise"] = _length(grad_noise)
     try:
@@ -475,31 +483,14 @@ def _infer_n(n: int | None, start: Any, kwargs: dict[str, dict[str, Any]], grad_
         raise ValueError(f"start must be a point (x, y) or an (N, 2) array of points, got {start!r}") from None
     if start_arr.ndim == 2:
         lengths["start"] = start_arr.shape[0]
+        per_run = True
     if n is not None:
         n = check_int("n", n, 1)
         lengths["n"] = n
     distinct = set(lengths.values())
     if len(distinct) > 1:
         raise ValueError(f"per-run arrays must all have the same length N; got lengths {lengths}")
-    return distinct.pop() if distinct else 1
-
-
-def _any_vector(kwargs: Mapping[str, Any], start: Any) -> bool:
-    if start is not None and np.asarray(start).ndim == 2:
-        return True
-    if kwargs.get("n") is not None:
-        return True
-    for name, value in kwargs.items():
-        if name == "hparams" and value:
-            if any(_any_vector(v, None) for v in value.values()):
-                return True
-        elif name == "betas":
-            if any(_length(b) > 1 or np.asarray(b).ndim == 1 for b in value):
-                return True
-        elif name not in ("transforms", "schedule", "device", "dtype") and isinstance(value, (list, np.ndarray, torch.Tensor)):
-            if np.asarray(value.cpu() if isinstance(value, torch.Tensor) else value).ndim == 1:
-                return True
-    return False
+    return (distinct.pop() if distinct else 1), per_run
 
 
 def _readable(value: Any) -> Any:
