@@ -175,12 +175,7 @@ def iter_stability_map(
 def stability_map(surface: str | Surface, optimizer: str, x: str | Axis = "lr", y: str | Axis = "momentum",
                   **kwargs: Any) -> StabilityMap:
     """A grid of (x, y) hyperparameter settings run as one batch; see `iter_stability_map`."""
-    kwargs.setdefault("every", kwargs.get("steps", 500))
-    result = None
-    for result in iter_stability_map(surface, optimizer, x, y, **kwargs):
-        pass
-    assert result is not None
-    return result
+    return _finished(iter_stability_map(surface, optimizer, x, y, **_in_one_go(kwargs, 500)))
 
 
 def iter_basin_map(
@@ -232,11 +227,19 @@ def iter_basin_map(
 def basin_map(surface: str | Surface, optimizers: str | Sequence[str] = ("sgd", "momentum", "adam"),
               **kwargs: Any) -> BasinMap:
     """Start points on a grid over the domain, coloured by the minimum each optimizer ends in."""
-    kwargs.setdefault("every", kwargs.get("steps", 500))
+    return _finished(iter_basin_map(surface, optimizers, **_in_one_go(kwargs, 500)))
+
+
+def _in_one_go(kwargs: dict[str, Any], default_steps: int) -> dict[str, Any]:
+    """The plain forms yield once, at the end: no partial maps to build."""
+    kwargs.setdefault("every", kwargs.get("steps", default_steps))
+    return kwargs
+
+
+def _finished(maps: Iterator[Any]) -> Any:
     result = None
-    for result in iter_basin_map(surface, optimizers, **kwargs):
+    for result in maps:
         pass
-    assert result is not None
     return result
 
 
