@@ -158,18 +158,33 @@ class BatchedOptimizer:
 
         lr_scale (default ``self.lr_scale``) multiplies lr: a float or one value per run.
         """
+        return self.apply(x, g, self.begin_step(lr_scale))
+
+    def begin_step(self, lr_scale: float | torch.Tensor | None = None) -> tuple[Const, ...]:
+        """The host half of a step: count it and work out its scalars (lr after the schedule, bias
+        corrections) once, in Python as torch does. Kept apart from `apply` so a compiled `apply`
+        takes them as inputs instead of recomputing them inside its loops."""
+        lr = self._effective_lr(self.lr_scale if lr_scale is None else lr_scale)
+        self.t += 1
+        return self._step_constants(lr)
+
+    @torch.no_grad()
+    def apply(self, x: torch.Tensor, g: torch.Tensor, constants: tuple[Const, ...]) -> torch.Tensor:
+        """The tensor half of a step: weight decay and the update, with what `begin_step` returned."""
         if x.shape != self.shape or g.shape != self.shape:
             raise ValueError(f"x and g must have shape {self.shape}, got {tuple(x.shape)} and {tuple(g.shape)}")
-        lr = self._effective_lr(self.lr_scale if lr_scale is None else lr_scale)
         wd = self._wd
         if isinstance(wd, float):
             if wd != 0.0:
                 g = torch.add(g, x, alpha=wd, out=self._gw)
         else:
             g = torch.addcmul(g, x, wd, out=self._gw)
-        self.t += 1
-        self._update(x, g, lr)
+        self._update(x, g, *constants)
         return x
+
+    def _step_constants(self, lr: Const) -> tuple[Const, ...]:
+        """This step's scalars, in the order `_update` takes them after (x, g)."""
+        return (lr,)
 
     def _effective_lr(self, scale: Any) -> Const:
         lr = self._lr
@@ -399,19 +414,19 @@ class Adagrad(BatchedOptimizer):
         super().reset()
         self._fill_sum()
 
-    def _update(self, x: torch.Tensor, g: torch.Tensor, lr: Const) -> None:
+    def _step_constants(self, lr: Const) -> tuple[Const, ...]:
         decay = self._lr_decay
         if isinstance(decay, float):
             if isinstance(lr, float):
-                clr: Const = lr / (1 + (self.t - 1) * decay)
-            elif decay == 0.0:
-                clr = lr
-            else:
-                clr = torch.div(lr, 1 + (self.t - 1) * decay, out=self._c)
-        else:
-            den = torch.mul(decay, self.t - 1, out=self._c).add_(1)
-            num = self._elr.fill_(lr) if isinstance(lr, float) else lr
-            clr = torch.div(num, den, out=self._c)
+                return (lr / (1 + (self.t - 1) * decay),)
+            if decay == 0.0:
+                return (lr,)
+            return (torch.div(lr, 1 + (self.t - 1) * decay, out=self._c),)
+        den = torch.mul(decay, self.t - 1, out=self._c).add_(1)
+        num = self._elr.fill_(lr) if isinstance(lr, float) else lr
+        return (torch.div(num, den, out=self._c),)
+
+    def _update(self, x: torch.Tensor, g: torch.Tensor, clr: Const) -> None:
         s = self._state["sum"]
         s.addcmul_(g, g, value=1)
         std = torch.sqrt(s, out=self._tmp).add_(self._eps)
@@ -507,21 +522,25 @@ class Adam(BatchedOptimizer):
         self._eps = self._const(self._raw["eps"])
         self._amsgrad = self._raw["amsgrad"]
 
-    def _update(self, x: torch.Tensor, g: torch.Tensor, lr: Const) -> None:
-        m, v = self._state["exp_avg"], self._state["exp_avg_sq"]
-        m.lerp_(g, self._omb1)
-        v.mul_(self._b2_k)
-        _addcmul_sq_(v, g, self._omb2, self._u)
+    def _step_constants(self, lr: Const) -> tuple[Const, ...]:
+        """step_size = lr / (1 - b1^t) and bias_correction2_sqrt = (1 - b2^t) ** 0.5, as torch
+        computes them (t as a float, Python's pow); per-run ones in buffers of their own."""
         t = float(self.t)  # torch: step = state['step'].item()
         b1, b2 = self._b1, self._b2
-        # step_size = lr / (1 - b1^t);  bias_correction2_sqrt = (1 - b2^t) ** 0.5
         if self._bc1 is None and isinstance(lr, float):
             step_size: Const = lr / (1 - b1**t)
         else:
             bc1 = 1 - b1**t if self._bc1 is None else self._bc1.at(t, out=self._c)
             num = self._elr.fill_(lr) if isinstance(lr, float) else lr
             step_size = torch.div(num, bc1, out=self._c)
-        bc2_sqrt = (1 - b2**t) ** 0.5 if self._bc2 is None else self._bc2.at(t, out=self._u)
+        bc2_sqrt = (1 - b2**t) ** 0.5 if self._bc2 is None else self._bc2.at(t, out=self._bc2.buffer)
+        return step_size, bc2_sqrt
+
+    def _update(self, x: torch.Tensor, g: torch.Tensor, step_size: Const, bc2_sqrt: Const) -> None:
+        m, v = self._state["exp_avg"], self._state["exp_avg_sq"]
+        m.lerp_(g, self._omb1)
+        v.mul_(self._b2_k)
+        _addcmul_sq_(v, g, self._omb2, self._u)
         if self._amsgrad:
             vmax = self._state["max_exp_avg_sq"]
             torch.maximum(vmax, v, out=vmax)
@@ -557,6 +576,7 @@ class _BiasCorrection:
 
     def __init__(self, beta: np.ndarray, opt: BatchedOptimizer, *, sqrt: bool) -> None:
         self.sqrt = sqrt
+        self.buffer = torch.empty(opt.shape, device=opt.device, dtype=opt.dtype)  # where `at` may write
         uniq, inv = np.unique(beta, return_inverse=True)
         self.exact = len(uniq) <= self.EXACT_MAX
         if self.exact:
