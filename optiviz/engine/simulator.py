@@ -17,6 +17,7 @@ import torch
 
 from optiviz._validate import check_choice, check_int, check_range
 from optiviz.engine.devices import pick_device
+from optiviz.engine.fusion import as_graph_inputs, fused
 from optiviz.engine.hparams import HPARAMS
 from optiviz.engine.optimizers import OPTIMIZERS, make_optimizer
 from optiviz.engine.schedules import as_schedule
@@ -43,6 +44,28 @@ class SimRecord:
     converged_at: np.ndarray  # (R,) step or -1
     diverged_at: np.ndarray  # (R,) step or -1
     step_length: np.ndarray  # (s, R) |x_t - x_{t-1}|
+
+
+@dataclass(eq=False)
+class _Block:
+    """One row block's views into the simulator's state, made once: a step reads and writes only
+    these. A compiled step then sees each as a tensor of its own (slicing the whole state inside
+    the graph made it copy all of it back, every block, every step)."""
+
+    rows: slice
+    ks: list[int]  # the optimizers whose rows these are, in order, n rows each
+    n: int
+    x: torch.Tensor
+    x_prev: torch.Tensor
+    loss: torch.Tensor
+    loss_prev: torch.Tensor
+    grad: torch.Tensor
+    loss_limit: torch.Tensor
+    active: torch.Tensor  # (rows, 2) bool: not diverged
+    running: torch.Tensor  # neither diverged nor converged
+    grad_noise: torch.Tensor
+    steered: torch.Tensor  # the gradient after noise and transforms, when there are any
+    frozen: torch.Tensor | None = None  # indices of diverged rows (eager restore)
 
 
 @dataclass
@@ -78,6 +101,7 @@ class Simulator:
     Rows are laid out optimizer-major: rows [k*N, (k+1)*N) belong to `optimizers[k]`.
     Hyperparameters are shared keyword arguments (applied to every optimizer that takes them)
     overridden by `hparams={"adam": {"lr": 0.1}}`; any of them may be a length-N array.
+    `compile=True` fuses each step with torch.compile (see `fusion.py`): for big, long sweeps.
     """
 
     def __init__(
@@ -98,6 +122,7 @@ class Simulator:
         gtol: float = 1e-5,
         ftol: float = 1e-9,
         use_surface_lrs: bool = False,
+        compile: bool = False,
         **shared: Any,
     ) -> None:
         self.surface = resolve_surface(surface)
@@ -115,6 +140,10 @@ class Simulator:
         self.gtol = float(check_range("gtol", gtol, 0.0))
         self.ftol = float(check_range("ftol", ftol, 0.0))
         self.form = form
+        if not isinstance(compile, bool):
+            raise ValueError(f"compile must be True or False, got {compile!r}")
+        self.compiled = compile
+        self._fused_step = fused(self._block_step, self.device) if compile else self._block_step
         self.transforms = _as_transform(transforms)
         self.schedule = as_schedule(schedule)
 
@@ -169,8 +198,9 @@ class Simulator:
         self.loss, self.grad = loss.contiguous(), grad.contiguous()
         self._loss_prev = self.loss.clone()
         (x0, x1), (y0, y1) = self.surface.domain
-        self._center = torch.tensor([(x0 + x1) / 2, (y0 + y1) / 2], dtype=self.dtype, device=self.device)
-        self._bound = _BOUND_HALF_WIDTHS * max(x1 - x0, y1 - y0) / 2
+        self._center = ((x0 + x1) / 2, (y0 + y1) / 2)
+        self._bound_sq = (_BOUND_HALF_WIDTHS * max(x1 - x0, y1 - y0) / 2) ** 2
+        self._gtol_sq = self.gtol**2
         # the lectures' 3x rule, with a floor so a start at the minimum does not "diverge" on round-off
         f0 = torch.nan_to_num(self.loss, nan=0.0, posinf=0.0, neginf=0.0)
         floor = self.surface.f_ref + 1e-3 * _loss_span(self.surface)
@@ -179,11 +209,13 @@ class Simulator:
         self.converged_at = torch.full((self.rows,), -1, dtype=torch.int64, device=self.device)
         self.diverged_at = torch.full((self.rows,), -1, dtype=torch.int64, device=self.device)
         self._running = torch.ones(self.rows, dtype=torch.bool, device=self.device)
-        self._active = torch.ones(self.rows, 1, dtype=torch.bool, device=self.device)
-        self._frozen: dict[int, torch.Tensor] = {}  # block start -> indices of its diverged rows
-        self._blocks = self._plan_blocks()
-        for rows, _ in self._blocks:  # a start outside the bound or non-finite diverges at step 0
-            self._check_block(rows)
+        # (R, 2), both columns alike: a select over (R, 2) with an (R, 1) mask compiles to a slow
+        # per-row loop, while a same-shape mask fuses into the flat update loop
+        self._active = torch.ones(self.rows, 2, dtype=torch.bool, device=self.device)
+        self._steered = torch.empty_like(self.grad)
+        self._blocks = [self._block(rows, ks) for rows, ks in self._plan_blocks()]
+        for block in self._blocks:  # a start outside the bound or non-finite diverges at step 0
+            self._check_block(block)
 
     def _plan_blocks(self) -> list[tuple[slice, list[int]]]:
         """Row blocks stepped one after another: small races in one block (fewer kernel calls),
@@ -192,6 +224,14 @@ class Simulator:
         if k == 1 or self.rows * 2 <= _ONE_BLOCK_ELEMENTS:
             return [(slice(0, self.rows), list(range(k)))]
         return [(slice(i * self.n, (i + 1) * self.n), [i]) for i in range(k)]
+
+    def _block(self, rows: slice, ks: list[int]) -> _Block:
+        return _Block(
+            rows=rows, ks=ks, n=self.n, x=self.x[rows], x_prev=self._x_prev[rows], loss=self.loss[rows],
+            loss_prev=self._loss_prev[rows], grad=self.grad[rows], loss_limit=self._loss_limit[rows],
+            active=self._active[rows], running=self._running[rows], grad_noise=self.grad_noise[rows],
+            steered=self._steered[rows],
+        )
 
     # ----------------------------------------------------------------- public control
     def set_hparams(self, optimizer: str, **hparams: Any) -> None:
@@ -212,6 +252,8 @@ class Simulator:
         """Gaussian noise of this std added to every gradient, to mimic minibatch SGD (seeded)."""
         self.grad_noise = self._per_row("grad_noise", check_range("grad_noise", value, 0.0))
         self._noise_on = bool(self.grad_noise.abs().max() > 0)
+        for block in getattr(self, "_blocks", ()):
+            block.grad_noise = self.grad_noise[block.rows]
 
     def set_transforms(self, transforms: Any) -> None:
         self.transforms = _as_transform(transforms)
@@ -262,55 +304,104 @@ class Simulator:
         self.t += 1
         t = self.t
         lr_scale = 1.0 if self.schedule is None else float(self.schedule(t - 1))  # schedules count from 0
-        for rows, ks in self._blocks:
-            x = self.x[rows]
-            self._x_prev[rows].copy_(x)
-            self._loss_prev[rows].copy_(self.loss[rows])
-            for k in ks:
-                r = slice(k * self.n, (k + 1) * self.n)
-                g = self.grad[r]
-                if self._noise_on:
-                    noise = torch.randn(g.shape, generator=self._generator, dtype=self.dtype, device=self.device)
-                    g = g + self.grad_noise[r] * noise
-                if self.transforms is not None:
-                    g = self.transforms(g, t - 1)  # t = 0 for the first gradient, as in optax
-                self._opts[k].step(self.x[r], g, lr_scale=lr_scale)
-            frozen = self._frozen.get(rows.start)
-            if frozen is not None:  # diverged rows stay where they last were finite
-                x.index_copy_(0, frozen, self._x_prev[rows].index_select(0, frozen))
-            loss, grad = self.surface.loss_and_gradient(x)
-            self.loss[rows] = loss
-            self.grad[rows] = grad
-            self._check_block(rows)
+        # Step 1 is always eager: it starts momentum buffers, a one-off branch not worth compiling.
+        fused_now = self.compiled and t > 1
+        advance = self._fused_step if fused_now else self._block_step
+        for block in self._blocks:
+            constants = [self._opts[k].begin_step(lr_scale) for k in block.ks]
+            if fused_now:
+                constants = [as_graph_inputs(c, block.x) for c in constants]
+            all_in, any_small = advance(block, constants, self._gradients(block, t))
+            if not bool(all_in):
+                self._mark_diverged(block)
+            if bool(any_small):
+                self._mark_converged(block)
 
-    def _check_block(self, rows: slice) -> None:
-        """Mark rows that diverged (restoring their last finite point) or converged at this step."""
-        x, loss, grad = self.x[rows], self.loss[rows], self.grad[rows]
-        ok = loss <= self._loss_limit[rows]  # False for NaN and +inf too
-        ok &= _row_norm_sq(x - self._center) <= self._bound**2
-        if not bool(ok.all()):
-            new = ~ok & self._active[rows, 0]
-            if bool(new.any()):
-                col = new[:, None]
-                x.copy_(torch.where(col, self._x_prev[rows], x))
-                loss.copy_(torch.where(new, self._loss_prev[rows], loss))
-                grad.masked_fill_(col, 0.0)
-                self._active[rows] &= ~col
-                self._running[rows] &= ~new
-                self.status[rows].masked_fill_(new, DIVERGED)
-                self.diverged_at[rows].masked_fill_(new, self.t)
-                self._frozen[rows.start] = torch.nonzero(~self._active[rows, 0]).reshape(-1)
-        if self.t == 0:
-            return
-        small = _row_norm_sq(grad) <= self.gtol**2
-        small &= self._running[rows]
-        if not bool(small.any()):  # the usual case: skip the loss-change test
-            return
-        small &= (loss - self._loss_prev[rows]).abs() <= self.ftol * (1.0 + loss.abs())
+    def _gradients(self, block: _Block, t: int) -> torch.Tensor | None:
+        """What the block's optimizers step on, when that is not the plain gradient: plus seeded
+        noise, then through the transforms. Done here, eagerly, outside any compiled code: random
+        generators and user transforms stay plain Python, identical in both modes."""
+        if not self._noise_on and self.transforms is None:
+            return None
+        out = block.steered
+        for i in range(len(block.ks)):
+            r = slice(i * block.n, (i + 1) * block.n)
+            g = block.grad[r]
+            if self._noise_on:
+                noise = torch.randn((block.n, 2), generator=self._generator, dtype=self.dtype, device=self.device)
+                g = g + block.grad_noise[r] * noise
+            if self.transforms is not None:
+                g = self.transforms(g, t - 1)  # t = 0 for the first gradient, as in optax
+            out[r].copy_(g)  # a transform reuses its output buffer on its next call
+        return out
+
+    def _block_step(self, block: _Block, constants: list[tuple[Any, ...]],
+                    steered: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step of one row block, as pure tensor work with no data-dependent branch, so that
+        `compile=True` can fuse it into a few kernels. Returns two flags (0-d tensors): whether every
+        row is within the allowed region, and whether one may have converged; the rare work those
+        flags call for happens eagerly in `_mark_diverged` / `_mark_converged`."""
+        x = block.x
+        block.x_prev.copy_(x)
+        block.loss_prev.copy_(block.loss)
+        g = block.grad if steered is None else steered
+        for i, k in enumerate(block.ks):
+            # a block of one optimizer is used whole: a compiled graph then knows x[r] is all of x
+            # (slicing by a size it treats as dynamic hid that and cost a third of the speed)
+            r = slice(None) if len(block.ks) == 1 else slice(i * block.n, (i + 1) * block.n)
+            self._opts[k].apply(x[r], g[r], constants[i])
+        # Diverged rows stay where they last were finite. Compiled, a select over all rows is free
+        # (fused into the update) and its graph never changes; eager, touching only them is cheaper.
+        if self.compiled:
+            x.copy_(torch.where(block.active, x, block.x_prev))
+        elif block.frozen is not None:
+            x.index_copy_(0, block.frozen, block.x_prev.index_select(0, block.frozen))
+        loss, grad = self.surface.loss_and_gradient(x)
+        block.loss.copy_(loss)
+        block.grad.copy_(grad)
+        return self._in_bounds(block).all(), self._small_gradient(block).any()
+
+    def _in_bounds(self, block: _Block) -> torch.Tensor:
+        """Rows whose loss is within the 3x limit (False for NaN and inf) and that are inside the bound.
+        Frozen rows always are: they sit at their last finite point."""
+        ok = block.loss <= block.loss_limit
+        cx, cy = self._center
+        dx, dy = block.x[:, 0] - cx, block.x[:, 1] - cy  # per column: fuses into the surface's row loop
+        ok &= torch.addcmul(dx * dx, dy, dy) <= self._bound_sq
+        return ok
+
+    def _small_gradient(self, block: _Block) -> torch.Tensor:
+        """Running rows whose gradient is below gtol: the only ones the loss-change test can settle."""
+        return (_row_norm_sq(block.grad) <= self._gtol_sq) & block.running
+
+    def _check_block(self, block: _Block) -> None:
+        """Both status checks, eagerly (at a (re)start, where a start may already be out)."""
+        if not bool(self._in_bounds(block).all()):
+            self._mark_diverged(block)
+        if self.t and bool(self._small_gradient(block).any()):
+            self._mark_converged(block)
+
+    def _mark_diverged(self, block: _Block) -> None:
+        """Rows out at this step diverge now: back to their last finite point, frozen there."""
+        new = ~self._in_bounds(block) & block.active[:, 0]
+        col = new[:, None]
+        block.x.copy_(torch.where(col, block.x_prev, block.x))
+        block.loss.copy_(torch.where(new, block.loss_prev, block.loss))
+        block.grad.masked_fill_(col, 0.0)
+        block.active &= ~col
+        block.running &= ~new
+        self.status[block.rows].masked_fill_(new, DIVERGED)
+        self.diverged_at[block.rows].masked_fill_(new, self.t)
+        block.frozen = torch.nonzero(~block.active[:, 0]).reshape(-1)
+
+    def _mark_converged(self, block: _Block) -> None:
+        """Rows with a small gradient whose loss also stopped changing converge now."""
+        small = self._small_gradient(block)
+        small &= (block.loss - block.loss_prev).abs() <= self.ftol * (1.0 + block.loss.abs())
         if bool(small.any()):
-            self._running[rows] &= ~small
-            self.status[rows].masked_fill_(small, CONVERGED)
-            self.converged_at[rows].masked_fill_(small, self.t)
+            block.running &= ~small
+            self.status[block.rows].masked_fill_(small, CONVERGED)
+            self.converged_at[block.rows].masked_fill_(small, self.t)
 
     # ----------------------------------------------------------------- whole runs
     def run(self, steps: int) -> Run:
