@@ -2,20 +2,30 @@
 
 Prints, in one process: for N = 1, 1,000 and 100,000 settings of each of the six optimizers
 (6N rows) and 1,000 steps, the simulator's trajectory-steps/s and its ratio to a loop of
-torch.optim instances doing the same work (a sample of the loop is timed and scaled).
+torch.optim instances doing the same work (a sample of the loop is timed and scaled), stepping
+eagerly and with compile=True. Compiling happens in the warm-up and is printed apart: it is paid
+once per surface and optimizer set (a fresh inductor cache is used, so it is the cold cost).
 
     python benchmarks/bench_engine.py [--device cuda] [--steps 1000] [--sizes 1 1000 100000]
+                                      [--modes eager compiled] [--warm-cache]
 """
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+import tempfile
 import time
+
+if "--warm-cache" not in sys.argv:  # before torch is imported: compile times below are cold ones
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="optiviz-bench-inductor-")
 
 import numpy as np
 import torch
 
 import optiviz as ov
 from optiviz.engine.devices import pick_device, synchronize
+from optiviz.engine.fusion import compile_problem
 
 TORCH_OPTIM = {
     "sgd": lambda p, lr: torch.optim.SGD([p], lr=lr),
@@ -27,20 +37,24 @@ TORCH_OPTIM = {
 }
 
 
-def time_simulator(surface: str, n: int, steps: int, device: torch.device, repeats: int = 2) -> float:
-    """Seconds for `steps` steps of all six optimizers with n settings each (best of `repeats`)."""
+def time_simulator(surface: str, n: int, steps: int, device: torch.device, compile: bool,
+                   repeats: int = 2) -> tuple[float, float]:
+    """(seconds for `steps` steps of all six optimizers with n settings each, best of `repeats`;
+    seconds of the first warm-up, which holds the compiling)."""
     rng = np.random.default_rng(0)
     lr = 10 ** rng.uniform(-3, -1, size=n) if n > 1 else 0.01
-    best = float("inf")
+    best, first_warmup = float("inf"), None
     for _ in range(repeats):
-        sim = ov.Simulator(surface, ov.OPTIMIZERS, lr=lr, device=device)
-        sim.advance(5, record=False)  # warm-up: allocations, kernels
+        sim = ov.Simulator(surface, ov.OPTIMIZERS, lr=lr, device=device, compile=compile)
+        t0 = time.perf_counter()
+        sim.advance(5, record=False)  # warm-up: allocations, kernels, compiling
         synchronize(device)
+        first_warmup = time.perf_counter() - t0 if first_warmup is None else first_warmup
         t0 = time.perf_counter()
         sim.advance(steps, record=False)
         synchronize(device)
         best = min(best, time.perf_counter() - t0)
-    return best
+    return best, first_warmup
 
 
 def time_torch_loop(surface: str, sample_steps: int) -> float:
@@ -67,6 +81,8 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1, 1000, 100_000])
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads (default: torch's; 1 is steadier on a loaded, shared 2-core box)")
+    ap.add_argument("--modes", nargs="+", choices=("eager", "compiled"), default=["eager", "compiled"])
+    ap.add_argument("--warm-cache", action="store_true", help="reuse the inductor cache (compile times then are warm ones)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -75,11 +91,18 @@ def main() -> None:
     loop_per_step = time_torch_loop(args.surface, sample_steps=300)
     print(f"device={device} threads={torch.get_num_threads()} surface={args.surface} steps={args.steps}")
     print(f"torch.optim Python loop: {1 / loop_per_step:,.0f} trajectory-steps/s ({loop_per_step * 1e6:.0f} us a step)")
-    print(f"{'N per optimizer':>16} {'rows':>8} {'seconds':>9} {'traj-steps/s':>14} {'x loop':>9}")
+    modes = list(args.modes)
+    problem = compile_problem(device)
+    if "compiled" in modes and problem is not None:
+        print(f"compiled: skipped, {problem}")
+        modes.remove("compiled")
+    print(f"{'mode':>9} {'N per optimizer':>16} {'rows':>8} {'seconds':>9} {'traj-steps/s':>14} {'x loop':>9} {'warm-up s':>10}")
     for n in args.sizes:
-        seconds = time_simulator(args.surface, n, args.steps, device)
-        rate = 6 * n * args.steps / seconds
-        print(f"{n:>16,} {6 * n:>8,} {seconds:>9.3f} {rate:>14.3e} {rate * loop_per_step:>9.0f}")
+        for mode in modes:
+            seconds, warmup = time_simulator(args.surface, n, args.steps, device, compile=mode == "compiled")
+            rate = 6 * n * args.steps / seconds
+            print(f"{mode:>9} {n:>16,} {6 * n:>8,} {seconds:>9.3f} {rate:>14.3e} {rate * loop_per_step:>9.0f} {warmup:>10.2f}",
+                  flush=True)
 
 
 if __name__ == "__main__":
