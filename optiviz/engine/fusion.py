@@ -8,6 +8,7 @@ so it is opt-in (`Simulator(..., compile=True)`).
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import shutil
 import sysconfig
@@ -40,9 +41,7 @@ def compile_problem(device: torch.device) -> str | None:
             return "Python's C headers are missing (inductor builds a Python extension; install python3-dev)"
         return None
     if device.type == "cuda":
-        try:
-            import triton  # noqa: F401
-        except ImportError:
+        if importlib.util.find_spec("triton") is None:
             return "triton is not installed (inductor needs it on CUDA)"
         return None
     return f"torch.compile is not supported on {device.type} here"
@@ -58,7 +57,8 @@ def fused(fn: Callable[..., Any], device: torch.device) -> Callable[..., Any]:
         warnings.warn(f"compile=True: {problem}; stepping eagerly", RuntimeWarning, stacklevel=3)
         return fn
     config = torch._dynamo.config
-    config.recompile_limit = max(config.recompile_limit, _RECOMPILE_LIMIT)
+    name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # torch < 2.7
+    setattr(config, name, max(getattr(config, name), _RECOMPILE_LIMIT))
     compiled = torch.compile(fn, dynamic=True, fullgraph=True)
     broken: list[str] = []
 

@@ -24,6 +24,23 @@ from optiviz._validate import check_int, check_positive, check_range
 
 Transform = Callable[[torch.Tensor, int], torch.Tensor]
 
+NOISE_GAMMA = 0.55  # the lectures' annealing exponent for gradient noise
+
+
+def noise_std(eta: float, t: int, gamma: float = NOISE_GAMMA) -> float:
+    """Standard deviation of annealed gradient noise at step t (0 for the first gradient):
+    sqrt(eta / (1 + t)^gamma). The simulator's transform and the trainer both draw with it."""
+    return math.sqrt(eta / (1.0 + t) ** gamma)
+
+
+def norm_clip_scale(norm: torch.Tensor, max_norm: float | torch.Tensor) -> torch.Tensor:
+    """max_norm / max(norm, max_norm): the factor that brings a gradient of this norm down to
+    max_norm and leaves a shorter one alone (exactly 1, and no division by a zero norm). Per run
+    here, over a whole net's parameters in the trainer. Writes into `norm`."""
+    if isinstance(max_norm, float):
+        return torch.div(max_norm, norm.clamp_(min=max_norm), out=norm)
+    return torch.div(max_norm, torch.maximum(norm, max_norm, out=norm), out=norm)
+
 
 class _Param:
     """A scalar or per-run parameter, turned into a float or a device tensor matching g."""
@@ -116,20 +133,13 @@ class ClipByNorm(GradientTransform):
 
     def __init__(self, max_norm: Any) -> None:
         super().__init__(max_norm=_Param("max_norm", max_norm, check_positive))
-        self._den: torch.Tensor | None = None
+        self._scale: torch.Tensor | None = None
 
     def __call__(self, g: torch.Tensor, t: int) -> torch.Tensor:
-        clip = self.params["max_norm"]
-        col = clip.like(g, full=False)
-        out = self._out(g)
-        den = self._den = _scratch(self._den, g, (g.shape[0], 1))
-        torch.linalg.vector_norm(g, dim=1, keepdim=True, out=den)
-        if isinstance(col, float):
-            den.clamp_(min=col)
-        else:
-            torch.maximum(den, col, out=den)
-        torch.mul(g, clip.like(g), out=out)
-        return out.div_(den)
+        scale = self._scale = _scratch(self._scale, g, (g.shape[0], 1))
+        torch.linalg.vector_norm(g, dim=1, keepdim=True, out=scale)
+        norm_clip_scale(scale, self.params["max_norm"].like(g, full=False))
+        return torch.mul(g, scale, out=self._out(g))
 
 
 class Sign(GradientTransform):
@@ -153,7 +163,7 @@ class AnnealedNoise(GradientTransform):
 
     kind = "annealed_noise"
 
-    def __init__(self, eta: Any, gamma: Any = 0.55, seed: int = 0) -> None:
+    def __init__(self, eta: Any, gamma: Any = NOISE_GAMMA, seed: int = 0) -> None:
         def nonneg(name: str, v: Any) -> Any:
             return check_range(name, v, 0.0, None)
 
@@ -178,7 +188,7 @@ class AnnealedNoise(GradientTransform):
         eta, gamma = self.params["eta"].value, self.params["gamma"].value
         out = self._out(g)
         if isinstance(eta, float) and isinstance(gamma, float):
-            return torch.add(g, noise, alpha=math.sqrt(eta / (1.0 + t) ** gamma), out=out)
+            return torch.add(g, noise, alpha=noise_std(eta, t, gamma), out=out)
         std = self._std = _scratch(self._std, g)
         eta_t, gamma_t = self.params["eta"].like(g), self.params["gamma"].like(g)
         if isinstance(gamma_t, float):
@@ -238,7 +248,7 @@ def sign(g_max: Any = 1.0) -> Sign:
     return Sign(g_max)
 
 
-def annealed_noise(eta: Any, gamma: Any = 0.55, seed: int = 0) -> AnnealedNoise:
+def annealed_noise(eta: Any, gamma: Any = NOISE_GAMMA, seed: int = 0) -> AnnealedNoise:
     """Add N(0, eta / (1 + t)^gamma) noise (eta, gamma >= 0, scalar or per run), seeded."""
     return AnnealedNoise(eta, gamma, seed)
 

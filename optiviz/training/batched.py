@@ -38,9 +38,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from optiviz._validate import check_choice, check_int, check_range, check_unit_interval
+from optiviz._validate import check_choice, check_int, check_unit_interval
 from optiviz.engine.devices import pick_device
 from optiviz.engine.optimizers import make_optimizer
+from optiviz.training.abort import DIVERGENCE_FACTOR, check_divergence_factor, diverging
 from optiviz.training.data import CIFAR10, load_cifar10, make_generator
 from optiviz.training.models import Dropout, Net, build_model
 from optiviz.training.trainer import DEFAULT_LR, OPTIMIZERS, TORCH_HPARAMS
@@ -328,7 +329,7 @@ class ManyTrainer:
         same_init: bool = False,
         val_every: int | None = None,
         eval_batch_size: int = 500,
-        divergence_factor: float | None = 3.0,
+        divergence_factor: float | None = DIVERGENCE_FACTOR,
         device: str | torch.device | None = None,
         width: int | None = None,
         depth: int | None = None,
@@ -343,8 +344,7 @@ class ManyTrainer:
         self.batch_size = check_int("batch_size", batch_size, 1)
         self.val_every = None if val_every is None else check_int("val_every", val_every, 0)
         self.eval_batch_size = check_int("eval_batch_size", eval_batch_size, 1)
-        self.divergence_factor = None if divergence_factor is None else float(
-            check_range("divergence_factor", divergence_factor, 1.0, low_inclusive=False))
+        self.divergence_factor = check_divergence_factor(divergence_factor)
         if data is None:
             data = load_cifar10(device=device)
         elif not isinstance(data, CIFAR10):
@@ -472,9 +472,7 @@ class ManyTrainer:
             loss = losses.detach()
             if self._initial is None:
                 self._initial = loss.clone()
-            bad = ~torch.isfinite(loss)
-            if self.divergence_factor is not None:
-                bad |= loss > self.divergence_factor * self._initial[self._live_t]
+            bad = diverging(loss, self._initial[self._live_t], self.divergence_factor)
             recorded = torch.full((self.k,), float("nan"), device=self.device, dtype=loss.dtype)
             recorded[self._live_t] = loss
             any_bad = bool(bad.any())

@@ -27,6 +27,7 @@ import torch
 
 from optiviz._validate import check_choice, check_finite_float, check_int, check_range
 from optiviz.engine.sweeps import SCALES
+from optiviz.training.abort import DIVERGENCE_FACTOR
 from optiviz.training.batched import ManyTrainer
 from optiviz.training.data import CIFAR10, load_cifar10
 
@@ -315,7 +316,7 @@ def random_search(
     batch_size: int = 128,
     parallel: int = 16,
     seed: int = 0,
-    divergence_factor: float | None = 3.0,
+    divergence_factor: float | None = DIVERGENCE_FACTOR,
     device: str | torch.device | None = None,
     callback: Callable[[SearchPoint], Any] | None = None,
     **model_kwargs: Any,
@@ -348,7 +349,7 @@ def grid_search(
     batch_size: int = 128,
     parallel: int = 16,
     seed: int = 0,
-    divergence_factor: float | None = 3.0,
+    divergence_factor: float | None = DIVERGENCE_FACTOR,
     device: str | torch.device | None = None,
     callback: Callable[[SearchPoint], Any] | None = None,
     **model_kwargs: Any,
@@ -376,7 +377,7 @@ class _Context:
     """What every run of one search shares: data, model, optimizer, batches, seeds, chunk size."""
 
     def __init__(self, *, model: str = "mlp", data: CIFAR10 | None = None, optimizer: str = "sgd",
-                 batch_size: int = 128, parallel: int = 16, seed: int = 0, divergence_factor: float | None = 3.0,
+                 batch_size: int = 128, parallel: int = 16, seed: int = 0, divergence_factor: float | None = DIVERGENCE_FACTOR,
                  device: str | torch.device | None = None, **model_kwargs: Any) -> None:
         self.parallel = check_int("parallel", parallel, 1)
         self.seed = check_int("seed", seed)

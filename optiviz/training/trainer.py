@@ -9,7 +9,6 @@ snapshotted and restored to rewind a run or branch it.
 from __future__ import annotations
 
 import copy
-import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,8 @@ from optiviz._validate import check_choice, check_int, check_positive, check_ran
 from optiviz.engine.devices import pick_device
 from optiviz.training.data import CIFAR10, load_cifar10, make_generator
 from optiviz.engine.schedules import as_schedule
+from optiviz.engine.transforms import noise_std, norm_clip_scale
+from optiviz.training.abort import DIVERGENCE_FACTOR, check_divergence_factor, divergence_reason
 from optiviz.training.models import Net, build_model
 from optiviz.training.probes import Probes
 from optiviz.training.records import HISTORY_KEYS, EvalRecord, StepRecord, TrainRun, history_arrays
@@ -41,7 +42,6 @@ TORCH_HPARAMS = {
     "adam": ("betas", "eps", "weight_decay", "amsgrad"),
 }
 SETTABLE = ("lr", "momentum", "betas", "dropout", "weight_decay", "clip_value", "clip_norm", "sign", "grad_noise")
-NOISE_GAMMA = 0.55
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class Trainer:
         val_every: int | None = None,
         eval_batch_size: int = 500,
         test_each_epoch: bool = True,
-        divergence_factor: float | None = 3.0,
+        divergence_factor: float | None = DIVERGENCE_FACTOR,
         callback: Callable[[StepRecord], Any] | None = None,
         **hparams: Any,
     ) -> None:
@@ -109,8 +109,7 @@ class Trainer:
         self.val_every = None if val_every is None else check_int("val_every", val_every, 1)
         self.eval_batch_size = check_int("eval_batch_size", eval_batch_size, 1)
         self.test_each_epoch = bool(test_each_epoch)
-        self.divergence_factor = None if divergence_factor is None else float(
-            check_range("divergence_factor", divergence_factor, 1.0, low_inclusive=False))
+        self.divergence_factor = check_divergence_factor(divergence_factor)
         self.callback = callback
         self._schedule = as_schedule(schedule)
 
@@ -332,19 +331,14 @@ class Trainer:
         h["grad_norm"].append(grad_norm)
 
     def _divergence(self, loss: float, t: int) -> str | None:
-        if not math.isfinite(loss):
-            return f"loss is {loss} at step {t}"
-        if self.divergence_factor is not None and self._initial_loss is not None \
-                and loss > self.divergence_factor * self._initial_loss:
-            return (f"loss {loss:.4g} at step {t} exceeded {self.divergence_factor:g}x "
-                    f"the initial loss {self._initial_loss:.4g}")
-        return None
+        initial = loss if self._initial_loss is None else self._initial_loss
+        return divergence_reason(loss, initial, self.divergence_factor, t)
 
     def _transform(self, grads: list[torch.Tensor], t: int, grad_norm: torch.Tensor) -> None:
         tx = self._tx
         with torch.no_grad():
             if tx["grad_noise"] > 0:
-                std = math.sqrt(tx["grad_noise"] / (1.0 + t) ** NOISE_GAMMA)
+                std = noise_std(tx["grad_noise"], t)
                 for g in grads:
                     g.add_(torch.randn(g.shape, generator=self._noise_gen, device=g.device, dtype=g.dtype), alpha=std)
             if tx["clip_value"] is not None:
@@ -352,7 +346,7 @@ class Trainer:
                     g.clamp_(-tx["clip_value"], tx["clip_value"])
             if tx["clip_norm"] is not None:
                 norm = grad_norm if tx["grad_noise"] == 0 and tx["clip_value"] is None else _global_norm(grads)
-                factor = torch.clamp(tx["clip_norm"] / norm.clamp_min(1e-30), max=1.0)
+                factor = norm_clip_scale(norm.clone(), tx["clip_norm"])
                 for g in grads:
                     g.mul_(factor)
             if tx["sign"] is not None:
