@@ -46,7 +46,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from optiviz.training.data import load_cifar10
     from optiviz.views.dashboard import TrainingDashboard
-    from optiviz.views.dashboard_runs import RunSpec, build_trainer
+    from optiviz.training.runs import RunSpec, build_trainer
 
     data = load_cifar10(device=args.device)
     dash = TrainingDashboard(args.model, data=data, batch_size=args.batch_size, fps=args.fps)

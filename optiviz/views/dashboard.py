@@ -41,7 +41,7 @@ from optiviz.views.controls import Quiet, apply_control, on_value
 from optiviz.views.dashboard_controls import DEFAULT_INIT, Controls
 from optiviz.views.dashboard_panels import Panels
 from optiviz.views.widget_tree import owned_widgets
-from optiviz.views.dashboard_runs import (
+from optiviz.training.runs import (
     LIVE_KEYS, RESTART_KEYS, ResourceError, Run, RunSpec, schedule_spec, build_runs, out_of_memory_text, validate_spec,
     with_changes,
 )

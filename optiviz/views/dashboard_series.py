@@ -13,7 +13,7 @@ import numpy as np
 from optiviz.stream.series import Markers, SeriesBuffer
 from optiviz.training.records import StepRecord
 from optiviz.training.trainer import Trainer
-from optiviz.views.dashboard_runs import format_value
+from optiviz.training.runs import format_value
 
 
 class RunSeries:

@@ -1,4 +1,4 @@
-"""What the training dashboard runs: settings, model presets, building trainers, compare groups.
+"""What a dashboard run is built from: settings, model presets, building trainers, compare groups.
 
 No widgets here (plain torch and the trainer), so the rules are testable on their own:
 - a `RunSpec` says everything one run is built from; live settings (lr, momentum, betas, dropout,
