@@ -27,15 +27,6 @@ import optiviz as ov
 from optiviz.engine.devices import pick_device, synchronize
 from optiviz.engine.fusion import compile_problem
 
-TORCH_OPTIM = {
-    "sgd": lambda p, lr: torch.optim.SGD([p], lr=lr),
-    "momentum": lambda p, lr: torch.optim.SGD([p], lr=lr, momentum=0.9),
-    "nesterov": lambda p, lr: torch.optim.SGD([p], lr=lr, momentum=0.9, nesterov=True),
-    "adagrad": lambda p, lr: torch.optim.Adagrad([p], lr=lr),
-    "rmsprop": lambda p, lr: torch.optim.RMSprop([p], lr=lr),
-    "adam": lambda p, lr: torch.optim.Adam([p], lr=lr),
-}
-
 
 def time_simulator(surface: str, n: int, steps: int, device: torch.device, compile: bool,
                    repeats: int = 2) -> tuple[float, float]:
@@ -61,16 +52,16 @@ def time_torch_loop(surface: str, sample_steps: int) -> float:
     """Seconds per trajectory-step of a Python loop of torch.optim, one instance per optimizer."""
     surf = ov.get_surface(surface)
     total = 0.0
-    for name, make in TORCH_OPTIM.items():
+    for name in ov.OPTIMIZERS:
         p = torch.tensor([list(surf.start)], dtype=torch.float32, requires_grad=False)
         p.grad = torch.zeros_like(p)
-        opt = make(p, 0.01)
+        opt = ov.torch_optimizer(name, [p], lr=0.01)
         t0 = time.perf_counter()
         for _ in range(sample_steps):
             p.grad.copy_(surf.gradient(p))
             opt.step()
         total += time.perf_counter() - t0
-    return total / (sample_steps * len(TORCH_OPTIM))
+    return total / (sample_steps * len(ov.OPTIMIZERS))
 
 
 def main() -> None:

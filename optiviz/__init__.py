@@ -15,6 +15,7 @@ _EXPORTS: dict[str, str] = {
     # engine
     "OPTIMIZERS": "optiviz.engine.optimizers",
     "make_optimizer": "optiviz.engine.optimizers",
+    "torch_optimizer": "optiviz.engine.optimizers",
     "HPARAMS": "optiviz.engine.hparams",
     "SURFACES": "optiviz.engine.surfaces",
     "Surface": "optiviz.engine.surfaces",

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from optiviz.engine.optimizers import torch_optimizer
 from optiviz.engine.expression import FUNCTIONS, MAX_LENGTH, compile_expression
 from optiviz.engine.surfaces import LR_KEYS, SURFACES, Surface
 
@@ -116,14 +117,7 @@ def test_suggested_lrs_descend():
         s = compile_expression(text)
         for opt, lr in s.lrs.items():
             p = torch.tensor(s.start, dtype=F64, requires_grad=True)
-            o = {
-                "sgd": lambda: torch.optim.SGD([p], lr=lr),
-                "momentum": lambda: torch.optim.SGD([p], lr=lr, momentum=0.9),
-                "nesterov": lambda: torch.optim.SGD([p], lr=lr, momentum=0.9, nesterov=True),
-                "adagrad": lambda: torch.optim.Adagrad([p], lr=lr),
-                "rmsprop": lambda: torch.optim.RMSprop([p], lr=lr),
-                "adam": lambda: torch.optim.Adam([p], lr=lr),
-            }[opt]()
+            o = torch_optimizer(opt, [p], lr=lr)
             f0 = float(s.loss(p.detach()))
             for _ in range(100):
                 p.grad = s.gradient(p.detach())

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from optiviz.engine.hparams import HPARAMS, defaults
-from optiviz.engine.optimizers import OPTIMIZERS, make_optimizer
+from optiviz.engine.optimizers import OPTIMIZERS, make_optimizer, torch_optimizer
 
 STEPS = 1000
 TOL = 1e-9
@@ -438,3 +438,18 @@ def test_bad_shapes_and_sizes():
         opt.step(torch.zeros(3, 2), torch.zeros(3, 2))
     with pytest.raises(ValueError, match="lr_scale"):
         opt.step(torch.zeros(2, 2), torch.zeros(2, 2), lr_scale=torch.ones(3))
+
+
+def test_torch_optimizer_is_the_matching_torch_optim_with_our_defaults():
+    p = [torch.zeros(2, requires_grad=True)]
+    nesterov = torch_optimizer("nesterov", p, lr=0.1)
+    assert type(nesterov) is torch.optim.SGD
+    group = nesterov.param_groups[0]
+    assert (group["lr"], group["momentum"], group["nesterov"], group["dampening"]) == (0.1, 0.9, True, 0.0)
+    assert torch_optimizer("sgd", p).param_groups[0]["momentum"] == 0
+    adam = torch_optimizer("adam", p, betas=(0.8, 0.99))
+    assert type(adam) is torch.optim.Adam and adam.param_groups[0]["betas"] == (0.8, 0.99)
+    assert type(torch_optimizer("adagrad", p)) is torch.optim.Adagrad
+    assert type(torch_optimizer("rmsprop", p)) is torch.optim.RMSprop
+    with pytest.raises(ValueError, match="optimizer"):
+        torch_optimizer("lbfgs", p)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from optiviz.engine.optimizers import torch_optimizer
 from optiviz.engine.surfaces import LR_KEYS, SURFACE_PARAMS, SURFACES, Surface, get_surface
 
 F64 = torch.float64
@@ -182,23 +183,12 @@ def test_cliff_gradient_explodes_at_the_wall():
 
 # --- the suggested learning rates, checked the way the lectures would run them -----------------
 
-def _torch_optim(name: str, p: torch.Tensor, lr: float) -> torch.optim.Optimizer:
-    return {
-        "sgd": lambda: torch.optim.SGD([p], lr=lr),
-        "momentum": lambda: torch.optim.SGD([p], lr=lr, momentum=0.9),
-        "nesterov": lambda: torch.optim.SGD([p], lr=lr, momentum=0.9, nesterov=True),
-        "adagrad": lambda: torch.optim.Adagrad([p], lr=lr),
-        "rmsprop": lambda: torch.optim.RMSprop([p], lr=lr),
-        "adam": lambda: torch.optim.Adam([p], lr=lr),
-    }[name]()
-
-
 @functools.lru_cache(maxsize=None)
 def _run(s: Surface, opt: str, steps: int = 300, clip: float | None = None, lr: float | None = None):
     """A plain torch.optim loop from the surface's start: (path (steps+1, 2), losses (steps+1,)).
     Cached: several tests look at the same runs."""
     p = torch.tensor(s.start, dtype=F64, requires_grad=True)
-    o = _torch_optim(opt, p, s.lrs[opt] if lr is None else lr)
+    o = torch_optimizer(opt, [p], lr=s.lrs[opt] if lr is None else lr)
     path, losses = [p.detach().clone()], [float(s.loss(p.detach()))]
     for _ in range(steps):
         g = s.gradient(p.detach())

@@ -606,6 +606,18 @@ _CLASSES: dict[str, type[BatchedOptimizer]] = {
 }
 
 
+def torch_optimizer(name: str, params: Any, **hparams: Any) -> torch.optim.Optimizer:
+    """The torch.optim optimizer that `make_optimizer(name, ...)` matches, with the same names and
+    defaults (momentum 0.9 for "momentum" and "nesterov"): what the parity tests, the benchmarks and
+    the trainer step with."""
+    name = check_choice("optimizer", name, OPTIMIZERS)
+    kw = {**defaults(name), **hparams}
+    if name in ("sgd", "momentum", "nesterov"):
+        return torch.optim.SGD(params, nesterov=name == "nesterov", **kw)
+    cls = {"adagrad": torch.optim.Adagrad, "rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam}[name]
+    return cls(params, **kw)
+
+
 def make_optimizer(name: str, n: int, p: int, *, device: str | torch.device | None = None,
                    dtype: torch.dtype = torch.float32, form: str = "torch", **hparams: Any) -> BatchedOptimizer:
     """A batched optimizer over (n, p) tensors; hyperparameters as in torch.optim (scalar or length n)."""

@@ -21,6 +21,7 @@ from torch import nn
 from optiviz._validate import check_choice, check_int, check_positive, check_range, check_unit_interval
 from optiviz.engine.devices import pick_device
 from optiviz.training.data import CIFAR10, load_cifar10, make_generator
+from optiviz.engine.optimizers import torch_optimizer
 from optiviz.engine.schedules import as_schedule
 from optiviz.engine.transforms import noise_std, norm_clip_scale
 from optiviz.training.abort import DIVERGENCE_FACTOR, check_divergence_factor, divergence_reason
@@ -138,7 +139,7 @@ class Trainer:
         # optimizer
         opt_kwargs = self._optimizer_kwargs(lr, momentum, betas, weight_decay, hparams)
         self._base_lr = opt_kwargs.pop("lr")
-        self.optimizer = _make_torch_optimizer(self.optimizer_name, self.params, self._base_lr, opt_kwargs)
+        self.optimizer = torch_optimizer(self.optimizer_name, self.params, lr=self._base_lr, **opt_kwargs)
         self._tx = {"clip_value": None, "clip_norm": None, "sign": None, "grad_noise": 0.0}
         for name, value in dict(clip_value=clip_value, clip_norm=clip_norm, sign=sign, grad_noise=grad_noise).items():
             self._tx[name] = _check_setting(self, name, value)
@@ -526,16 +527,6 @@ class Trainer:
         for key, value in kw.items():
             kw[key] = _check_hparam(name, key, value)
         return kw
-
-
-def _make_torch_optimizer(name: str, params, lr: float, kw: dict) -> torch.optim.Optimizer:
-    if name in ("sgd", "momentum", "nesterov"):
-        return torch.optim.SGD(params, lr=lr, nesterov=name == "nesterov", **kw)
-    if name == "adagrad":
-        return torch.optim.Adagrad(params, lr=lr, **kw)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, **kw)
-    return torch.optim.Adam(params, lr=lr, **kw)
 
 
 def _check_hparam(optimizer: str, name: str, value: Any) -> Any:
