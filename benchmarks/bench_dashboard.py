@@ -45,7 +45,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from optiviz.training.data import load_cifar10
-    from optiviz.views.dashboard import TrainingDashboard
+    from optiviz.views.dashboard.view import TrainingDashboard
     from optiviz.training.runs import RunSpec, build_trainer
 
     data = load_cifar10(device=args.device)

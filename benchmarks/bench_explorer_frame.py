@@ -33,7 +33,7 @@ def main() -> None:
 
     counting_comm.install()
     from optiviz.engine.optimizers import OPTIMIZERS
-    from optiviz.views.surface_explorer import SurfaceExplorer, _Chunk
+    from optiviz.views.explorer.view import SurfaceExplorer, _Chunk
 
     # small lrs on a wide bowl: all six keep moving for 100,000 steps (nobody diverges or stops)
     hp = {o: {"lr": 1e-4} for o in OPTIMIZERS}

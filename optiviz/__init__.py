@@ -18,7 +18,7 @@ _EXPORTS: dict[str, str] = {
     "torch_optimizer": "optiviz.engine.optimizers",
     "HPARAMS": "optiviz.engine.hparams",
     "SURFACES": "optiviz.engine.surfaces",
-    "Surface": "optiviz.engine.surfaces",
+    "Surface": "optiviz.engine.surface",
     "get_surface": "optiviz.engine.surfaces",
     "compile_expression": "optiviz.engine.expression",
     "SCHEDULES": "optiviz.engine.schedules",
@@ -51,13 +51,13 @@ _EXPORTS: dict[str, str] = {
     "LiveRunner": "optiviz.stream.runner",
     "SeriesBuffer": "optiviz.stream.series",
     # views (import ipywidgets/bqplot on first use)
-    "SurfaceExplorer": "optiviz.views.surface_explorer",
-    "PRESETS": "optiviz.views.explorer_presets",
-    "TrainingDashboard": "optiviz.views.dashboard",
-    "StabilityMapView": "optiviz.views.maps",
-    "BasinMapView": "optiviz.views.maps",
-    "SearchView": "optiviz.views.search_views",
-    "EnsembleView": "optiviz.views.search_views",
+    "SurfaceExplorer": "optiviz.views.explorer.view",
+    "PRESETS": "optiviz.views.explorer.presets",
+    "TrainingDashboard": "optiviz.views.dashboard.view",
+    "StabilityMapView": "optiviz.views.maps.maps",
+    "BasinMapView": "optiviz.views.maps.maps",
+    "SearchView": "optiviz.views.maps.searches",
+    "EnsembleView": "optiviz.views.maps.searches",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from optiviz.views.dashboard import TrainingDashboard
+from optiviz.views.dashboard.view import TrainingDashboard
 
 
 @pytest.fixture(scope="module")

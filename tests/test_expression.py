@@ -10,7 +10,8 @@ import torch
 
 from optiviz.engine.optimizers import torch_optimizer
 from optiviz.engine.expression import FUNCTIONS, MAX_LENGTH, compile_expression
-from optiviz.engine.surfaces import LR_KEYS, SURFACES, Surface
+from optiviz.engine.surface import LR_KEYS, Surface
+from optiviz.engine.surfaces import SURFACES
 
 F64 = torch.float64
 PTS = torch.tensor([[0.3, -1.2], [2.0, 0.5], [-1.7, 2.2], [0.9, 0.1]], dtype=F64)

@@ -16,7 +16,7 @@ import torch
 import optiviz as ov
 from optiviz.engine.hparams import HPARAMS
 from optiviz.engine.simulator import Simulator
-from optiviz.views.surface_explorer import PRESETS, SurfaceExplorer
+from optiviz.views.explorer.view import PRESETS, SurfaceExplorer
 
 
 @pytest.fixture
@@ -319,7 +319,7 @@ def test_log_ticks_are_decades_or_1_2_5_steps_never_every_digit():
     import bqplot as bq
     from contextlib import ExitStack
 
-    from optiviz.views.explorer_frames import decade_ticks
+    from optiviz.views.explorer.frames import decade_ticks
 
     def ticks(lo, hi):
         axis = bq.Axis(scale=bq.LogScale())

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from optiviz.engine.optimizers import torch_optimizer
-from optiviz.engine.surfaces import LR_KEYS, SURFACE_PARAMS, SURFACES, Surface, get_surface
+from optiviz.engine.surface import LR_KEYS, Surface
+from optiviz.engine.surfaces import SURFACE_PARAMS, SURFACES, get_surface
 
 F64 = torch.float64
 REQUIRED = (

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from optiviz._validate import check_finite_float, check_range
-from optiviz.engine.surfaces import LR_KEYS, Domain, Surface
+from optiviz.rounding import nice_round
+from optiviz.engine.surface import LR_KEYS, Domain, Surface
 
 Tensor = torch.Tensor
 
@@ -279,14 +280,6 @@ def _check_domain(domain: Any) -> Domain:
     return (out[0], out[1])
 
 
-def _nice(value: float) -> float:
-    """Round to 1, 2 or 5 times a power of ten, so suggested lrs read like ones a person picks."""
-    exp = math.floor(math.log10(value))
-    mant = value / 10**exp
-    step = min((1.0, 2.0, 5.0, 10.0), key=lambda m: abs(math.log(mant / m)))
-    return float(f"{step * 10**exp:.3g}")
-
-
 def compile_expression(text: str, *, domain: Any = None, name: str | None = None) -> Surface:
     """A Surface for a formula in x and y; its gradient comes from torch.autograd.
 
@@ -342,14 +335,14 @@ def compile_expression(text: str, *, domain: Any = None, name: str | None = None
     # than at the start (so that e**x started on the flat side does not explode on the steep one)
     gscale = max(gnorm, _median_gradient_norm(probe))
     width = min(dom[0][1] - dom[0][0], dom[1][1] - dom[1][0])
-    sgd = _nice(0.02 * width / gscale) if math.isfinite(gscale) and gscale > 0 else _nice(1e-3 * width)
+    sgd = nice_round(0.02 * width / gscale) if math.isfinite(gscale) and gscale > 0 else nice_round(1e-3 * width)
     lrs = {
         "sgd": sgd,
-        "momentum": _nice(sgd / 5),
-        "nesterov": _nice(sgd / 5),
-        "adagrad": _nice(0.02 * width),
-        "rmsprop": _nice(0.002 * width),
-        "adam": _nice(0.02 * width),
+        "momentum": nice_round(sgd / 5),
+        "nesterov": nice_round(sgd / 5),
+        "adagrad": nice_round(0.02 * width),
+        "rmsprop": nice_round(0.002 * width),
+        "adam": nice_round(0.02 * width),
     }
     assert set(lrs) == set(LR_KEYS)
     # log colours when most of the domain sits in the bottom 1% of the range (Rosenbrock-like)

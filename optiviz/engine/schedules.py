@@ -19,9 +19,9 @@ A schedule also accepts a numpy array of steps and returns an array (for drawing
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from collections.abc import Callable
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -109,15 +109,28 @@ def make_schedule(kind: str, **params: Any) -> Schedule:
     return Schedule(kind, values)
 
 
+def schedule_spec(schedule: Any) -> tuple[str, dict[str, Any]]:
+    """None, a name, or (name, params) -> (name, params), what controls show and a view's state
+    keeps; the name is checked here, the parameters by make_schedule."""
+    if schedule is None:
+        return ("constant", {})
+    if isinstance(schedule, str):
+        return (check_choice("schedule", schedule, SCHEDULES), {})
+    if isinstance(schedule, (tuple, list)) and len(schedule) == 2 and isinstance(schedule[0], str) \
+            and isinstance(schedule[1], Mapping):
+        return (check_choice("schedule", schedule[0], SCHEDULES), dict(schedule[1]))
+    raise ValueError(f"schedule must be a name ({', '.join(SCHEDULES)}) or (name, params), got {schedule!r}")
+
+
 def as_schedule(schedule: Any) -> Callable[[int], float] | None:
     """Every form a schedule argument takes: None, a name, (name, params) or a callable step -> lr factor."""
     if schedule is None:
         return None
-    if isinstance(schedule, str):
-        return make_schedule(schedule)
-    if isinstance(schedule, tuple) and len(schedule) == 2 and isinstance(schedule[0], str):
-        return make_schedule(schedule[0], **dict(schedule[1]))
-    if callable(schedule):
+    if callable(schedule) and not isinstance(schedule, (str, tuple, list)):
         return schedule
-    raise ValueError(f"schedule must be a name ({', '.join(SCHEDULES)}), (name, params) or a callable "
-                     f"step -> lr factor, got {schedule!r}")
+    try:
+        kind, params = schedule_spec(schedule)
+    except ValueError:
+        raise ValueError(f"schedule must be a name ({', '.join(SCHEDULES)}), (name, params) or a callable "
+                         f"step -> lr factor, got {schedule!r}") from None
+    return make_schedule(kind, **params)

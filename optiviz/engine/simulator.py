@@ -21,7 +21,8 @@ from optiviz.engine.fusion import as_graph_inputs, fused
 from optiviz.engine.hparams import HPARAMS
 from optiviz.engine.optimizers import OPTIMIZERS, make_optimizer
 from optiviz.engine.schedules import as_schedule
-from optiviz.engine.surfaces import SURFACES, Surface, get_surface
+from optiviz.engine.surface import Surface
+from optiviz.engine.surfaces import SURFACES, get_surface
 from optiviz.engine.transforms import chain
 
 RUNNING, CONVERGED, DIVERGED = 0, 1, 2

@@ -9,8 +9,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -18,81 +16,8 @@ import numpy as np
 import torch
 
 from optiviz._validate import check_choice, check_range
-
-Tensor = torch.Tensor
-Domain = tuple[tuple[float, float], tuple[float, float]]
-
-# The optimizer names of engine/optimizers.py, repeated here so surfaces do not depend on it.
-LR_KEYS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
-
-
-@dataclass(frozen=True, eq=False)
-class Surface:
-    """A 2D loss with its analytic gradient and what a view needs to draw it.
-
-    `loss_fn`, `gradient_fn` and `loss_and_gradient_fn` take an (..., 2) tensor; call them through
-    `loss`, `gradient` and `loss_and_gradient`. Compared by identity (it holds functions).
-    """
-
-    name: str
-    title: str
-    caption: str
-    domain: Domain
-    minima: tuple[tuple[float, float], ...]
-    f_min: float | None
-    start: tuple[float, float]
-    lrs: Mapping[str, float]
-    params: Mapping[str, Any]
-    log_color: bool
-    loss_fn: Callable[[Tensor], Tensor] = field(repr=False)
-    gradient_fn: Callable[[Tensor], Tensor] = field(repr=False)
-    loss_and_gradient_fn: Callable[[Tensor], tuple[Tensor, Tensor]] = field(repr=False)
-
-    def loss(self, xy: Tensor) -> Tensor:
-        """f at each point: (..., 2) -> (...)."""
-        return self.loss_fn(_points(xy))
-
-    def gradient(self, xy: Tensor) -> Tensor:
-        """grad f at each point: (..., 2) -> (..., 2)."""
-        return self.gradient_fn(_points(xy))
-
-    def loss_and_gradient(self, xy: Tensor) -> tuple[Tensor, Tensor]:
-        """Both in one pass, sharing subexpressions (what a simulator step needs)."""
-        return self.loss_and_gradient_fn(_points(xy))
-
-    def grid(self, n: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(xs (n,), ys (n,), Z (n, n)) in float64 over the domain; Z[i, j] = f(xs[j], ys[i])."""
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 2 <= n <= 4000:
-            raise ValueError(f"n must be an integer in [2, 4000], got {n!r}")
-        (x0, x1), (y0, y1) = self.domain
-        xs = torch.linspace(x0, x1, int(n), dtype=torch.float64)
-        ys = torch.linspace(y0, y1, int(n), dtype=torch.float64)
-        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-        with torch.no_grad():
-            z = self.loss_fn(torch.stack((gx, gy), dim=-1))
-        return xs.numpy(), ys.numpy(), z.numpy()
-
-    @cached_property
-    def f_ref(self) -> float:
-        """f_min when known, else the lowest finite value on the plotting grid."""
-        if self.f_min is not None:
-            return float(self.f_min)
-        z = self.grid(200)[2]
-        return float(np.min(z[np.isfinite(z)]))
-
-    def divergence_threshold(self, f0: Any) -> Any:
-        """The lectures' 'abort when cost exceeds 3x the original', measured above f_ref:
-        a run has diverged once f - f_ref > 3 * (f0 - f_ref), i.e. f > this threshold."""
-        return self.f_ref + 3.0 * (f0 - self.f_ref)
-
-
-def _points(xy: Any) -> Tensor:
-    if not isinstance(xy, torch.Tensor):
-        xy = torch.as_tensor(np.asarray(xy, dtype=np.float64))
-    if xy.ndim == 0 or xy.shape[-1] != 2:
-        raise ValueError(f"xy must have shape (..., 2), got {tuple(xy.shape)}")
-    return xy
-
+from optiviz.engine.expression import compile_expression
+from optiviz.engine.surface import LR_KEYS, Domain, Surface, Tensor
 
 XYLoss = Callable[[Tensor, Tensor], Tensor]
 XYBoth = Callable[[Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]
@@ -644,8 +569,6 @@ def get_surface(name_or_expression: str | Surface, **params: Any) -> Surface:
         return _BUILDERS[key](**params) if params else _default(key)
     if _NAME_LIKE.fullmatch(text) and key not in ("x", "y"):
         check_choice("surface", text, _BUILDERS)  # raises: lists the allowed names
-    from optiviz.engine.expression import compile_expression
-
     for p in params:
         if p not in ("domain", "name"):
             raise ValueError(f"unknown parameter {p!r} for an expression surface; allowed: domain, name")
@@ -655,4 +578,4 @@ def get_surface(name_or_expression: str | Surface, **params: Any) -> Surface:
         raise ValueError(f"{err} (or name a built-in surface: {', '.join(_BUILDERS)})") from None
 
 
-__all__ = ["Surface", "SURFACES", "SURFACE_PARAMS", "LR_KEYS", "get_surface"] + list(_BUILDERS)
+__all__ = ["SURFACES", "SURFACE_PARAMS", "get_surface"] + list(_BUILDERS)

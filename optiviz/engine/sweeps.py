@@ -16,7 +16,7 @@ from optiviz._validate import check_choice, check_int, check_positive, check_ran
 from optiviz.engine.hparams import HPARAMS
 from optiviz.engine.optimizers import OPTIMIZERS
 from optiviz.engine.simulator import CONVERGED, DIVERGED, Simulator, resolve_surface
-from optiviz.engine.surfaces import Surface
+from optiviz.engine.surface import Surface
 
 SCALES = ("linear", "log", "log1m")  # log1m: 1 - value sampled in log space (betas, momentum near 1)
 

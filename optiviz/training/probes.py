@@ -7,7 +7,6 @@ draw successive histograms on the same axis and the bars are comparable over tim
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,6 +14,7 @@ import torch
 from torch import nn
 
 from optiviz._validate import check_int
+from optiviz.rounding import nice_ceil
 
 ACT_BINS = 40
 # log10 |gradient| from 1e-10 to 10: fixed for all layers, wide enough for vanishing and "monster" gradients
@@ -216,26 +216,19 @@ class Probes:
                 edges = (0.0, 1.0)
             else:
                 lo, hi = (float(v) for v in torch.aminmax(x))
-                top = _nice_ceil(2.0 * max(abs(lo), abs(hi), 1e-3))
+                top = nice_ceil(2.0 * max(abs(lo), abs(hi), 1e-3))
                 if nl == "relu":
                     edges = (0.0, top)
                 elif nl == "elu":
                     edges = (-1.0, top)
                 elif nl == "leaky_relu":
-                    edges = (-_nice_ceil(max(-2.0 * lo, 1e-3)), top)
+                    edges = (-nice_ceil(max(-2.0 * lo, 1e-3)), top)
                 else:  # logits or unknown: symmetric
                     edges = (-top, top)
             self.edges[layer.name] = edges
         return edges
 
 
-def _nice_ceil(v: float) -> float:
-    """Round up to 1, 2 or 5 times a power of ten, so axes read well."""
-    exp = math.floor(math.log10(v))
-    for m in (1.0, 2.0, 5.0, 10.0):
-        if m * 10**exp >= v:
-            return m * 10**exp
-    return 10.0 ** (exp + 1)
 
 
 def _find_layers(model: nn.Module) -> list[_Layer]:

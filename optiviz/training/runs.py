@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from optiviz._validate import check_choice, check_int
-from optiviz.engine.schedules import SCHEDULES, make_schedule
+from optiviz.engine.schedules import SCHEDULES, make_schedule, schedule_spec
 from optiviz.training.data import CIFAR10
 from optiviz.training.models import ACTIVATIONS, INITS, build_model
 from optiviz.training.trainer import DEFAULT_LR, OPTIMIZERS, TORCH_HPARAMS, Trainer
@@ -117,21 +117,6 @@ def validate_spec(spec: RunSpec) -> RunSpec:
     if spec.betas is not None:
         spec.betas = tuple(float(b) for b in spec.betas)  # type: ignore[assignment]
     return spec
-
-
-def schedule_spec(schedule: Any) -> tuple[str, dict[str, Any]]:
-    """None, a name, or (name, params) -> (name, params): what the controls show (engine.schedules.as_schedule gives the callable)."""
-    if schedule is None:
-        return ("constant", {})
-    if isinstance(schedule, str):
-        return (check_choice("schedule", schedule, SCHEDULES), {})
-    try:
-        kind, params = schedule
-        return (check_choice("schedule", kind, SCHEDULES), dict(params))
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, ValueError) and "schedule" in str(exc):
-            raise
-        raise ValueError(f"schedule must be a name ({', '.join(SCHEDULES)}) or (name, params), got {schedule!r}") from None
 
 
 def with_changes(spec: RunSpec, **changes: Any) -> RunSpec:
@@ -323,4 +308,4 @@ def _gb(n: int) -> str:
 
 __all__ = ["ResourceError", "MODEL_PRESETS", "BATCH_SIZES", "LIVE_KEYS", "RESTART_KEYS", "COMPARE_KEYS", "RunSpec", "Run",
            "validate_spec", "with_changes", "build_trainer", "build_runs", "compare_spec", "run_label",
-           "estimate_bytes", "check_memory", "out_of_memory_text", "schedule_spec", "format_value"]
+           "estimate_bytes", "check_memory", "out_of_memory_text", "format_value"]

@@ -29,8 +29,8 @@ from optiviz.training.search import (
     iter_random_search,
     make_space,
 )
-from optiviz.views import theme
-from optiviz.views.streamed import StreamedView
+from optiviz.views.common import theme
+from optiviz.views.common.streamed import StreamedView
 
 METHOD_MARKERS = {"random": "circle", "grid": "square"}
 ACC_SCHEME = ("#440154", "#3b528b", "#21918c", "#5ec962", "#fde725")

@@ -14,7 +14,7 @@ import bqplot as bq
 import numpy as np
 
 from optiviz.stream.series import SeriesBuffer
-from optiviz.views import theme
+from optiviz.views.common import theme
 
 
 def trajectory_view(buf: SeriesBuffer, max_points: int) -> tuple[np.ndarray, np.ndarray]:

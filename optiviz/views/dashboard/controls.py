@@ -14,7 +14,7 @@ from optiviz.engine.hparams import HPARAMS
 from optiviz.engine.schedules import SCHEDULE_PARAMS, SCHEDULES
 from optiviz.training.models import ACTIVATIONS, INITS
 from optiviz.training.trainer import OPTIMIZERS, TORCH_HPARAMS
-from optiviz.views.controls import DESCRIPTION_STYLE, Quiet, linear_slider, log_slider, set_quietly, spec_widgets
+from optiviz.views.common.controls import DESCRIPTION_STYLE, Quiet, linear_slider, log_slider, set_quietly, spec_widgets
 from optiviz.training.runs import BATCH_SIZES, MODEL_PRESETS, Run, RunSpec
 
 

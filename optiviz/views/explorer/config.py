@@ -15,8 +15,8 @@ from optiviz.engine.hparams import HPARAMS
 from optiviz.engine.optimizers import OPTIMIZERS
 from optiviz.engine import transforms
 from optiviz.engine.schedules import SCHEDULES, make_schedule
-from optiviz.engine.surfaces import Surface
-from optiviz.views.explorer_presets import PRESETS, Preset
+from optiviz.engine.surface import Surface
+from optiviz.views.explorer.presets import PRESETS, Preset
 
 CLIP_KINDS = ("none", "value", "norm", "sign")
 SCHEDULE_KINDS = tuple(SCHEDULES)
@@ -86,11 +86,3 @@ def full_hparams(surface: Surface, names: Sequence[str], given: Mapping[str, Map
     return out
 
 
-def as_schedule_spec(schedule: Any) -> tuple[str, dict[str, Any]]:
-    """None, "kind" or ("kind", {params}) -> ("kind", {params})."""
-    if schedule is None:
-        return ("constant", {})
-    if isinstance(schedule, str):
-        return (schedule, {})
-    kind, params = schedule
-    return (str(kind), dict(params))

@@ -26,9 +26,9 @@ from optiviz.engine.sweeps import (
     iter_stability_map,
     make_axis,
 )
-from optiviz.views import theme
-from optiviz.views.streamed import StreamedView
-from optiviz.views.surface_plot import SurfacePlot
+from optiviz.views.common import theme
+from optiviz.views.common.streamed import StreamedView
+from optiviz.views.common.surface_plot import SurfacePlot
 
 COLOUR_BY = {"loss": "final loss (log10 above f*)", "steps": "steps to converge", "diverged": "diverged"}
 MAP_SCHEMES = {"loss": ("#0d0887", "#7e03a8", "#cc4778", "#f89540", "#f0f921"),

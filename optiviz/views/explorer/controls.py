@@ -18,11 +18,12 @@ import ipywidgets as widgets
 from optiviz.engine.hparams import HPARAMS
 from optiviz.engine.optimizers import OPTIMIZERS
 from optiviz.engine.schedules import SCHEDULE_PARAMS
-from optiviz.engine.surfaces import SURFACES, Surface
-from optiviz.views import theme
-from optiviz.views.controls import Quiet, linear_slider, log_slider, on_value, set_quietly, spec_widgets
-from optiviz.views.explorer_config import CLIP_KINDS, SCHEDULE_KINDS, ExplorerConfig
-from optiviz.views.explorer_presets import PRESETS
+from optiviz.engine.surface import Surface
+from optiviz.engine.surfaces import SURFACES
+from optiviz.views.common import theme
+from optiviz.views.common.controls import Quiet, linear_slider, log_slider, on_value, set_quietly, spec_widgets
+from optiviz.views.explorer.config import CLIP_KINDS, SCHEDULE_KINDS, ExplorerConfig
+from optiviz.views.explorer.presets import PRESETS
 
 CUSTOM = "custom expression"
 WITH_CONDITION = ("quadratic", "rotated_quadratic")

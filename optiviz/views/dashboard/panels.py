@@ -21,9 +21,10 @@ import ipywidgets as widgets
 import numpy as np
 
 from optiviz.training.probes import ProbeRecord
-from optiviz.views import theme
-from optiviz.views.widget_tree import close_tree, pad_rows
-from optiviz.views.dashboard_series import RunSeries
+from optiviz.rounding import linear_ticks, log_ticks, nice_ceil
+from optiviz.views.common import theme
+from optiviz.views.common.widget_tree import close_tree, pad_rows
+from optiviz.views.dashboard.series import RunSeries
 
 # viridis stops, first layer darkest (the last stop darkened: pale yellow vanishes on a projector)
 LAYER_COLORS = ("#440154", "#46327e", "#365c8d", "#277f8e", "#1fa187", "#4ac16d", "#7fbc41", "#b8a51a")
@@ -40,36 +41,6 @@ UNIT_TICKS = np.linspace(0.0, 1.0, 6)
 # Ticks are given as tick_values: on linear and log scales bqplot's num_ticks spaces ticks evenly
 # over the domain (7.50627, 467.753, ...), and d3's defaults crowd a 400 px panel. Only ordinal
 # axes (histogram bins) use num_ticks, which there picks every k-th category.
-
-
-def log_ticks(lo: float, hi: float, max_ticks: int = 6) -> list[float] | None:
-    """Readable ticks for a log axis over [lo, hi]: decades, else 1-2-5 steps, else round linear ones.
-
-    d3 puts a tick at every k * 10^i on a log axis spanning a few decades, and bqplot labels each
-    one, so the labels overlap. Every tick returned is positive (0 has no place on a log axis).
-    """
-    if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo <= hi):
-        return None
-    a, b = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
-    decades = [10.0 ** e for e in range(a, b + 1) if lo <= 10.0 ** e <= hi]
-    if len(decades) >= 3:
-        return decades[::math.ceil(len(decades) / max_ticks)]
-    nice = [m * 10.0 ** e for e in range(a, b + 1) for m in (1, 2, 5) if lo <= m * 10.0 ** e <= hi]
-    if len(nice) >= 2:
-        return nice[::math.ceil(len(nice) / max_ticks)]
-    ticks = [v for v in linear_ticks(lo, hi, 4) if v > 0]
-    return ticks if len(ticks) >= 2 else [float(f"{lo:.2g}"), float(f"{hi:.2g}")] if hi > lo else [lo]
-
-
-def linear_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    """About n round ticks (1, 2 or 5 times a power of ten apart) inside [lo, hi]."""
-    if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
-        return [float(lo)] if np.isfinite(lo) else []
-    raw = (hi - lo) / max(n - 1, 1)
-    mag = 10.0 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
-    first = math.ceil(lo / step - 1e-9) * step
-    return [round(float(v), 12) for v in np.arange(first, hi + step * 1e-9, step)]
 
 
 def layer_colors(n: int) -> list[str]:
@@ -424,14 +395,6 @@ def log_range(lo: float, hi: float) -> tuple[float, float]:
     return low, high
 
 
-def nice_ceil(v: float) -> float:
-    """1, 2 or 5 times a power of ten at or above v (v <= 0: 1)."""
-    if not np.isfinite(v) or v <= 0:
-        return 1.0
-    mag = 10.0 ** math.floor(math.log10(v))
-    return next(m * mag for m in (1, 2, 5, 10) if m * mag >= v * (1 - 1e-9))
-
-
 def epoch_gap(epoch_steps: np.ndarray, train_acc: np.ndarray, val_steps: np.ndarray,
               val_acc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(steps, train_acc, val_acc) at each epoch end with a validation at or before it."""
@@ -442,4 +405,4 @@ def epoch_gap(epoch_steps: np.ndarray, train_acc: np.ndarray, val_steps: np.ndar
     return np.asarray(epoch_steps)[ok], np.asarray(train_acc)[ok], np.asarray(val_acc)[idx[ok]]
 
 
-__all__ = ["Panels", "log_ticks", "log_range", "linear_ticks", "nice_ceil", "layer_colors", "run_colors", "epoch_gap"]
+__all__ = ["Panels", "log_range", "layer_colors", "run_colors", "epoch_gap"]

@@ -27,24 +27,25 @@ import torch
 from optiviz._validate import check_choice
 from optiviz.engine.hparams import HPARAMS
 from optiviz.engine.optimizers import OPTIMIZERS
+from optiviz.engine.schedules import schedule_spec
 from optiviz.engine.simulator import CONVERGED, DIVERGED, Simulator, resolve_surface
-from optiviz.engine.surfaces import SURFACE_PARAMS, Surface
+from optiviz.engine.surface import Surface
+from optiviz.engine.surfaces import SURFACE_PARAMS
 from optiviz.stream.runner import DONE, LiveRunner
 from optiviz.stream.series import Markers, SeriesBuffer
-from optiviz.views import theme
-from optiviz.views.surface_plot import SurfacePlot
-from optiviz.views.controls import apply_control, set_quietly
-from optiviz.views.explorer_config import (
+from optiviz.views.common import theme
+from optiviz.views.common.surface_plot import SurfacePlot
+from optiviz.views.common.controls import apply_control, set_quietly
+from optiviz.views.explorer.config import (
     ExplorerConfig,
-    as_schedule_spec,
     build_schedule,
     build_transform,
     full_hparams,
     get_preset,
     preset_config,
 )
-from optiviz.views.explorer_controls import ExplorerControls
-from optiviz.views.explorer_frames import (
+from optiviz.views.explorer.controls import ExplorerControls
+from optiviz.views.explorer.frames import (
     caption_html,
     decade_ticks,
     event_label,
@@ -52,9 +53,9 @@ from optiviz.views.explorer_frames import (
     pin_scale,
     trajectory_view,
 )
-from optiviz.views.widget_tree import owned_widgets, pad_rows
-from optiviz.views.explorer_presets import PRESETS
-from optiviz.views.pacing import Pacer
+from optiviz.views.common.widget_tree import owned_widgets, pad_rows
+from optiviz.views.explorer.presets import PRESETS
+from optiviz.views.common.pacing import Pacer
 
 LOSS_FLOOR = 1e-30  # log axes cannot show 0: an exactly converged run sits on the floor
 
@@ -134,7 +135,7 @@ class SurfaceExplorer(widgets.VBox):
                 surface_params=dict(surface_params), optimizers=tuple(n.lower() for n in names),
                 start=None if start is None else (float(start[0]), float(start[1])),
                 grad_noise=float(grad_noise), clip=clip or ("none", 1.0),
-                schedule=as_schedule_spec(schedule), speed=int(speed or 2), shared_lr=lr,
+                schedule=schedule_spec(schedule), speed=int(speed or 2), shared_lr=lr,
             )
         self._surface = surface if isinstance(surface, Surface) and preset is None else \
             resolve_surface(cfg.surface, **cfg.surface_params)
@@ -220,7 +221,7 @@ class SurfaceExplorer(widgets.VBox):
             if key in values:
                 value = values.pop(key)
                 if key == "schedule":
-                    value = as_schedule_spec(value)
+                    value = schedule_spec(value)
                 if key == "start":
                     self._request("start", value)
                     continue
@@ -446,7 +447,7 @@ class SurfaceExplorer(widgets.VBox):
         self.controls.sync_gradient(self._cfg)
 
     def _apply_schedule(self, _rest: str, value: Any) -> None:
-        spec = as_schedule_spec(value)
+        spec = schedule_spec(value)
         self.sim.set_schedule(build_schedule(*spec))
         self._cfg.schedule = spec
         self.controls.sync_gradient(self._cfg)

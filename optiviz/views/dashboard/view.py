@@ -31,21 +31,22 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
+from optiviz.engine.schedules import schedule_spec
 from optiviz.stream.runner import DONE, LiveRunner
 from optiviz.training.data import CIFAR10, load_cifar10
 from optiviz.training.health import BAD, INFO, OK, WARN, Finding, check_health, health_line
 from optiviz.training.probes import DEAD_KIND
 from optiviz.training.trainer import Snapshot
-from optiviz.views import theme
-from optiviz.views.controls import Quiet, apply_control, on_value
-from optiviz.views.dashboard_controls import DEFAULT_INIT, Controls
-from optiviz.views.dashboard_panels import Panels
-from optiviz.views.widget_tree import owned_widgets
+from optiviz.views.common import theme
+from optiviz.views.common.controls import Quiet, apply_control, on_value
+from optiviz.views.dashboard.controls import DEFAULT_INIT, Controls
+from optiviz.views.dashboard.panels import Panels
+from optiviz.views.common.widget_tree import owned_widgets
 from optiviz.training.runs import (
-    LIVE_KEYS, RESTART_KEYS, ResourceError, Run, RunSpec, schedule_spec, build_runs, out_of_memory_text, validate_spec,
+    LIVE_KEYS, RESTART_KEYS, ResourceError, Run, RunSpec, build_runs, out_of_memory_text, validate_spec,
     with_changes,
 )
-from optiviz.views.dashboard_series import RunSeries
+from optiviz.views.dashboard.series import RunSeries
 
 HEALTH_EVERY = 0.5  # seconds between health checks while playing (each reads only the records' tails)
 RATE_WINDOW = 3.0  # seconds of frames the images/s figure averages over

@@ -13,8 +13,8 @@ from typing import Any
 import ipywidgets as widgets
 
 from optiviz.stream.runner import DONE, LiveRunner
-from optiviz.views import theme
-from optiviz.views.widget_tree import close_tree
+from optiviz.views.common import theme
+from optiviz.views.common.widget_tree import close_tree
 
 
 class StreamedView(widgets.VBox):

@@ -11,8 +11,8 @@ import bqplot as bq
 import ipywidgets as widgets
 import numpy as np
 
-from optiviz.engine.surfaces import Surface
-from optiviz.views import theme
+from optiviz.engine.surface import Surface
+from optiviz.views.common import theme
 
 GRID = 160  # heatmap cells a side: canvas-drawn, cheap at this size
 

@@ -1,0 +1,91 @@
+"""Surface: a 2D loss with its analytic gradient and what a view needs to draw it.
+
+Its own module so that the built-ins (surfaces.py) and a user's expression (expression.py) both
+build on it without importing each other.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import torch
+
+Tensor = torch.Tensor
+Domain = tuple[tuple[float, float], tuple[float, float]]
+
+# The optimizer names of engine/optimizers.py, repeated here so surfaces do not depend on it.
+LR_KEYS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+
+
+@dataclass(frozen=True, eq=False)
+class Surface:
+    """A 2D loss with its analytic gradient and what a view needs to draw it.
+
+    `loss_fn`, `gradient_fn` and `loss_and_gradient_fn` take an (..., 2) tensor; call them through
+    `loss`, `gradient` and `loss_and_gradient`. Compared by identity (it holds functions).
+    """
+
+    name: str
+    title: str
+    caption: str
+    domain: Domain
+    minima: tuple[tuple[float, float], ...]
+    f_min: float | None
+    start: tuple[float, float]
+    lrs: Mapping[str, float]
+    params: Mapping[str, Any]
+    log_color: bool
+    loss_fn: Callable[[Tensor], Tensor] = field(repr=False)
+    gradient_fn: Callable[[Tensor], Tensor] = field(repr=False)
+    loss_and_gradient_fn: Callable[[Tensor], tuple[Tensor, Tensor]] = field(repr=False)
+
+    def loss(self, xy: Tensor) -> Tensor:
+        """f at each point: (..., 2) -> (...)."""
+        return self.loss_fn(as_points(xy))
+
+    def gradient(self, xy: Tensor) -> Tensor:
+        """grad f at each point: (..., 2) -> (..., 2)."""
+        return self.gradient_fn(as_points(xy))
+
+    def loss_and_gradient(self, xy: Tensor) -> tuple[Tensor, Tensor]:
+        """Both in one pass, sharing subexpressions (what a simulator step needs)."""
+        return self.loss_and_gradient_fn(as_points(xy))
+
+    def grid(self, n: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(xs (n,), ys (n,), Z (n, n)) in float64 over the domain; Z[i, j] = f(xs[j], ys[i])."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 2 <= n <= 4000:
+            raise ValueError(f"n must be an integer in [2, 4000], got {n!r}")
+        (x0, x1), (y0, y1) = self.domain
+        xs = torch.linspace(x0, x1, int(n), dtype=torch.float64)
+        ys = torch.linspace(y0, y1, int(n), dtype=torch.float64)
+        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+        with torch.no_grad():
+            z = self.loss_fn(torch.stack((gx, gy), dim=-1))
+        return xs.numpy(), ys.numpy(), z.numpy()
+
+    @cached_property
+    def f_ref(self) -> float:
+        """f_min when known, else the lowest finite value on the plotting grid."""
+        if self.f_min is not None:
+            return float(self.f_min)
+        z = self.grid(200)[2]
+        return float(np.min(z[np.isfinite(z)]))
+
+    def divergence_threshold(self, f0: Any) -> Any:
+        """The lectures' 'abort when cost exceeds 3x the original', measured above f_ref:
+        a run has diverged once f - f_ref > 3 * (f0 - f_ref), i.e. f > this threshold."""
+        return self.f_ref + 3.0 * (f0 - self.f_ref)
+
+
+def as_points(xy: Any) -> Tensor:
+    if not isinstance(xy, torch.Tensor):
+        xy = torch.as_tensor(np.asarray(xy, dtype=np.float64))
+    if xy.ndim == 0 or xy.shape[-1] != 2:
+        raise ValueError(f"xy must have shape (..., 2), got {tuple(xy.shape)}")
+    return xy
+
+
+__all__ = ["Surface", "Domain", "LR_KEYS", "as_points"]

@@ -1,0 +1,79 @@
+"""LiveView: what every live widget repeats around its controller (error line, close, redraw hooks).
+
+The widget holds no copy of any setting: it draws `self.controller`'s state when the controller
+says something changed, and turns a person's input into `controller.request(...)`.
+"""
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import ipywidgets as widgets
+
+from optiviz.views.common import theme
+from optiviz.views.common.live_controller import LiveController
+from optiviz.views.common.widget_tree import owned_widgets
+
+
+class LiveView(widgets.VBox):
+    """Base of the live widgets. Subclasses build their widgets, then call `attach(controller)`,
+    and implement `on_frame()`, `on_config()` and `on_status()` (each draws from the controller)."""
+
+    controller: LiveController
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_class(theme.CSS_CLASS)
+        self.error_html = widgets.HTML()
+        self.error_html.add_class("optiviz-error-line")
+        self._closed = False
+
+    def attach(self, controller: LiveController) -> None:
+        self.controller = controller
+        controller.subscribe(self._on_event)
+
+    def _on_event(self, event: str) -> None:
+        if self._closed:
+            return
+        if event == "frame":
+            self.on_frame()
+        elif event == "config":
+            self.on_config()
+        elif event == "status":
+            self.on_status()
+        elif event == "error":
+            self.draw_error()
+
+    def on_frame(self) -> None:  # pragma: no cover - every view draws frames
+        raise NotImplementedError
+
+    def on_config(self) -> None:
+        """Controls re-read the controller's settings (default: nothing to sync)."""
+
+    def on_status(self) -> None:
+        """The runner's state changed (default: nothing shown)."""
+
+    def draw_error(self) -> None:
+        message = self.controller.error
+        value = f'<span class="optiviz-error">\u26a0 {html.escape(message)}</span>' if message else ""
+        if self.error_html.value != value:
+            self.error_html.value = value
+
+    @property
+    def error(self) -> str:
+        """The message the error line shows ('' when none)."""
+        return self.controller.error
+
+    def close(self) -> None:
+        """Stop the controller's worker, then close every widget this view made."""
+        if self._closed:
+            return
+        self._closed = True
+        self.controller.close()
+        for child in self.children:
+            for w in owned_widgets(child, skip=self):
+                w.close()
+        super().close()
+
+
+__all__ = ["LiveView"]
