@@ -7,6 +7,7 @@ them plain SGD).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -135,3 +136,72 @@ def defaults(optimizer: str) -> dict[str, Any]:
 def specs(optimizer: str) -> Mapping[str, HParamSpec]:
     """The spec table of one optimizer; ValueError listing the known optimizers otherwise."""
     return HPARAMS[check_choice("optimizer", optimizer, HPARAMS)]
+
+
+# ------------------------------------------------------------------------------- training
+# The CIFAR-10 trainer, the batched trainer and the training dashboard read the block below. The
+# optimizer names mean what they mean above: "sgd" is plain SGD (no momentum: give "momentum" or
+# "nesterov" for that), "momentum" heavy ball, "nesterov" Nesterov; torch.optim implements all
+# three (torch's SGD). Only the default lrs differ, on purpose: torch's 1e-3 barely moves these nets
+# in a lecture's few minutes, so the SGD family starts at 0.05 (the reference convnet recipe) and
+# RMSprop at 1e-3 (as Keras).
+TRAINING_LR: Mapping[str, float] = MappingProxyType(
+    {"sgd": 0.05, "momentum": 0.05, "nesterov": 0.05, "adagrad": 0.01, "rmsprop": 1e-3, "adam": 1e-3})
+# SGD-family lr per architecture in the dashboard (measured on the bundled subset, Nesterov 0.9, 6
+# epochs): the convnet reaches the same validation accuracy at 0.02 as at 0.05 with ~0.28 instead of
+# ~0.48 of its fc1 units dead, so the health line starts green; MLPs without batch norm blow up at 0.05.
+DASHBOARD_SGD_LR: Mapping[str, float] = MappingProxyType({"convnet": 0.02, "mlp": 0.01, "deep_mlp": 0.01})
+
+# the trainer's own settings besides the optimizer's (dropout, and the gradient transforms applied
+# after backprop in this order: noise, clip by value, clip by norm, sign; None turns the last three off)
+TRAINING_SETTINGS: Mapping[str, HParamSpec] = _table(
+    HParamSpec("dropout", 0.0, "drop probability p of the dropout layers", low=0.0, high=1.0,
+               high_inclusive=False, slider=(0.0, 0.95)),
+    HParamSpec("grad_noise", 0.0, "gradient noise: N(0, grad_noise / (1 + t)^0.55) added to each gradient", low=0.0,
+               slider=(0.0, 1.0)),
+    HParamSpec("clip_value", None, "clip every gradient coordinate to [-clip_value, clip_value]", low=0.0,
+               low_inclusive=False, log=True, slider=(1e-4, 10.0)),
+    HParamSpec("clip_norm", None, "rescale the whole gradient to norm at most clip_norm", low=0.0,
+               low_inclusive=False, log=True, slider=(1e-3, 100.0)),
+    HParamSpec("sign", None, "one-bit gradients: g = sign * sign(g)", low=0.0, low_inclusive=False, log=True,
+               slider=(1e-5, 1.0)),
+)
+# what a running net takes at its next step (the dashboard's "steer" tab); the rest starts a new run
+LIVE_TRAINING_HPARAMS = ("lr", "momentum", "betas", "dropout", "weight_decay")
+
+
+def torch_hparams(optimizer: str) -> tuple[str, ...]:
+    """The torch.optim keywords `optimizer` takes besides lr (the names of its table)."""
+    return tuple(name for name in specs(optimizer) if name != "lr")
+
+
+def training_spec(optimizer: str, name: str) -> HParamSpec:
+    """The spec of one setting of a training run: the optimizer's (lr with the training default) or the
+    trainer's own; ValueError naming the optimizer and what it takes otherwise."""
+    table = specs(optimizer)
+    if name == "lr":
+        return dataclasses.replace(table["lr"], default=TRAINING_LR[optimizer])
+    if name in table:
+        return table[name]
+    if name in TRAINING_SETTINGS:
+        return TRAINING_SETTINGS[name]
+    hint = ' (plain SGD has none: use optimizer "momentum" or "nesterov")' if optimizer == "sgd" and name in (
+        "momentum", "dampening") else ""
+    raise ValueError(f"optimizer {optimizer!r} has no {name}{hint}; it takes: {', '.join(table)}, "
+                     f"{', '.join(TRAINING_SETTINGS)}")
+
+
+def check_training_hparams(optimizer: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The torch.optim keywords of a training run of `optimizer`: each name checked against the
+    optimizer's table and each value (scalar, or one per net for the batched trainer) against its
+    range; None means the default and is left out, except lr, which gets TRAINING_LR's. A new dict:
+    `given` is not changed. What the Trainer and the ManyTrainer both build their optimizers from."""
+    out: dict[str, Any] = {}
+    for name, value in given.items():
+        spec = training_spec(optimizer, name)
+        if name in TRAINING_SETTINGS:
+            raise ValueError(f"{name} is a trainer setting, not an optimizer keyword")
+        if value is not None:
+            out[name] = spec.check(value, name)
+    out.setdefault("lr", TRAINING_LR[optimizer])
+    return out
