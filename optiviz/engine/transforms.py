@@ -158,29 +158,32 @@ class AnnealedNoise(GradientTransform):
     """g + N(0, s_t^2) with s_t^2 = eta / (1 + t)^gamma, t = 0 for the first gradient (optax.add_noise).
 
     The noise comes from a torch.Generator on g's device seeded with ``seed``: the same seed, shapes
-    and device give the same sequence; reset() starts it over.
+    and device give the same sequence; reset() starts it over. A caller that snapshots its random
+    state (the trainer) passes its own ``generator`` instead: then the state is the caller's.
     """
 
     kind = "annealed_noise"
 
-    def __init__(self, eta: Any, gamma: Any = NOISE_GAMMA, seed: int = 0) -> None:
+    def __init__(self, eta: Any, gamma: Any = NOISE_GAMMA, seed: int = 0,
+                 generator: torch.Generator | None = None) -> None:
         def nonneg(name: str, v: Any) -> Any:
             return check_range(name, v, 0.0, None)
 
         super().__init__(eta=_Param("eta", eta, nonneg), gamma=_Param("gamma", gamma, nonneg))
         self.seed = check_int("seed", seed, 0)
-        self._gen: torch.Generator | None = None
+        self._own_gen = generator is None
+        self._gen: torch.Generator | None = generator
         self._noise: torch.Tensor | None = None
         self._std: torch.Tensor | None = None
 
     def reset(self) -> None:
-        if self._gen is not None:
+        if self._gen is not None and self._own_gen:
             self._gen.manual_seed(self.seed)
 
     def __call__(self, g: torch.Tensor, t: int) -> torch.Tensor:
         if t < 0:
             raise ValueError(f"t must be in [0, inf) (steps already taken), got {t}")
-        if self._gen is None or self._gen.device != g.device:
+        if self._own_gen and (self._gen is None or self._gen.device != g.device):
             self._gen = torch.Generator(device=g.device)
             self._gen.manual_seed(self.seed)
         noise = self._noise = _scratch(self._noise, g)
@@ -233,6 +236,19 @@ class Chain(GradientTransform):
         return f"chain({', '.join(repr(tr) for tr in self.transforms)})"
 
 
+def apply_to_tensors(transform: Transform, tensors: list[torch.Tensor], t: int) -> None:
+    """Apply a row-wise transform to several tensors as ONE row, in place: a whole net's gradients
+    transformed as one (1, P) vector, so clip_by_norm clips the global norm (what the trainer does)."""
+    if not tensors:
+        return
+    out = transform(torch.cat([x.reshape(1, -1) for x in tensors], dim=1), t)
+    offset = 0
+    for x in tensors:
+        n = x.numel()
+        x.copy_(out[0, offset:offset + n].view_as(x))
+        offset += n
+
+
 def clip_by_value(g_max: Any) -> ClipByValue:
     """Clip every coordinate to [-g_max, g_max] (g_max > 0, scalar or per run)."""
     return ClipByValue(g_max)
@@ -248,9 +264,10 @@ def sign(g_max: Any = 1.0) -> Sign:
     return Sign(g_max)
 
 
-def annealed_noise(eta: Any, gamma: Any = NOISE_GAMMA, seed: int = 0) -> AnnealedNoise:
-    """Add N(0, eta / (1 + t)^gamma) noise (eta, gamma >= 0, scalar or per run), seeded."""
-    return AnnealedNoise(eta, gamma, seed)
+def annealed_noise(eta: Any, gamma: Any = NOISE_GAMMA, seed: int = 0,
+                   generator: torch.Generator | None = None) -> AnnealedNoise:
+    """Add N(0, eta / (1 + t)^gamma) noise (eta, gamma >= 0, scalar or per run), seeded (or drawn from `generator`)."""
+    return AnnealedNoise(eta, gamma, seed, generator)
 
 
 def chain(*transforms: Transform) -> Chain:
