@@ -63,7 +63,7 @@ def assert_same_nets(trainer, reference, tol=TOL, nets=None):
 
 def test_mlp_at_once_equals_one_by_one(data):
     hp = dict(lr=[0.01, 0.05, 0.02], momentum=[0.9, 0.0, 0.5], weight_decay=[0.0, 1e-3, 1e-2], dropout=[0.0, 0.3, 0.5])
-    trainer = ManyTrainer("mlp", data, batch_size=32, seed=3, **hp)
+    trainer = ManyTrainer("mlp", data, optimizer="momentum", batch_size=32, seed=3, **hp)
     trainer.run(steps=9)  # crosses an epoch end (6 steps each): the second permutation matches too
     assert_same_nets(trainer, one_by_one(data, "mlp", seed=3, steps=9, **hp))
     # evaluation: each net's val accuracy is its own module's
@@ -76,7 +76,7 @@ def test_mlp_at_once_equals_one_by_one(data):
 
 def test_convnet_with_batch_norm_equals_one_by_one(data):
     hp = dict(lr=[0.02, 0.05], momentum=[0.9, 0.5], weight_decay=[1e-3, 0.0], dropout=[0.2, 0.0])
-    trainer = ManyTrainer("convnet", data, batch_size=32, seed=1, width=4, depth=2, **hp)
+    trainer = ManyTrainer("convnet", data, optimizer="momentum", batch_size=32, seed=1, width=4, depth=2, **hp)
     trainer.run(steps=4)
     assert_same_nets(trainer, one_by_one(data, "convnet", seed=1, steps=4, width=4, depth=2, **hp))
 
@@ -87,7 +87,7 @@ def test_float64_convnet_matches_to_the_last_bits(data):
     d64 = replace(data, x_train=data.x_train.double(), x_val=data.x_val.double(), x_test=data.x_test.double())
     hp = dict(lr=[0.02, 0.1], momentum=[0.9, 0.5], weight_decay=[1e-3, 0.0], dropout=[0.2, 0.0])
     nets = [build_model("convnet", seed=1 + k, width=4, depth=2, dropout=hp["dropout"][k]).double() for k in range(2)]
-    trainer = ManyTrainer(nets, d64, batch_size=32, seed=1, **hp)
+    trainer = ManyTrainer(nets, d64, optimizer="momentum", batch_size=32, seed=1, **hp)
     trainer.run(steps=4)
     ref = one_by_one(d64, "convnet", seed=1, steps=4, width=4, depth=2, dtype=torch.float64, **hp)
     assert_same_nets(trainer, ref, tol=1e-12)
@@ -103,8 +103,8 @@ def test_adam_per_net_betas_equal_torch(data):
 
 
 def test_net_zero_is_the_trainer_run(data):
-    run = train_many("mlp", "sgd", steps=7, data=data, lr=[0.02, 0.05], momentum=0.9, dropout=0.3, batch_size=32, seed=5)
-    single = ov.train(model="mlp", optimizer="sgd", steps=7, data=data, lr=0.02, momentum=0.9, dropout=0.3,
+    run = train_many("mlp", "momentum", steps=7, data=data, lr=[0.02, 0.05], momentum=0.9, dropout=0.3, batch_size=32, seed=5)
+    single = ov.train(model="mlp", optimizer="momentum", steps=7, data=data, lr=0.02, momentum=0.9, dropout=0.3,
                       batch_size=32, seed=5, probe_every=0)
     np.testing.assert_allclose(run.train_loss[:, 0], single.history["train_loss"], rtol=TOL, atol=TOL)
     assert run.train_loss.shape == (7, 2) and run.k == 2 and run.seeds.tolist() == [5, 6]
@@ -112,7 +112,7 @@ def test_net_zero_is_the_trainer_run(data):
 
 def test_early_abort_freezes_the_diverging_net(data):
     records = []
-    trainer = ManyTrainer("mlp", data, lr=[0.01, 50.0], momentum=0.9, batch_size=32, seed=0, val_every=3)
+    trainer = ManyTrainer("mlp", data, optimizer="momentum", lr=[0.01, 50.0], momentum=0.9, batch_size=32, seed=0, val_every=3)
     run = trainer.run(steps=6, callback=records.append)
     assert run.aborted.tolist() == [False, True]
     step = int(run.abort_step[1])
@@ -136,7 +136,7 @@ def test_nets_left_after_an_abort_still_equal_one_by_one(data):
     """Dropping an aborted net slices the stack, the optimizer state and the dropout streams."""
     hp = dict(lr=[0.01, 50.0, 0.02, 0.03], momentum=[0.9, 0.9, 0.0, 0.5], weight_decay=[0.0, 0.0, 1e-3, 1e-2],
               dropout=[0.3, 0.0, 0.5, 0.0])
-    trainer = ManyTrainer("mlp", data, batch_size=32, seed=2, width=16, **hp)
+    trainer = ManyTrainer("mlp", data, optimizer="momentum", batch_size=32, seed=2, width=16, **hp)
     trainer.run(steps=8)
     assert trainer.live.tolist() == [0, 2, 3]
     ref = one_by_one(data, "mlp", seed=2, steps=8, width=16, **hp)
@@ -145,7 +145,7 @@ def test_nets_left_after_an_abort_still_equal_one_by_one(data):
 
 
 def test_all_aborted_ends_the_run(data):
-    run = train_many("mlp", steps=20, data=data, lr=[80.0, 120.0], momentum=0.9, batch_size=32)
+    run = train_many("mlp", "momentum", steps=20, data=data, lr=[80.0, 120.0], momentum=0.9, batch_size=32)
     assert run.aborted.all() and run.steps < 20 and run.steps == int(run.abort_step.max()) + 1
 
 
@@ -182,17 +182,19 @@ def test_stacked_net_round_trip(data):
 
 def test_bad_inputs(data):
     with pytest.raises(ValueError, match="lr must be a scalar or have one value per net"):
-        ManyTrainer("mlp", data, lr=[0.1, 0.2], momentum=[0.9, 0.9, 0.9])
+        ManyTrainer("mlp", data, optimizer="momentum", lr=[0.1, 0.2], momentum=[0.9, 0.9, 0.9])
     with pytest.raises(ValueError, match=r"lr must be in \(0, inf\)"):
         ManyTrainer("mlp", data, lr=[0.1, -1.0])
     with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
         ManyTrainer("mlp", data, lr=0.1, dropout=[0.2, 1.0])
     with pytest.raises(ValueError, match="momentum must be in"):
-        ManyTrainer("mlp", data, lr=0.1, momentum=[0.9, 1.5])
+        ManyTrainer("mlp", data, optimizer="momentum", lr=0.1, momentum=[0.9, 1.5])
     with pytest.raises(ValueError, match="unknown optimizer"):
         ManyTrainer("mlp", data, optimizer="lbfgs")
     with pytest.raises(ValueError, match="has no momentum"):
         ManyTrainer("mlp", data, optimizer="adam", momentum=0.9)
+    with pytest.raises(ValueError, match=r"'sgd' has no momentum \(plain SGD has none: use optimizer \"momentum\" or \"nesterov\"\)"):
+        ManyTrainer("mlp", data, optimizer="sgd", momentum=0.9)  # the names mean what they mean on the surfaces
     with pytest.raises(ValueError, match="init_seeds must have one seed per net"):
         ManyTrainer("mlp", data, k=3, init_seeds=[1, 2])
     with pytest.raises(ValueError, match=r"k must be in \[1, inf\)"):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import threading
 import time
 
 import numpy as np
@@ -10,6 +9,7 @@ import pytest
 import torch
 
 import optiviz as ov
+from optiviz.engine.hparams import TRAINING_LR
 from optiviz.training.records import StepRecord
 
 
@@ -26,7 +26,7 @@ def small_conv(data, **kw):
 
 
 def test_train_contract_history_lengths(data):
-    run = ov.train(model="mlp", optimizer="sgd", lr=0.05, momentum=0.9, dropout=0.3, epochs=2, batch_size=64, seed=0, data=data)
+    run = ov.train(model="mlp", optimizer="momentum", lr=0.05, momentum=0.9, dropout=0.3, epochs=2, batch_size=64, seed=0, data=data)
     h = run.history
     assert len(h["train_loss"]) == len(h["lr"]) == len(h["step"]) == 2 * (256 // 64)
     assert h["step"].tolist() == list(range(8))
@@ -34,7 +34,7 @@ def test_train_contract_history_lengths(data):
     assert h["epoch_step"].tolist() == [4, 8] and h["val_step"].tolist() == [4, 8]
     assert np.all((h["test_acc"] >= 0) & (h["test_acc"] <= 1)) and np.all(np.isfinite(h["train_loss"]))
     assert run.stop_reason is None and run.test_acc == h["test_acc"][-1]
-    assert run.config["optimizer"] == "sgd" and run.config["momentum"] == 0.9 and run.config["model"]["dropout"] == 0.3
+    assert run.config["optimizer"] == "momentum" and run.config["momentum"] == 0.9 and run.config["model"]["dropout"] == 0.3
     # test accuracy is what evaluate() says on the test split after the last epoch
     assert run.trainer.evaluate("test")[1] == pytest.approx(h["test_acc"][-1])
 
@@ -43,7 +43,8 @@ def test_lr_change_takes_effect_exactly_at_the_next_step(data):
     tr = ov.Trainer("mlp", data, optimizer="sgd", lr=0.01, batch_size=32)
     tr.step()
     tr.set(lr=0.123)
-    assert tr.optimizer.param_groups[0]["lr"] == 0.01  # only recorded so far
+    assert tr.lr == tr.hparams["lr"] == 0.123  # applied at once: the trainer is the one place it lives
+    assert tr.optimizer.param_groups[0]["lr"] == 0.01  # the group gets lr * schedule at the start of a step
     before = [p.detach().clone() for p in tr.params]
     rec = tr.step()
     assert rec.lr == 0.123 and rec.changes == {"lr": 0.123} and rec.step == 1
@@ -69,7 +70,8 @@ def test_dropout_momentum_betas_weight_decay_change_at_the_next_step(data):
     tr = ov.Trainer("mlp", data, optimizer="adam", dropout=0.0, batch_size=32)
     tr.step()
     tr.set(dropout=0.5, betas=(0.8, 0.99), weight_decay=1e-3)
-    assert tr.model.drop1.p == 0.0 and tr.optimizer.param_groups[0]["betas"] == (0.9, 0.999)
+    assert tr.model.drop1.p == 0.5 and tr.optimizer.param_groups[0]["betas"] == (0.8, 0.99)  # applied at once
+    assert tr.history["step"].tolist() == [0]  # ...and the next step is the first to use them
     seen = {}
     tr.model.drop1.register_forward_hook(
         lambda m, i, o: seen.update(zeros=(o[i[0] != 0] == 0).float().mean().item(), p=m.p))
@@ -257,30 +259,92 @@ def test_dead_and_saturated_units_are_counted(data):
     np.testing.assert_array_equal(p.act_edges[0, [0, -1]], [-1.0, 1.0])
 
 
-def test_pause_resume_stop_from_another_thread(data):
+def test_a_live_runner_is_the_only_thread_boundary(data):
+    """The trainer has no threads, queues or events of its own: a LiveRunner steps it in a worker
+    and applies set() between steps; pausing the runner is what pauses training."""
+    from optiviz.stream.runner import LiveRunner
+
     tr = ov.Trainer("mlp", data, optimizer="sgd", lr=0.01, batch_size=32, probe_every=0, val_every=10_000)
-    started = threading.Event()
-    result = {}
-    t = threading.Thread(target=lambda: result.update(run=tr.run(100_000, callback=lambda r: started.set())))
-    t.start()
-    assert started.wait(30)
-    tr.pause()
-    time.sleep(0.2)
-    n = tr.step_count
-    time.sleep(0.3)
-    assert tr.step_count == n and tr.paused  # nothing moves while paused
-    tr.set(lr=0.02)  # applied at the next step after resume
-    tr.resume()
-    deadline = time.monotonic() + 30
-    while tr.step_count <= n + 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    tr.stop()
-    t.join(30)
-    assert not t.is_alive() and result["run"].stop_reason == "stopped by user"
-    lrs = tr.history["lr"]
-    assert lrs[n - 1] == 0.01 and lrs[n] == 0.02
+    records, errors = [], []
+    runner = LiveRunner(tr.step, apply=lambda change: tr.set(**change), publish=records.extend,
+                        on_error=errors.append, fps=50)
+
+    def wait_for(n):
+        deadline = time.monotonic() + 30
+        while tr.step_count < n and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    try:
+        runner.play()
+        wait_for(3)
+        runner.request("momentum", 0.9)  # refused in the worker (plain SGD): reported, the run goes on
+        runner.request("lr", 0.02)
+        n = tr.step_count
+        wait_for(n + 3)
+        runner.pause()
+        assert runner.wait(30)
+        n = tr.step_count
+        time.sleep(0.2)
+        assert tr.step_count == n  # nothing moves while the runner rests
+    finally:
+        runner.close()
+    lrs = tr.history["lr"].tolist()
+    k = lrs.index(0.02)
+    assert set(lrs[:k]) == {0.01} and set(lrs[k:]) == {0.02} and tr.events == [(k, "lr", 0.02)]
+    assert records[k].changes == {"lr": 0.02} and [r.step for r in records] == list(range(n))
+    assert len(errors) == 1 and "has no momentum" in errors[0]
     snap = tr.snapshot()  # usable at once: the run is at a step boundary
     assert snap.step == tr.step_count
+
+
+def test_sgd_is_plain_sgd_as_in_the_engine(data):
+    with pytest.raises(ValueError, match=r"'sgd' has no momentum \(plain SGD has none: use optimizer \"momentum\""):
+        ov.Trainer("mlp", data, optimizer="sgd", momentum=0.9)
+    tr = ov.Trainer("mlp", data, optimizer="sgd", batch_size=32, probe_every=0)
+    with pytest.raises(ValueError, match="'sgd' has no momentum"):
+        tr.set(momentum=0.5)
+    assert "momentum" not in tr.hparams and tr.hparams["lr"] == TRAINING_LR["sgd"] == 0.05
+    heavy = ov.Trainer("mlp", data, optimizer="momentum", batch_size=32, probe_every=0)
+    assert heavy.hparams["momentum"] == 0.9 and type(heavy.optimizer) is torch.optim.SGD
+
+
+def test_set_twice_before_a_step_keeps_the_last_value_once(data):
+    tr = ov.Trainer("mlp", data, optimizer="adam", batch_size=32, probe_every=0, dropout=0.0)
+    tr.step()
+    tr.set(lr=0.1)
+    tr.set(lr=0.002, dropout=0.25)
+    rec = tr.step()
+    assert rec.changes == {"lr": 0.002, "dropout": 0.25} and tr.events == [(1, "lr", 0.002), (1, "dropout", 0.25)]
+    # a snapshot taken between a set() and the step keeps both the value and the change to report
+    tr.set(lr=0.003)
+    snap = tr.snapshot()
+    tr.set(lr=0.5)
+    tr.restore(snap)
+    assert tr.lr == 0.003 and tr.step().changes == {"lr": 0.003} and tr.events[-1] == (2, "lr", 0.003)
+
+
+def test_transforms_are_the_engines_and_the_noise_replays(data):
+    """Clip by value, clip by norm and sign act on the whole net's gradient as one (1, P) row of
+    engine/transforms.py; the seeded noise stream is part of snapshots."""
+    from optiviz.engine.transforms import clip_by_norm, clip_by_value, sign
+
+    def first_grads(**kw):
+        tr = ov.Trainer("mlp", data, optimizer="sgd", lr=0.01, batch_size=32, probe_every=0, **kw)
+        tr.step()
+        return torch.cat([p.grad.flatten() for p in tr.params]).view(1, -1)
+
+    raw = first_grads()
+    for kw, tx in ((dict(clip_value=1e-3), clip_by_value(1e-3)), (dict(clip_norm=0.5), clip_by_norm(0.5)),
+                   (dict(sign=0.01), sign(0.01))):
+        assert torch.equal(first_grads(**kw), tx(raw, 0)), kw
+    tr = ov.Trainer("mlp", data, optimizer="sgd", lr=0.01, batch_size=32, probe_every=0, grad_noise=0.5)
+    tr.run(2)
+    snap = tr.snapshot()
+    tr.step()
+    noisy = [p.grad.clone() for p in tr.params]
+    tr.restore(snap)
+    tr.step()
+    assert all(torch.equal(a, p.grad) for a, p in zip(noisy, tr.params))
 
 
 @pytest.mark.parametrize("kwargs, match", [

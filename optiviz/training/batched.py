@@ -42,16 +42,13 @@ from optiviz._validate import check_choice, check_int, check_unit_interval
 from optiviz.engine.devices import pick_device
 from optiviz.engine.optimizers import make_optimizer
 from optiviz.training.abort import DIVERGENCE_FACTOR, check_divergence_factor, diverging
-from optiviz.training.data import CIFAR10, load_cifar10, make_generator
+from optiviz.training.data import CIFAR10, EpochOrder, load_cifar10, make_generator
 from optiviz.training.models import Dropout, Net, build_model
-from optiviz.training.trainer import DEFAULT_LR, OPTIMIZERS, TORCH_HPARAMS
+from optiviz.engine.hparams import check_training_hparams
+from optiviz.engine.optimizers import OPTIMIZERS
 
 # Modules applied unchanged whatever the layout (elementwise, or per channel over (B, K*C, H, W)).
 _PASS_THROUGH = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.ELU, nn.Identity, nn.MaxPool2d, nn.AvgPool2d)
-_ENGINE_NAME = {"sgd": "momentum", "momentum": "momentum", "nesterov": "nesterov",
-                "adagrad": "adagrad", "rmsprop": "rmsprop", "adam": "adam"}
-
-
 class StackedNet:
     """K nets of one architecture as stacked tensors; `forward(x)` gives (K, B, classes) logits.
 
@@ -380,18 +377,14 @@ class ManyTrainer:
         self.net.generators = [make_generator(self.device, int(s) + 1) for s in self.seeds]
 
         self.hparams = self._optimizer_hparams(lr, weight_decay, momentum, hparams)
-        engine = _ENGINE_NAME[self.optimizer_name]
         self.optimizers = [
-            make_optimizer(engine, self.k, p[0].numel(), device=self.device, dtype=p.dtype, **self.hparams)
+            make_optimizer(self.optimizer_name, self.k, p[0].numel(), device=self.device, dtype=p.dtype, **self.hparams)
             for p in self.net.params
         ]
 
-        n = self.data.n_train
-        self._bs = min(self.batch_size, n)
-        self.steps_per_epoch = max(1, n // self._bs)
         self._data_gen = make_generator(self.device, self.seed)
-        self._perm: torch.Tensor | None = None
-        self._pos = 0
+        self.batches = EpochOrder(self.data.n_train, self.batch_size, self._data_gen, self.device)  # the Trainer's order
+        self.steps_per_epoch = self.batches.steps_per_epoch
         self.step_count = 0
         self.epoch = 0
         self._dropout = self.net.dropout.copy()
@@ -411,19 +404,8 @@ class ManyTrainer:
 
     # ----------------------------------------------------------------- settings
     def _optimizer_hparams(self, lr, weight_decay, momentum, extra) -> dict[str, Any]:
-        name = self.optimizer_name
-        allowed = TORCH_HPARAMS[name]
-        unknown = sorted(set(extra) - set(allowed))
-        if unknown:
-            raise ValueError(f"unknown hyperparameter {unknown[0]!r} for optimizer {name!r}; "
-                             f"allowed: lr, {', '.join(allowed)}, dropout")
-        hp: dict[str, Any] = {"lr": DEFAULT_LR[name] if lr is None else lr, "weight_decay": weight_decay, **extra}
-        if momentum is not None:
-            if "momentum" not in allowed:
-                raise ValueError(f"optimizer {name!r} has no momentum; allowed: lr, {', '.join(allowed)}, dropout")
-            hp["momentum"] = momentum
-        elif name == "sgd":
-            hp["momentum"] = 0.0  # torch.optim.SGD's default; the engine's "momentum" rule with 0 is plain SGD
+        """The Trainer's checks (engine/hparams.check_training_hparams), then one value or one per net."""
+        hp = check_training_hparams(self.optimizer_name, dict(lr=lr, weight_decay=weight_decay, momentum=momentum, **extra))
         out = {}
         for key, value in hp.items():
             if key == "betas":
@@ -453,9 +435,7 @@ class ManyTrainer:
 
     # ----------------------------------------------------------------- stepping
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._perm is None:  # the Trainer's order: one randperm per epoch from the data generator
-            self._perm = torch.randperm(self.data.n_train, generator=self._data_gen, device=self.device)
-        idx = self._perm[self._pos * self._bs:(self._pos + 1) * self._bs]
+        idx = self.batches.indices()
         return self.data.x_train[idx], self.data.y_train[idx]
 
     def step(self) -> torch.Tensor:
@@ -494,9 +474,7 @@ class ManyTrainer:
             self._drop(bad.cpu().numpy())
         self._losses.append(recorded)
         self.step_count += 1
-        self._pos += 1
-        if self._pos >= self.steps_per_epoch:
-            self._pos, self._perm = 0, None
+        if self.batches.advance():
             self.epoch += 1
         return recorded
 
@@ -510,8 +488,7 @@ class ManyTrainer:
         if not len(keep):
             return
         self.net.keep_rows(keep.tolist())
-        engine = _ENGINE_NAME[self.optimizer_name]
-        self.optimizers = [_keep_optimizer_rows(opt, engine, keep) for opt in self.optimizers]
+        self.optimizers = [_keep_optimizer_rows(opt, self.optimizer_name, keep) for opt in self.optimizers]
 
     @property
     def live(self) -> np.ndarray:
@@ -564,7 +541,7 @@ class ManyTrainer:
             self.step()
             if step_callback is not None and step_callback(self) is False:
                 self._stop.set()
-            due = (self.val_every is None and self._pos == 0) or \
+            due = (self.val_every is None and self.batches.pos == 0) or \
                   (bool(self.val_every) and self.step_count % self.val_every == 0)
             if due:
                 self._validate()

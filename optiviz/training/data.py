@@ -20,6 +20,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from importlib import resources
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,42 @@ class CIFAR10:
         for start in range(0, x.shape[0] - bs + 1, bs):
             idx = perm[start:start + bs]
             yield x[idx], y[idx]
+
+
+class EpochOrder:
+    """The minibatch order of both trainers (Trainer, ManyTrainer): one randperm of the n training
+    images per epoch from `generator`, full batches in its order (a partial last batch is dropped),
+    so a run and its batched twin see the same batches. `indices()` is the next batch; `advance()`
+    moves past it and says whether that ended the epoch. `state()` / `load_state()` snapshot it
+    (the generator's state is the owner's to snapshot)."""
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator, device: torch.device) -> None:
+        self.n = check_int("n", n, 1)
+        self.batch_size = min(check_int("batch_size", batch_size, 1), self.n)
+        self.steps_per_epoch = max(1, self.n // self.batch_size)
+        self.generator = generator
+        self.device = device
+        self.pos = 0
+        self.perm: torch.Tensor | None = None
+
+    def indices(self) -> torch.Tensor:
+        if self.perm is None:
+            self.perm = torch.randperm(self.n, generator=self.generator, device=self.device)
+        return self.perm[self.pos * self.batch_size:(self.pos + 1) * self.batch_size]
+
+    def advance(self) -> bool:
+        self.pos += 1
+        if self.pos < self.steps_per_epoch:
+            return False
+        self.pos, self.perm = 0, None
+        return True
+
+    def state(self) -> dict[str, Any]:
+        return {"pos": self.pos, "perm": None if self.perm is None else self.perm.clone()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.pos = int(state["pos"])
+        self.perm = None if state["perm"] is None else state["perm"].clone()
 
 
 def make_generator(device: torch.device, seed: int) -> torch.Generator:

@@ -2,14 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from optiviz.training.probes import ProbeRecord
-
-if TYPE_CHECKING:  # pragma: no cover
-    from optiviz.training.trainer import Trainer
 
 # history keys, by how often they get a value
 STEP_KEYS = ("step", "train_loss", "lr", "grad_norm")
@@ -59,25 +56,21 @@ class StepRecord:
 
 @dataclass
 class TrainRun:
-    """The outcome of `train()` / `Trainer.run()`: history arrays, probe records, control events, why it stopped."""
+    """The outcome of a training run as data: history arrays, probe records, control events, why it stopped.
+
+    `train()` and `Trainer.run()` return a `trainer.TrainedRun`, this plus the Trainer that made it."""
 
     history: dict[str, np.ndarray]
     probes: list[ProbeRecord]
     events: list[tuple[int, str, Any]]
     stop_reason: str | None
     config: dict[str, Any]
-    trainer: Trainer | None = field(default=None, repr=False)
 
     @property
     def test_acc(self) -> float:
         """Test accuracy after the last completed epoch (NaN before the first)."""
         acc = self.history["test_acc"]
         return float(acc[-1]) if len(acc) else float("nan")
-
-    @property
-    def model(self):
-        return None if self.trainer is None else self.trainer.model
-
 
 def history_arrays(history: dict[str, list]) -> dict[str, np.ndarray]:
     return {k: np.asarray(v, dtype=np.int64 if k in _INT_KEYS else np.float64) for k, v in history.items()}
