@@ -33,13 +33,15 @@ def main() -> None:
 
     counting_comm.install()
     from optiviz.engine.optimizers import OPTIMIZERS
-    from optiviz.views.explorer.view import SurfaceExplorer, _Chunk
+    from optiviz.views.explorer.controller import Chunk
+    from optiviz.views.explorer.view import SurfaceExplorer
 
     # small lrs on a wide bowl: all six keep moving for 100,000 steps (nobody diverges or stops)
     hp = {o: {"lr": 1e-4} for o in OPTIMIZERS}
     hp["adagrad"] = {"lr": 0.02}
     t0 = time.perf_counter()
     explorer = SurfaceExplorer("quadratic", OPTIMIZERS, condition=10.0, hparams=hp, start=(-9.0, 3.5))
+    controller = explorer.controller
     print(f"build: {1e3 * (time.perf_counter() - t0):.0f} ms, {len(CountingComm.sent)} widget messages, "
           f"{sum(CountingComm.sent) / 1e3:.0f} kB (surface heatmap and contours included)")
 
@@ -47,10 +49,10 @@ def main() -> None:
         engine, frame, sizes = [], [], []
         for _ in range(args.frames):
             t1 = time.perf_counter()
-            record = explorer.sim.advance(args.speed)
+            record = controller.sim.advance(args.speed)
             t2 = time.perf_counter()
             CountingComm.sent.clear()
-            explorer._publish([_Chunk(explorer._generation, record)])  # what LiveRunner calls per frame
+            controller.publish([Chunk(controller.generation, record)])  # what LiveRunner calls per frame
             t3 = time.perf_counter()
             engine.append(t2 - t1)
             frame.append(t3 - t2)

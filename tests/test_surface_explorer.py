@@ -155,12 +155,12 @@ def test_click_outside_the_domain_is_a_visible_message_and_the_run_goes_on(make)
     e.step(10)
     e.click(50.0, 0.0)
     assert "outside the surface's domain" in e.error
-    assert "outside" in e._error_html.value
+    assert "outside" in e.error_html.value
     assert e.t == 10
     e.step(5)
     assert e.t == 15
     e.click(1.0, 1.0)  # a good click clears the message
-    assert e.error == "" and e._error_html.value == ""
+    assert e.error == "" and e.error_html.value == ""
 
 
 # ------------------------------------------------------------------ divergence and bad input
@@ -168,7 +168,7 @@ def test_diverged_run_shows_its_status_and_no_nonfinite_value_reaches_a_mark(mak
     e = make(preset="lr_too_large")
     e.step(200)
     assert e.statuses == {"sgd": "diverged at step 43"}
-    assert "diverged at step 43" in e._legend.value
+    assert "diverged at step 43" in e.legend_html.value
     steps, loss = e.loss_curves["sgd"]
     assert steps[-1] == 42  # the line ends at the last finite point before divergence
     ys = e.paths["sgd"][:, 1]
@@ -178,7 +178,7 @@ def test_diverged_run_shows_its_status_and_no_nonfinite_value_reaches_a_mark(mak
     t = e.t
     e.step(10)
     assert e.t == t  # every optimizer finished: nothing more to step
-    assert e.runner.state == "done" and "every optimizer converged or diverged" in e._status.value
+    assert e.runner.state == "done" and "every optimizer converged or diverged" in e.status_html.value
 
 
 def test_diverging_in_the_first_step_is_shown_not_raised(make):
@@ -187,7 +187,7 @@ def test_diverging_in_the_first_step_is_shown_not_raised(make):
     assert e.statuses["sgd"] == "diverged at step 1"
     assert e.statuses["adam"] == "running"
     assert len(e.paths["sgd"]) == 1  # only the start
-    assert "lower its lr" in e._legend.value
+    assert "lower its lr" in e.legend_html.value
     for name, values in all_mark_arrays(e):
         assert np.all(np.isfinite(values)), name
 
@@ -196,7 +196,7 @@ def test_rejected_expression_and_out_of_range_values_show_inline(make):
     e = make("quadratic", ("sgd", "adam"))
     e.controls.expression.value = "__import__('os').system('echo hi')"
     assert "expression" in e.error and e.surface.name == "quadratic"
-    assert e._error_html.value.startswith('<span class="optiviz-error">')
+    assert e.error_html.value.startswith('<span class="optiviz-error">')
     e.set(surface="x**")
     assert "cannot parse" in e.error
     e.set(lr=-1)
@@ -261,7 +261,8 @@ def test_surface_drawing_heatmap_contours_minima_and_axes(make):
     assert np.isnan(cx).sum() >= 5 and np.isfinite(cx).sum() > 100  # several lines joined by NaN
     assert (list(m["minima"].x), list(m["minima"].y)) == ([1.0], [1.0])
     (x0, x1), (y0, y1) = e.surface.domain
-    assert (e._sx.min, e._sx.max, e._sy.min, e._sy.max) == (x0, x1, y0, y1)
+    sx, sy = m["surface"].scales["x"], m["surface"].scales["y"]
+    assert (sx.min, sx.max, sy.min, sy.max) == (x0, x1, y0, y1)
     assert list(m["click"].x) == [x0, x1] and list(m["click"].y) == [y0, y1]
     assert e.controls.lr["adam"].value == pytest.approx(e.surface.lrs["adam"])
     # switching surface with the dropdown redraws and takes that surface's suggested lrs
@@ -270,14 +271,14 @@ def test_surface_drawing_heatmap_contours_minima_and_axes(make):
     e.controls.condition.value = 100.0
     assert e.surface.params["condition"] == pytest.approx(100.0, rel=1e-3)
     assert e.sim.get_hparams("adam")["lr"] == pytest.approx(e.surface.lrs["adam"])
-    assert "condition 100" in e._surface_fig.title
+    assert "condition 100" in e.figures.surface_figure.title
 
 
 def test_saddle_has_a_linear_loss_axis(make):
     e = make("saddle", ("sgd",))
     import bqplot as bq
 
-    assert isinstance(e._loss_axis.scale, bq.LinearScale) and e._loss_axis.label == "loss"
+    assert isinstance(e.figures.loss_axis.scale, bq.LinearScale) and e.figures.loss_axis.label == "loss"
     e.step(10)
     assert e.loss_curves["sgd"][1][0] == pytest.approx(float(e.surface.loss(torch.tensor(e.surface.start))), rel=1e-5)
 
@@ -327,9 +328,15 @@ def test_log_ticks_are_decades_or_1_2_5_steps_never_every_digit():
             decade_ticks(axis, np.array([lo, hi]), stack)
         return None if axis.tick_values is None else list(axis.tick_values)
 
-    assert ticks(1.4, 232) == [10, 100]
+    assert ticks(3e-9, 232) == [1e-8, 1e-6, 1e-4, 1e-2, 1.0, 100.0]  # many decades: every other decade
+    assert ticks(1.4, 232) == [2, 10, 50, 200]  # a few decades: 1-2-5 steps, at most six
     assert ticks(15, 232) == [20, 50, 100, 200]  # under two decades: d3 would label 2x..9x too
     assert ticks(15, 25) is None  # not two 1-2-5 steps: d3's own
+    for lo, hi in ((1e-30, 3.0), (0.07, 0.9), (2e-4, 7e3), (1.0, 1e5)):
+        values = ticks(lo, hi)
+        assert 2 <= len(values) <= 6, (lo, hi, values)
+        mantissas = {round(v / 10 ** np.floor(np.log10(v)), 6) for v in values}
+        assert mantissas <= {1.0, 2.0, 5.0} and lo <= min(values) and max(values) <= hi, (lo, hi, values)
 
 
 # ------------------------------------------------------------------ controls
@@ -361,7 +368,7 @@ def test_presets_set_everything_and_tell_their_story(make):
     for name, preset in PRESETS.items():
         e.controls.preset.value = name  # as a person picks it
         assert e.optimizers == preset.optimizers, name
-        assert html.escape(preset.caption) in e._caption.value, name
+        assert html.escape(preset.caption) in e.caption_html.value, name
         assert e.t == 0 and e.error == "", name
     e.load_preset("narrow_valley")
     e.step(800)
@@ -410,8 +417,8 @@ def test_close_stops_the_worker_and_two_explorers_are_independent(make, capsys):
     assert a.error == ""  # ...is b's alone
     a.close()
     assert a.runner.state == "stopped"
-    for w in (a, a._surface_fig, a.marks["heads"], a.marks["trajectories"], a.controls.lr["sgd"],
-              a.controls.lr["sgd"].layout, a.marks["click"].image, a._sx, a.controls.panels):
+    for w in (a, a.figures.surface_figure, a.marks["heads"], a.marks["trajectories"], a.controls.lr["sgd"],
+              a.controls.lr["sgd"].layout, a.marks["click"].image, a.marks["surface"].scales["x"], a.controls.panels):
         assert w.comm is None, w  # closed: no comm left behind
     assert not any(t.name == "optiviz-surface-explorer" and t.is_alive() for t in [a.runner._thread] if t)
     tb = b.t
@@ -427,7 +434,7 @@ def test_frames_are_bounded_by_fps_while_playing(make):
     e = make("quadratic", ("sgd", "momentum"), condition=100.0, speed=1, fps=20,
              hparams={"sgd": {"lr": 1e-4}, "momentum": {"lr": 1e-4}})
     frames = []
-    original = e._publish
+    original = e.runner._publish
     e.runner._publish = lambda records: (frames.append(time.monotonic()), original(records))
     e.play()
     time.sleep(1.0)

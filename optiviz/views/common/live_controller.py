@@ -8,8 +8,11 @@ through its controller, in tests, notebooks and benchmarks, without a widget.
 Requests are `(kind, *args)` tuples (or a plain kind string) with a value, for example
 `("hparam", "adam", "lr"), 0.01`. The runner keeps the latest value per key and hands them to
 `apply` at the next step boundary, where `handlers[kind](*args, value)` does the change: a
-table, not string prefixes and getattr. A ValueError from a handler is the user's mistake: it
-becomes `error` (shown in the view's error line) and the run goes on.
+table, not string prefixes and getattr. A ValueError (or a TypeError: a value of the wrong
+kind from a script) from a handler is the user's mistake: it becomes `error` (shown in the view's
+error line), the controls snap back to what runs, and the run goes on. The error line is cleared
+by the person's next request, not by the next change that happens to succeed: a rejected change
+followed by another in the same step boundary stays visible.
 
 Listeners (`subscribe`) hear, in the thread that caused it: "frame" (new records were added),
 "config" (a setting changed: controls re-read the controller), "status" (the runner's state),
@@ -40,7 +43,7 @@ class LiveController:
         self._listeners: list[Listener] = []
         self.error = ""
         self.closed = False
-        self.runner = LiveRunner(self.step_chunk, apply=self._apply, publish=self._publish,
+        self.runner = LiveRunner(self.step_chunk, apply=self._apply, publish=self.publish,
                                  on_error=self.show_error, on_status=self._on_status, fps=fps, name=name)
 
     # ---- what subclasses provide -------------------------------------------------------------
@@ -63,6 +66,7 @@ class LiveController:
         if kind not in self._handlers:
             self.show_error(f"unknown control {kind!r}; known: {', '.join(sorted(self._handlers))}")
             return
+        self.clear_error()  # a new request answers the old message
         self.runner.request(key, value)
         if sync or not self.runner.is_running:
             self.runner.apply_pending()
@@ -76,7 +80,9 @@ class LiveController:
             except ValueError:
                 self.emit("config")  # rejected: controls snap back to what runs
                 raise
-            self.clear_error()
+            except TypeError as exc:
+                self.emit("config")
+                raise ValueError(f"{' '.join(map(str, (kind, *args)))}: cannot use {value!r} ({exc})") from None
             self.emit("config")
 
     # ---- events ------------------------------------------------------------------------------
@@ -87,7 +93,9 @@ class LiveController:
         for listener in list(self._listeners):
             listener(event)
 
-    def _publish(self, records: list[Any]) -> None:
+    def publish(self, records: list[Any]) -> None:
+        """The runner's publish: fold records into the state, then tell the view to draw a frame
+        (benchmarks call it to time one frame)."""
         self.add_records(records)
         self.emit("frame")
 

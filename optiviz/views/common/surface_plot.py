@@ -1,7 +1,8 @@
 """A 2D loss surface as bqplot marks: log-coloured heatmap, contour lines, known minima, click target.
 
 Every view that draws a surface (the explorer, the stability and basin maps) builds it from here,
-so they look alike and a surface is turned into colours and contours in one place.
+so they look alike and a surface is turned into colours and contours in one place. `click_target`
+is the one invisible click-catching image (the explorer's surface, the maps' heatmap).
 """
 from __future__ import annotations
 
@@ -33,11 +34,7 @@ class SurfacePlot:
                                  opacities=[0.55])
         self.minima = bq.Scatter(x=[], y=[], scales=self.scales, marker="cross", colors=[theme.MINIMUM_COLOR],
                                  default_size=140)
-        # An invisible image over the domain: its element clicks carry data coordinates.
-        self._click_png = widgets.Image(value=theme.transparent_png(), format="png")
-        self.click_target = bq.Image(image=self._click_png, x=[0, 1], y=[0, 1], scales=self.scales)
-        self._on_click = on_click
-        self.click_target.on_element_click(self._clicked)
+        self.click_target = click_target(self.scales, on_click)
         self.surface = surface
         self.set_surface(surface)
 
@@ -62,8 +59,22 @@ class SurfacePlot:
             self.minima.x, self.minima.y = minima[:, 0], minima[:, 1]
             self.click_target.x, self.click_target.y = [x0, x1], [y0, y1]
 
-    def _clicked(self, _mark: bq.Image, event: dict) -> None:
+
+def click_target(scales: dict[str, bq.Scale], on_click: Callable[[float, float], None] | None) -> bq.Image:
+    """An invisible image mark over a figure's data area: a click on it calls on_click(x, y) in
+    data coordinates (bqplot's other marks only report clicks on what they draw). Set its x and y
+    to the domain's [min, max] so it covers the map."""
+    target = bq.Image(image=widgets.Image(value=theme.transparent_png(), format="png"),
+                      x=[0, 1], y=[0, 1], scales=scales)
+
+    def clicked(_mark: bq.Image, event: dict) -> None:
         data = event.get("data", {}) if isinstance(event, dict) else {}
         x, y = data.get("click_x"), data.get("click_y")
-        if self._on_click is not None and x is not None and y is not None:
-            self._on_click(float(x), float(y))
+        if on_click is not None and x is not None and y is not None:
+            on_click(float(x), float(y))
+
+    target.on_element_click(clicked)
+    return target
+
+
+__all__ = ["SurfacePlot", "click_target", "GRID"]

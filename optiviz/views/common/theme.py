@@ -25,7 +25,8 @@ OPTIMIZER_COLORS: dict[str, str] = {
     "rmsprop": "#CC79A7",
     "adam": "#6A3D9A",
 }
-FALLBACK_COLORS = ("#000000", "#56B4E9", "#8C510A", "#01665E")
+# For lines that are not one optimizer each (an unknown name, compared runs of one optimizer).
+FALLBACK_COLORS = ("#000000", "#56B4E9", "#8C510A", "#01665E", "#E69F00", "#999999")
 
 # Pale grey-blue ramp: low loss is white so trajectories in saturated colours stand out.
 SURFACE_SCHEME: tuple[str, ...] = ("#ffffff", "#eef1f5", "#d3dae4", "#aab5c4", "#7a8799")
@@ -51,9 +52,14 @@ STYLE_HTML = f"""<style>
 </style>"""
 
 
+def fallback_color(index: int) -> str:
+    """The index-th colour for a line that has no optimizer colour of its own (cycles)."""
+    return FALLBACK_COLORS[index % len(FALLBACK_COLORS)]
+
+
 def optimizer_color(name: str, index: int = 0) -> str:
-    """The one colour an optimizer has in every view."""
-    return OPTIMIZER_COLORS.get(name, FALLBACK_COLORS[index % len(FALLBACK_COLORS)])
+    """The one colour an optimizer has in every view (else `fallback_color(index)`)."""
+    return OPTIMIZER_COLORS.get(name) or fallback_color(index)
 
 
 def style_widget() -> widgets.HTML:

@@ -1,11 +1,12 @@
 """Every control of the surface explorer, built from the engine's specs.
 
-Observers here do one thing: turn a person's input into a control request (`request(name,
-value)`), which the explorer's worker applies at the next step boundary. `sync` moves the
-widgets to what the engine runs without sending anything back (a preset, a new surface, a
-rejected value snapping back).
+Observers here do one thing: turn a person's input into a control request (`request(key,
+value)` of the ExplorerController), which is applied at the next step boundary. The widgets hold
+no setting of their own: `sync` moves them to the controller's config without sending anything
+back, after every change the controller makes (a preset, a new surface, a rejected value
+snapping back).
 
-Request names: "hp:<optimizer>:<name>", "shared_lr", "optimizers", "grad_noise", "clip",
+Request keys: ("hparam", optimizer, name), "shared_lr", "optimizers", "grad_noise", "clip",
 "schedule", "speed", "surface".
 """
 from __future__ import annotations
@@ -33,11 +34,11 @@ _WIDE = {"description_width": "110px"}
 class ExplorerControls:
     """Buttons, preset menu and four tabs (optimizers, hyperparameters, gradient, surface).
 
-    `request(name, value)` records a change; `actions` maps "play", "pause", "step", "reset" and
+    `request(key, value)` records a change; `actions` maps "play", "pause", "step", "reset" and
     "preset" (called with the preset's name) to what the buttons and the preset menu do.
     """
 
-    def __init__(self, cfg: ExplorerConfig, request: Callable[[str, Any], None],
+    def __init__(self, cfg: ExplorerConfig, request: Callable[[Any, Any], None],
                  actions: dict[str, Callable[..., Any]], preset: str | None = None) -> None:
         self.quiet = Quiet()
         self._request = request
@@ -81,7 +82,7 @@ class ExplorerControls:
             on_value(box, self.quiet, lambda _v: self._request("optimizers", self.checked()))
             lr = log_slider("lr", cfg.hparams[o]["lr"], *HPARAMS[o]["lr"].slider)
             lr.style.description_width = "30px"
-            on_value(lr, self.quiet, lambda v, o=o: self._request(f"hp:{o}:lr", v))
+            on_value(lr, self.quiet, lambda v, o=o: self._request(("hparam", o, "lr"), v))
             swatch = widgets.HTML(f'<span style="display:inline-block;width:28px;height:6px;'
                                   f'background:{theme.optimizer_color(o)};margin-top:14px"></span>')
             row = widgets.HBox([swatch, box, lr])
@@ -103,7 +104,7 @@ class ExplorerControls:
             # the slider spans the useful range; this box takes any value, and rejects bad ones visibly
             text = widgets.FloatText(value=cfg.hparams[o]["lr"], description="lr =", continuous_update=False,
                                      style=_WIDE, layout=widgets.Layout(width="260px"))
-            on_value(text, self.quiet, lambda v, o=o: self._request(f"hp:{o}:lr", v))
+            on_value(text, self.quiet, lambda v, o=o: self._request(("hparam", o, "lr"), v))
             self.lr_text[o] = text
             items: list[widgets.Widget] = [text]
             for name, spec in HPARAMS[o].items():
@@ -173,9 +174,9 @@ class ExplorerControls:
     def _on_hparam(self, optimizer: str, key: str, value: Any) -> None:
         if key.startswith("betas."):
             b = (self.hparams[(optimizer, "betas.0")].value, self.hparams[(optimizer, "betas.1")].value)
-            self._request(f"hp:{optimizer}:betas", b)
+            self._request(("hparam", optimizer, "betas"), b)
         else:
-            self._request(f"hp:{optimizer}:{key}", value)
+            self._request(("hparam", optimizer, key), value)
 
     def _on_surface(self, name: str) -> None:
         self.condition.layout.display = None if name in WITH_CONDITION else "none"

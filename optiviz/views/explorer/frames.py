@@ -1,59 +1,34 @@
 """Pure helpers that turn the explorer's series into what one frame sends to bqplot.
 
-Kept apart from the widget so each piece can be read (and tested) on its own: log-dense
-trajectory decimation, stacking rows of different lengths into one multi-line mark without NaN,
-decade ticks for log axes, and the small texts (marker labels, captions).
+Kept apart from the widget so each piece can be read (and tested) on its own: readable ticks
+for log axes, pinning a scale while its data has no span, and the caption's HTML. (Trajectory
+decimation, which needs no widget, is in race.py.)
 """
 from __future__ import annotations
 
 import html
+import math
 from contextlib import ExitStack
-from typing import Any
 
 import bqplot as bq
 import numpy as np
 
-from optiviz.stream.series import SeriesBuffer
+from optiviz.rounding import log_ticks, nice_round
 from optiviz.views.common import theme
 
 
-def trajectory_view(buf: SeriesBuffer, max_points: int) -> tuple[np.ndarray, np.ndarray]:
-    """A decimated float32 copy of a path, dense where runs move most: at the start.
-
-    An even stride over 100,000 steps would keep one point of the first hundred, where the
-    zigzags the lectures talk about happen; half the points here are spaced evenly in log(step)
-    and half evenly in step. O(max_points), like SeriesBuffer.view (whose arrays() it reads).
-    """
-    n = len(buf)
-    if n <= max_points:
-        return buf.view(max_points)
-    steps, values = buf.arrays()
-    half = max_points // 2
-    idx = np.unique(np.concatenate([
-        np.rint(np.geomspace(1, n, max_points - half)).astype(np.intp) - 1,
-        np.rint(np.linspace(0, n - 1, half)).astype(np.intp),
-    ]))
-    return steps[idx].astype(np.float32), values[idx].astype(np.float32)
-
-
 def decade_ticks(axis: bq.Axis, y: np.ndarray, stack: ExitStack) -> None:
-    """Ticks at powers of ten on a log axis (d3 labels 2x..9x too, unreadably crowded), at most
-    six of them, or at 1-2-5 steps while the data spans under two decades; sent only on change."""
+    """Readable ticks on a log axis (d3 labels 2x..9x too, unreadably crowded): `log_ticks`'s
+    decades or 1-2-5 steps, at most six; d3's own when not even two 1-2-5 values fit (the ".0e"
+    labels of round linear ticks inside one decade would repeat). Sent only on change."""
     if not isinstance(axis.scale, bq.LogScale):
         return
     finite = y[np.isfinite(y) & (y > 0)]
     if not finite.size:
         return
-    # bqplot draws tick values outside the domain too: only the decades inside the data
-    lo, hi = int(np.ceil(np.log10(finite.min()))), int(np.floor(np.log10(finite.max())))
-    stride = max(1, -(-(hi - lo) // 5))
-    if hi - lo >= 1:
-        ticks = 10.0 ** np.arange(lo, hi + 1, stride)
-    else:  # under two decades d3 labels every 1x..9x, overlapping: 1-2-5 steps instead, if two fit
-        lo_d, hi_d = int(np.floor(np.log10(finite.min()))), int(np.ceil(np.log10(finite.max())))
-        ticks = np.array([m * 10.0 ** d for d in range(lo_d, hi_d + 1) for m in (1, 2, 5)])
-        ticks = ticks[(ticks >= finite.min()) & (ticks <= finite.max())]
-        ticks = ticks if len(ticks) >= 2 else None  # within a factor of ~2: d3's own
+    values = log_ticks(float(finite.min()), float(finite.max()))
+    readable = values is not None and len(values) >= 2 and all(math.isclose(nice_round(v), v) for v in values)
+    ticks = np.asarray(values) if readable else None
     current = axis.tick_values
     if (current is None and ticks is None) or (
             current is not None and ticks is not None and np.array_equal(np.asarray(current), ticks)):
@@ -87,14 +62,6 @@ def pin_scale(scale: bq.Scale, span: tuple[float, float] | None, stack: ExitStac
         return
     stack.enter_context(scale.hold_sync())
     scale.min, scale.max = lo, hi
-
-
-def event_label(name: str, value: Any) -> str:
-    if isinstance(value, tuple):
-        return f"{name} ({', '.join(f'{v:.3g}' for v in value)})"
-    if isinstance(value, bool):
-        return f"{name} {'on' if value else 'off'}"
-    return f"{name} {value:.3g}"
 
 
 def caption_html(title: str, caption: str) -> str:

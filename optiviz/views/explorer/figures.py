@@ -1,0 +1,178 @@
+"""The explorer's three figures (surface, loss, step length) and how one frame is drawn into them.
+
+`ExplorerFigures` holds bqplot marks only: it draws what an `ExplorerController` holds (its
+surface, its `RaceSeries`) and keeps no setting. Every panel is one multi-line mark with a row
+per racing optimizer, so a frame sends one message per changed panel.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from typing import Any
+
+import bqplot as bq
+import numpy as np
+
+from optiviz.engine.surface import Surface
+from optiviz.views.common import theme
+from optiviz.views.common.surface_plot import SurfacePlot
+from optiviz.views.common.widget_tree import pad_rows
+from optiviz.views.explorer.frames import decade_ticks, flat_span, pin_scale
+from optiviz.views.explorer.race import RaceSeries
+
+MAX_MARKERS = 20  # per optimizer on the loss panel
+
+
+class ExplorerFigures:
+    """Marks and figures of one explorer; `draw_*` send only what changed."""
+
+    def __init__(self, surface: Surface, on_click: Callable[[float, float], None], grid: int) -> None:
+        self.plot = SurfacePlot(surface, on_click=on_click, grid=grid)
+        xy = self.plot.scales
+        self.start = bq.Scatter(x=[], y=[], scales=xy, marker="circle", colors=["#ffffff"],
+                                stroke="#111111", stroke_width=2, default_size=110)
+        self._lsx, self._lsy = bq.LinearScale(), bq.LogScale()
+        self._ssx, self._ssy = bq.LinearScale(), bq.LogScale()
+        self.trajectories = bq.Lines(x=[], y=[], scales=xy, stroke_width=3)
+        self.loss = bq.Lines(x=[], y=[], scales={"x": self._lsx, "y": self._lsy}, stroke_width=2.5)
+        self.step_length = bq.Lines(x=[], y=[], scales={"x": self._ssx, "y": self._ssy}, stroke_width=2.5)
+        self.heads = bq.Scatter(x=[], y=[], scales=xy, colors=["#000000"], stroke="#ffffff",
+                                stroke_width=1.5, default_size=160)
+        self.loss_markers = bq.Scatter(x=[], y=[], scales={"x": self._lsx, "y": self._lsy},
+                                       marker="triangle-down", colors=["#000000"], default_size=120,
+                                       names=[], display_names=True)
+        self.surface_figure = theme.figure(
+            [*self.plot.background, self.trajectories, self.start, self.heads, self.plot.click_target],
+            [theme.axis(self.plot.x_scale, "x"), theme.axis(self.plot.y_scale, "y", vertical=True)],
+            title=surface.title, width="560px", height="540px", padding_y=0.0,
+        )
+        self.loss_axis = theme.axis(self._lsy, "loss − f*", vertical=True, tick_format=".0e")
+        self.loss_figure = theme.figure(
+            [self.loss, self.loss_markers], [theme.axis(self._lsx, "step", num_ticks=6), self.loss_axis],
+            title="loss", width="440px", height="270px",
+        )
+        self.step_length_axis = theme.axis(self._ssy, "|Δx|", vertical=True, tick_format=".0e")
+        self.step_length_figure = theme.figure(
+            [self.step_length], [theme.axis(self._ssx, "step", num_ticks=6), self.step_length_axis],
+            title="step length", width="440px", height="270px",
+        )
+        self._panels = {"path": (self.trajectories, None), "loss": (self.loss, self.loss_axis),
+                        "len": (self.step_length, self.step_length_axis)}
+        self._row_counts: dict[str, tuple[int, ...]] = {}
+        self._drawn: dict[str, Any] = {}
+        self.surface: Surface | None = None
+        self.race: RaceSeries | None = None
+
+    @property
+    def marks(self) -> dict[str, Any]:
+        p = self.plot
+        return {"surface": p.heatmap, "contours": p.contours, "minima": p.minima, "start": self.start,
+                "click": p.click_target, "heads": self.heads, "trajectories": self.trajectories,
+                "loss": self.loss, "step_length": self.step_length, "loss_markers": self.loss_markers}
+
+    # ---- a new surface, a new run ------------------------------------------------------------
+    def draw_surface(self, surface: Surface, stack: ExitStack) -> None:
+        """Heatmap, contours, title, and a log or linear loss axis (log when f* is known)."""
+        self.surface = surface
+        log = surface.f_min is not None
+        for w in (self.surface_figure, self.loss_axis):
+            stack.enter_context(w.hold_sync())
+        self.plot.set_surface(surface)
+        self.surface_figure.title = surface.title
+        self.loss_axis.label = "loss − f*" if log else "loss"
+        self.loss_axis.tick_format = ".0e" if log else None
+        self.loss_axis.tick_values = None  # automatic again; decade_ticks sets them on log axes
+        if isinstance(self._lsy, bq.LogScale) != log:
+            self._lsy = bq.LogScale() if log else bq.LinearScale()
+            self.loss_axis.scale = self._lsy
+            for mark in (self.loss, self.loss_markers):
+                mark.scales = {"x": self._lsx, "y": self._lsy}
+
+    def start_run(self, race: RaceSeries, stack: ExitStack) -> None:
+        """A fresh run: its colours and start point; every panel is drawn anew."""
+        self.race = race
+        self._drawn = {}
+        colors = [theme.optimizer_color(o, i) for i, o in enumerate(race.optimizers)]
+        for mark in (self.trajectories, self.loss, self.step_length):
+            stack.enter_context(mark.hold_sync())
+            mark.colors = colors
+        x0, y0 = (np.array([v], np.float32) for v in race.head(race.optimizers[0]))
+        stack.enter_context(self.start.hold_sync())
+        self.start.x, self.start.y = x0, y0
+
+    # ---- one frame ---------------------------------------------------------------------------
+    def draw_frame(self, max_path_points: int, max_curve_points: int, stack: ExitStack) -> None:
+        """Decimated float32 views of every series, one message per changed mark."""
+        race = self.race
+        stack.enter_context(self.heads.hold_sync())  # entered first, sent last: after the paths
+        for key in ("path", "loss", "len"):
+            lengths = race.lengths(key)
+            if self._drawn.get(key) == lengths:
+                continue  # nothing new (paused, or every row finished): send nothing
+            self._drawn[key] = lengths
+            self._draw_panel(key, race.rows(key, max_path_points if key == "path" else max_curve_points), stack)
+        heads = np.array([race.head(o) for o in race.optimizers], dtype=np.float32)
+        self.heads.x, self.heads.y = heads[:, 0], heads[:, 1]
+        self.heads.colors = [theme.optimizer_color(o, i) for i, o in enumerate(race.optimizers)]
+        self._draw_markers(stack)
+
+    def _draw_panel(self, key: str, rows: list[tuple[np.ndarray, np.ndarray]], stack: ExitStack) -> None:
+        mark, axis = self._panels[key]
+        x, y, counts = pad_rows(rows)
+        self._row_counts[key] = counts
+        pins = {} if axis is None else {s: flat_span(d, s) for s, d in ((mark.scales["x"], x), (mark.scales["y"], y))}
+        # hold_syncs exit last-in first-out. A scale being freed, and the axis's ticks, go out
+        # after the data (entered first); a scale being pinned goes out before it.
+        for scale, pin in pins.items():
+            if pin is None:
+                pin_scale(scale, None, stack)
+        if axis is not None:
+            stack.enter_context(axis.hold_sync())
+        stack.enter_context(mark.hold_sync())
+        for scale, pin in pins.items():
+            if pin is not None:
+                pin_scale(scale, pin, stack)
+        mark.x, mark.y = x, y
+        self._placeholder_domain(mark, empty=not any(counts))
+        if axis is not None and any(counts):
+            decade_ticks(axis, y, stack)
+
+    @staticmethod
+    def _placeholder_domain(mark: bq.Lines, empty: bool) -> None:
+        """An empty mark gives its scales a NaN domain and bqplot then fails to draw the axes
+        ("invalid format: .undefinedg") - at step 0 no step has a length yet. While empty, the
+        mark is hidden and holds a placeholder span, so its axes still draw; data replaces it
+        in the same message."""
+        if empty:
+            mark.x = np.array([0.0, 1.0], np.float32)
+            mark.y = np.array([1e-3, 1.0], np.float32)
+        mark.visible = not empty
+
+    def _draw_markers(self, stack: ExitStack) -> None:
+        signature = self.race.marker_signature()
+        if self._drawn.get("markers") == signature:
+            return
+        self._drawn["markers"] = signature
+        points = self.race.marker_points(MAX_MARKERS)
+        index = {o: i for i, o in enumerate(self.race.optimizers)}
+        stack.enter_context(self.loss_markers.hold_sync())
+        self.loss_markers.x = np.asarray([p[1] for p in points], dtype=np.float32)
+        self.loss_markers.y = np.asarray([p[2] for p in points], dtype=np.float32)
+        self.loss_markers.colors = [theme.optimizer_color(p[0], index[p[0]]) for p in points] or ["#000000"]
+        self.loss_markers.names = [p[3] for p in points]
+
+    # ---- what the marks hold -----------------------------------------------------------------
+    def rows(self, key: str, optimizers: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Per optimizer, the x and y a panel's mark holds for it (its padding removed)."""
+        mark = self._panels[key][0]
+        x, y = np.asarray(mark.x), np.asarray(mark.y)
+        counts = self._row_counts.get(key, ())
+        xs, ys = {}, {}
+        for k, o in enumerate(optimizers):
+            c = counts[k] if k < len(counts) else 0
+            xs[o] = x[k, :c] if x.ndim == 2 else x[:c]
+            ys[o] = y[k, :c] if y.ndim == 2 else y[:c]
+        return xs, ys
+
+
+__all__ = ["ExplorerFigures"]

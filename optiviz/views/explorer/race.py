@@ -1,0 +1,137 @@
+"""What one explorer run has drawn so far, as plain data: series, change markers, statuses.
+
+`RaceSeries` is the explorer controller's record of a run (no widgets): per racing optimizer a
+path, a loss curve and a step-length curve (`SeriesBuffer`s, so a frame costs the same at step
+1,000 and 1,000,000), the change markers (`Markers`) and what the legend says. A restart builds a
+new one, so nothing of an old run can leak into the next.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from optiviz.engine.simulator import CONVERGED, DIVERGED
+from optiviz.stream.series import Markers, SeriesBuffer
+
+LOSS_FLOOR = 1e-30  # log axes cannot show 0: an exactly converged run sits on the floor
+SERIES = ("path", "loss", "len")
+
+
+def trajectory_view(buf: SeriesBuffer, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """A decimated float32 copy of a path, dense where runs move most: at the start.
+
+    An even stride over 100,000 steps would keep one point of the first hundred, where the
+    zigzags the lectures talk about happen; half the points here are spaced evenly in log(step)
+    and half evenly in step. O(max_points), like SeriesBuffer.view (whose arrays() it reads).
+    """
+    n = len(buf)
+    if n <= max_points:
+        return buf.view(max_points)
+    steps, values = buf.arrays()
+    half = max_points // 2
+    idx = np.unique(np.concatenate([
+        np.rint(np.geomspace(1, n, max_points - half)).astype(np.intp) - 1,
+        np.rint(np.linspace(0, n - 1, half)).astype(np.intp),
+    ]))
+    return steps[idx].astype(np.float32), values[idx].astype(np.float32)
+
+
+def status_texts(optimizers: Sequence[str], status: np.ndarray, converged_at: np.ndarray,
+                 diverged_at: np.ndarray) -> dict[str, str]:
+    """What the legend says per optimizer: "running", "converged at step N", "diverged at step N"."""
+    out = {}
+    for k, o in enumerate(optimizers):
+        if int(status[k]) == DIVERGED:
+            out[o] = f"diverged at step {int(diverged_at[k])}"
+        elif int(status[k]) == CONVERGED:
+            out[o] = f"converged at step {int(converged_at[k])}"
+        else:
+            out[o] = "running"
+    return out
+
+
+class RaceSeries:
+    """Series, markers and statuses of one run; `extend(record)` folds in a SimRecord."""
+
+    def __init__(self, optimizers: Sequence[str], x0: np.ndarray, loss0: np.ndarray, *, f_ref: float,
+                 loss_log: bool, statuses: dict[str, str]) -> None:
+        self.optimizers = tuple(optimizers)
+        self.f_ref = float(f_ref)
+        self.loss_log = bool(loss_log)  # unbounded surfaces (no f_min): a linear loss axis
+        self.buffers: dict[str, dict[str, SeriesBuffer]] = {
+            "path": {o: SeriesBuffer(2) for o in self.optimizers},
+            "loss": {o: SeriesBuffer(minmax=True) for o in self.optimizers},
+            "len": {o: SeriesBuffer(minmax=True) for o in self.optimizers},
+        }
+        self.markers = {o: Markers() for o in self.optimizers}
+        self.statuses = dict(statuses)
+        for k, o in enumerate(self.optimizers):
+            self.buffers["path"][o].append(0, np.asarray(x0[k], dtype=np.float64))
+            self.buffers["loss"][o].append(0, self._excess(np.float64(loss0[k])))
+
+    def _excess(self, loss: Any) -> Any:
+        """What the loss axis shows: loss - f* above a floor on a log axis, else the loss itself."""
+        return np.maximum(loss - self.f_ref, LOSS_FLOOR) if self.loss_log else loss
+
+    def extend(self, rec: Any) -> None:
+        """Append a SimRecord; a diverged row's lines stop at its last finite point."""
+        steps = rec.steps
+        for k, o in enumerate(self.optimizers):
+            d = int(rec.diverged_at[k])
+            keep = steps < d if d >= 0 else slice(None)
+            s = steps[keep]
+            if len(s) == 0:
+                continue
+            self.buffers["path"][o].extend(s, rec.points[keep, k].astype(np.float64))
+            self.buffers["loss"][o].extend(s, self._excess(rec.loss[keep, k].astype(np.float64)))
+            self.buffers["len"][o].extend(s, np.maximum(rec.step_length[keep, k].astype(np.float64), LOSS_FLOOR))
+        self.statuses = status_texts(self.optimizers, rec.status, rec.converged_at, rec.diverged_at)
+
+    # ---- what a frame draws ------------------------------------------------------------------
+    def lengths(self, kind: str) -> tuple[int, ...]:
+        """Samples per optimizer in one series: a frame redraws a panel only when these change."""
+        return tuple(len(self.buffers[kind][o]) for o in self.optimizers)
+
+    def rows(self, kind: str, max_points: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Decimated float32 (x, y) per optimizer: path points, or (step, value) of a curve."""
+        bufs = self.buffers[kind]
+        if kind == "path":
+            return [(v[:, 0], v[:, 1]) for _, v in (trajectory_view(bufs[o], max_points) for o in self.optimizers)]
+        return [bufs[o].view(max_points) for o in self.optimizers]
+
+    def head(self, optimizer: str) -> tuple[float, float]:
+        _step, xy = self.buffers["path"][optimizer].last
+        return float(xy[0]), float(xy[1])
+
+    def last_loss(self, optimizer: str) -> float:
+        """The newest loss as the surface gives it (f* added back on a log axis)."""
+        value = self.buffers["loss"][optimizer].last[1]
+        return value + self.f_ref if self.loss_log else value
+
+    def marker_signature(self) -> tuple[tuple[int, int], ...]:
+        """Changes when a marker is added or the loss at a marker's step arrives (a frame later)."""
+        return tuple((len(self.markers[o]), min(len(self.buffers["loss"][o]), int(self.markers[o].last[0]) + 1))
+                     for o in self.optimizers if len(self.markers[o]))
+
+    def marker_points(self, max_markers: int = 20) -> list[tuple[str, float, float, str]]:
+        """(optimizer, step, loss at that step, label) of the newest markers, per optimizer."""
+        out = []
+        for o in self.optimizers:
+            steps, labels = self.markers[o].view(max_markers)
+            if not len(steps):
+                continue
+            _hist_steps, hist_loss = self.buffers["loss"][o].arrays()
+            for s, label in zip(steps, labels):
+                i = int(min(max(s, 0), len(hist_loss) - 1))
+                out.append((o, float(s), float(hist_loss[i]), label))
+        return out
+
+    @property
+    def finished(self) -> bool:
+        """Every optimizer converged or diverged (as far as the records drawn so far say)."""
+        return all(s != "running" for s in self.statuses.values())
+
+
+__all__ = ["RaceSeries", "trajectory_view", "status_texts", "LOSS_FLOOR", "SERIES"]
