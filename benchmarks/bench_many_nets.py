@@ -47,7 +47,7 @@ def at_once(data, k, epochs, model_kw, batch_size, seed=0) -> float:
     hp = settings(k)
     t0 = time.perf_counter()
     trainer = ManyTrainer(model_kw["model"], data, lr=hp["lr"], weight_decay=hp["weight_decay"], dropout=hp["dropout"],
-                          momentum=0.9, batch_size=batch_size, seed=seed, **model_kw["kw"])
+                          optimizer="momentum", momentum=0.9, batch_size=batch_size, seed=seed, **model_kw["kw"])
     trainer.run(epochs=epochs)
     synchronize(data.device)
     return time.perf_counter() - t0
@@ -85,7 +85,7 @@ def with_trainer(data, k, epochs, model_kw, batch_size, seed=0) -> float:
     t0 = time.perf_counter()
     for i in range(k):
         net = build_model(model_kw["model"], seed=seed + i, dropout=float(hp["dropout"][i]), **model_kw["kw"])
-        ov.train(net, "sgd", epochs=epochs, data=data, lr=float(hp["lr"][i]), momentum=0.9,
+        ov.train(net, "momentum", epochs=epochs, data=data, lr=float(hp["lr"][i]), momentum=0.9,
                  weight_decay=float(hp["weight_decay"][i]), batch_size=batch_size, seed=seed, probe_every=0,
                  test_each_epoch=False)
     synchronize(data.device)

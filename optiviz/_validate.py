@@ -32,8 +32,11 @@ def check_range(
     *,
     low_inclusive: bool = True,
     high_inclusive: bool = True,
+    note: str = "",
 ) -> Any:
-    """Check a scalar or per-run array lies in [low, high] (ends open or closed); return it unchanged."""
+    """Check a scalar or per-run array lies in [low, high] (ends open or closed); return it unchanged.
+
+    note: why the range is what it is, added to the out-of-range message (e.g. torch's rule)."""
     if isinstance(value, bool):
         raise ValueError(f"{name} must be a number, got {value!r}")
     arr = _as_array(name, value)
@@ -44,7 +47,8 @@ def check_range(
         bad |= (arr > high) if high_inclusive else (arr >= high)
     if np.any(bad):
         shown = arr[bad].flat[0]
-        raise ValueError(f"{name} must be in {describe_range(low, high, low_inclusive, high_inclusive)}, got {shown:g}")
+        why = f" ({note})" if note else ""
+        raise ValueError(f"{name} must be in {describe_range(low, high, low_inclusive, high_inclusive)}, got {shown:g}{why}")
     return value
 
 

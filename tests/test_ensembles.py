@@ -47,7 +47,7 @@ def test_progress_returning_false_stops_without_rows(data):
 
 
 def test_baseline_is_net_zero_and_net_zero_is_the_trainer_run(data, rows):
-    single = ov.Trainer("mlp", data, optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-3, batch_size=32,
+    single = ov.Trainer("mlp", data, optimizer="momentum", lr=0.01, momentum=0.9, weight_decay=1e-3, batch_size=32,
                         width=8, seed=0, probe_every=0, divergence_factor=None)
     single.run(epochs=2)
     assert rows[0].test_acc == pytest.approx(single.evaluate("test")[1])

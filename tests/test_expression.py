@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from optiviz.engine.optimizers import torch_optimizer
 from optiviz.engine.expression import FUNCTIONS, MAX_LENGTH, compile_expression
-from optiviz.engine.surface import LR_KEYS, Surface
+from optiviz.engine.hparams import OPTIMIZERS
+from optiviz.engine.optimizers import torch_optimizer
+from optiviz.engine.surface import Surface
 from optiviz.engine.surfaces import SURFACES
 
 F64 = torch.float64
@@ -97,7 +98,7 @@ def test_surface_fields():
     assert s.minima == () and s.f_min is None
     assert s.domain == ((-5.0, 5.0), (-5.0, 5.0))
     assert s.start == (-3.0, 3.0)  # 60% of the way to the top-left corner
-    assert set(s.lrs) == set(LR_KEYS) and all(0 < v < 100 for v in s.lrs.values())
+    assert set(s.lrs) == set(OPTIMIZERS) and all(0 < v < 100 for v in s.lrs.values())
     assert s.params["expression"] == "x^2 + y^2"
     assert s.f_ref == pytest.approx(float(np.min(s.grid(200)[2])))
     assert s.f_ref < float(s.loss(torch.tensor(s.start)))

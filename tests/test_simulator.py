@@ -99,7 +99,9 @@ def test_mid_run_lr_change_applies_from_next_step():
                      lr_at=lambda t: 1e-3 if t <= 100 else 2e-3)
     np.testing.assert_allclose(first.path[0], ref[:101], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(second.path[0], ref[100:], rtol=1e-9, atol=1e-12)
-    assert sim.events == [(100, "momentum", "lr", 1e-3, 2e-3)]
+    assert second.hparams["momentum"]["lr"] == 2e-3 and sim.get_hparams("momentum")["lr"] == 2e-3
+    sim.restart()  # a restart keeps what was chosen
+    assert sim.t == 0 and sim.get_hparams("momentum")["lr"] == 2e-3
 
 
 def test_advance_records_chunks_consistent_with_run():

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from optiviz.engine.hparams import OPTIMIZERS
 from optiviz.engine.optimizers import torch_optimizer
-from optiviz.engine.surface import LR_KEYS, Surface
+from optiviz.engine.surface import Surface, suggested_lrs
 from optiviz.engine.surfaces import SURFACE_PARAMS, SURFACES, get_surface
 
 F64 = torch.float64
@@ -212,8 +213,8 @@ def test_suggested_lrs_make_a_sane_picture(name):
     """From the default start, 300 steps at each suggested lr never trip the lectures' 3x rule
     while on the plot, and make progress (the unbounded saddles are left through a valley)."""
     s = SURFACES[name]
-    assert set(s.lrs) == set(LR_KEYS)
-    for opt in LR_KEYS:
+    assert set(s.lrs) == set(OPTIMIZERS)
+    for opt in OPTIMIZERS:
         lr = s.lrs[opt]
         assert isinstance(lr, float) and 0 < lr < 10
         path, losses = _run(s, opt)
@@ -226,9 +227,22 @@ def test_suggested_lrs_make_a_sane_picture(name):
         if name != "cliff":  # the cliff throws SGD and momentum off the plot: that is the lesson
             assert inside.mean() > 0.1, opt
     if s.f_min is not None and name not in ("rastrigin", "ackley", "six_hump_camel", "cliff", "rosenbrock"):
-        for opt in LR_KEYS:  # the convex-ish ones: everybody gets close
+        for opt in OPTIMIZERS:  # the convex-ish ones: everybody gets close
             losses = _run(s, opt)[1]
             assert losses[-1] - s.f_ref < 0.05 * (losses[0] - s.f_ref), opt
+
+
+def test_suggested_lrs_name_every_optimizer_once():
+    """A surface gives one positive lr per optimizer of engine/hparams.py: a forgotten or unknown
+    optimizer is a ValueError naming the surface (it used to be an assert)."""
+    full = {o: 0.1 for o in OPTIMIZERS}
+    assert dict(suggested_lrs("bowl", full)) == full
+    with pytest.raises(ValueError, match=r"surface 'bowl': lrs must give one lr .*missing: adam, unknown: none"):
+        suggested_lrs("bowl", {o: 0.1 for o in OPTIMIZERS if o != "adam"})
+    with pytest.raises(ValueError, match=r"missing: none, unknown: lion"):
+        suggested_lrs("bowl", {**full, "lion": 0.1})
+    with pytest.raises(ValueError, match=r"lrs must be positive numbers, got sgd=0"):
+        suggested_lrs("bowl", {**full, "sgd": 0})
 
 
 def test_cliff_clipping_visibly_matters():

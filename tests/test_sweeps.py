@@ -36,6 +36,30 @@ def test_stability_map_streams_progress():
     assert maps[0].y.scale == "log1m" and maps[0].y.values.max() < 1
 
 
+def test_axis_defaults_come_from_the_hyperparameter_table():
+    """Default ranges are the table's (engine/hparams.py), per optimizer: nesterov's momentum axis
+    starts above 0, which torch requires, so its default map runs instead of raising."""
+    from optiviz.engine.hparams import sweep_axes
+    from optiviz.engine.sweeps import axis_names
+
+    assert axis_names("adam") == ["lr", "eps", "weight_decay", "beta1", "beta2"]
+    assert list(sweep_axes("sgd")) == ["lr", "weight_decay"]
+    beta2 = make_axis("beta2", num=3)
+    assert beta2.scale == "log1m" and beta2.values[0] == pytest.approx(0.9) and beta2.values[-1] == pytest.approx(0.9999)
+    assert make_axis("momentum", num=3).values[0] == 0.0
+    assert make_axis("momentum", num=3, optimizer="nesterov").values[0] == pytest.approx(0.01)
+    m = ov.stability_map("quadratic", "nesterov", resolution=4, steps=20)
+    assert m.y.name == "momentum" and m.y.values.min() > 0 and m.status.shape == (4, 4)
+
+
+def test_stability_map_keeps_a_fixed_beta_the_axis_does_not_sweep():
+    kw = {"betas": (0.5, 0.999)}
+    m = ov.stability_map("quadratic", "adam", "lr", "beta2", resolution=3, steps=10, dtype=F64, **kw)
+    single = ov.simulate("quadratic", "adam", steps=10, dtype=F64, lr=m.x.values[1], betas=(0.5, m.y.values[2]))
+    assert m.final_loss[2, 1] == single.loss[-1]
+    assert kw == {"betas": (0.5, 0.999)}
+
+
 def test_stability_map_bad_axis():
     with pytest.raises(ValueError, match="momentum"):
         ov.stability_map("quadratic", "adam", "lr", "momentum", resolution=4, steps=5)

@@ -129,7 +129,7 @@ def test_invalid_parameters(make, match):
 
 
 def test_per_run_length_must_match_the_gradient():
-    with pytest.raises(ValueError, match="g_max has 3 values but the gradient has 4 runs"):
+    with pytest.raises(ValueError, match=r"g_max must be a scalar or have one value per run \(length 4\), got length 3"):
         clip_by_value([1.0, 2.0, 3.0])(G, 0)
     with pytest.raises(ValueError, match="t must be in"):
         annealed_noise(0.1)(G, -1)

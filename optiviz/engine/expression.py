@@ -19,7 +19,7 @@ import torch
 
 from optiviz._validate import check_finite_float, check_range
 from optiviz.rounding import nice_round
-from optiviz.engine.surface import LR_KEYS, Domain, Surface
+from optiviz.engine.surface import Domain, Surface, suggested_lrs
 
 Tensor = torch.Tensor
 
@@ -344,7 +344,6 @@ def compile_expression(text: str, *, domain: Any = None, name: str | None = None
         "rmsprop": nice_round(0.002 * width),
         "adam": nice_round(0.02 * width),
     }
-    assert set(lrs) == set(LR_KEYS)
     # log colours when most of the domain sits in the bottom 1% of the range (Rosenbrock-like)
     low = float(np.quantile(finite, 0.1)) - lo
     log_color = bool((hi - lo) > 100 * low)
@@ -356,7 +355,7 @@ def compile_expression(text: str, *, domain: Any = None, name: str | None = None
         minima=(),
         f_min=None,
         start=start,
-        lrs=MappingProxyType(lrs),
+        lrs=suggested_lrs(probe.name, lrs),
         params=MappingProxyType(dict(probe.params)),
         log_color=log_color,
         loss_fn=loss_fn,

@@ -1,7 +1,8 @@
 """Hyperparameter specs per optimizer: torch.optim's names and defaults, valid ranges, slider hints.
 
-One table (``HPARAMS``) serves three readers: the optimizers validate with it, views build sliders
-from it (``slider``, ``log``, ``description``), and docs list it. Names and defaults are
+One table (``HPARAMS``) serves every reader: its keys are the optimizer names (``OPTIMIZERS``), the
+optimizers validate with it, views build sliders from it (``slider``, ``log``, ``description``),
+the stability maps take their default axes from it (``sweep``), and docs list it. Names and defaults are
 torch.optim's, except that "momentum" and "nesterov" default momentum to 0.9 (torch's 0 would make
 them plain SGD).
 """
@@ -13,6 +14,18 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from optiviz._validate import check_choice, check_int, check_range, describe_range
+
+
+SCALES = ("linear", "log", "log1m")  # log1m: 1 - value in log space (betas, momentum near 1)
+
+
+@dataclass(frozen=True)
+class SweepAxis:
+    """The default range of a stability-map axis: `low` to `high` spaced on `scale` (one of SCALES)."""
+
+    low: float
+    high: float
+    scale: str = "linear"
 
 
 @dataclass(frozen=True)
@@ -35,10 +48,19 @@ class HParamSpec:
     slider: tuple[float, float] | None = None
     kind: str = "float"
     parts: tuple[str, ...] = ()
+    note: str = ""  # why the range is what it is (torch's rule), added to an out-of-range message
+    sweep: tuple[SweepAxis, ...] = ()  # default stability-map axis: one per value (per part of a pair)
 
     @property
     def range_text(self) -> str:
         return describe_range(self.low, self.high, self.low_inclusive, self.high_inclusive)
+
+    def pair(self, value: Any, name: str | None = None) -> tuple[Any, Any]:
+        """The two parts of a "pair" value, each still to be checked with `check_number`."""
+        if not isinstance(value, (tuple, list)) or len(value) != 2:
+            raise ValueError(f"{name or self.name} must be a pair ({', '.join(self.parts)}), "
+                             f"each in {self.range_text}, got {value!r}")
+        return value[0], value[1]
 
     def check(self, value: Any, name: str | None = None) -> Any:
         """Validate a value (scalar or 1-D per-run array; a pair for kind "pair"); return it unchanged."""
@@ -51,39 +73,43 @@ class HParamSpec:
             return check_int(name, value, None if self.low is None else int(self.low),
                              None if self.high is None else int(self.high))
         if self.kind == "pair":
-            if not isinstance(value, (tuple, list)) or len(value) != 2:
-                raise ValueError(f"{name} must be a pair ({', '.join(self.parts)}), each in {self.range_text}, got {value!r}")
-            for i, (part, v) in enumerate(zip(self.parts, value)):
-                self._check_number(f"{name}[{i}] ({part})", v)
+            for i, (part, v) in enumerate(zip(self.parts, self.pair(value, name))):
+                self.check_number(f"{name}[{i}] ({part})", v)
             return value
-        return self._check_number(name, value)
+        return self.check_number(name, value)
 
-    def _check_number(self, name: str, value: Any) -> Any:
-        return check_range(name, value, self.low, self.high,
-                           low_inclusive=self.low_inclusive, high_inclusive=self.high_inclusive)
+    def check_number(self, name: str, value: Any) -> Any:
+        """One number or per-run array in this range (a part of a pair, for kind "pair")."""
+        return check_range(name, value, self.low, self.high, low_inclusive=self.low_inclusive,
+                           high_inclusive=self.high_inclusive, note=self.note)
 
 
 def _lr(default: float) -> HParamSpec:
     return HParamSpec("lr", default, "learning rate: the step size", low=0.0, low_inclusive=False,
-                      log=True, slider=(1e-5, 10.0))
+                      log=True, slider=(1e-5, 10.0), sweep=(SweepAxis(1e-4, 1.0, "log"),))
 
 
 _WD = HParamSpec("weight_decay", 0.0, "L2 penalty: adds weight_decay * x to the gradient (torch's, not AdamW's)",
-                 low=0.0, slider=(0.0, 1.0))
+                 low=0.0, slider=(0.0, 1.0), sweep=(SweepAxis(1e-6, 1.0, "log"),))
 
 
-def _momentum(default: float, *, positive: bool = False, what: str = "velocity kept from the last step") -> HParamSpec:
+def _momentum(default: float, *, positive: bool = False, what: str = "velocity kept from the last step",
+              note: str = "") -> HParamSpec:
+    # a map over nesterov's momentum starts just above 0, which torch refuses for nesterov
+    sweep = (SweepAxis(0.01 if positive else 0.0, 0.99),)
     return HParamSpec("momentum", default, f"momentum: fraction of the {what}", low=0.0, high=1.0,
-                      low_inclusive=not positive, high_inclusive=False, slider=(0.0, 0.999))
+                      low_inclusive=not positive, high_inclusive=False, slider=(0.0, 0.999), note=note,
+                      sweep=sweep)
 
 
 _DAMPENING = HParamSpec("dampening", 0.0, "dampening: the new gradient enters the buffer scaled by (1 - dampening)",
-                        low=0.0, high=1.0, slider=(0.0, 1.0))
+                        low=0.0, high=1.0, slider=(0.0, 1.0), sweep=(SweepAxis(0.0, 0.9),))
 
 
 def _eps(default: float) -> HParamSpec:
     return HParamSpec("eps", default, "eps: added to the denominator (outside the square root) so it is never 0",
-                      low=0.0, low_inclusive=False, log=True, slider=(1e-12, 1.0))
+                      low=0.0, low_inclusive=False, log=True, slider=(1e-12, 1.0),
+                      sweep=(SweepAxis(1e-10, 1e-1, "log"),))
 
 
 def _table(*specs: HParamSpec) -> Mapping[str, HParamSpec]:
@@ -93,12 +119,13 @@ def _table(*specs: HParamSpec) -> Mapping[str, HParamSpec]:
 HPARAMS: Mapping[str, Mapping[str, HParamSpec]] = MappingProxyType({
     "sgd": _table(_lr(1e-3), _WD),
     "momentum": _table(_lr(1e-3), _momentum(0.9), _DAMPENING, _WD),
-    # torch's rule for nesterov: momentum > 0 and dampening == 0 (checked in optimizers.py).
-    "nesterov": _table(_lr(1e-3), _momentum(0.9, positive=True), _DAMPENING, _WD),
+    # torch's rule for nesterov: momentum > 0 and dampening == 0 (the latter checked in optimizers.py).
+    "nesterov": _table(_lr(1e-3), _momentum(0.9, positive=True, note="nesterov needs momentum > 0, torch.optim.SGD's rule"),
+                       _DAMPENING, _WD),
     "adagrad": _table(
         _lr(1e-2),
         HParamSpec("lr_decay", 0.0, "lr decay: the step uses lr / (1 + (t - 1) * lr_decay)",
-                   low=0.0, slider=(0.0, 1.0)),
+                   low=0.0, slider=(0.0, 1.0), sweep=(SweepAxis(1e-6, 1e-1, "log"),)),
         _WD,
         HParamSpec("initial_accumulator_value", 0.0,
                    "starting value of the sum of squared gradients (applies when the state is (re)set)",
@@ -108,7 +135,8 @@ HPARAMS: Mapping[str, Mapping[str, HParamSpec]] = MappingProxyType({
     "rmsprop": _table(
         _lr(1e-2),
         HParamSpec("alpha", 0.99, "alpha: decay rate of the running mean of squared gradients",
-                   low=0.0, high=1.0, high_inclusive=False, slider=(0.0, 0.999)),
+                   low=0.0, high=1.0, high_inclusive=False, slider=(0.0, 0.999),
+                   sweep=(SweepAxis(0.5, 0.999, "log1m"),)),
         _eps(1e-8),
         _WD,
         _momentum(0.0, what="previous normalized step kept"),
@@ -119,13 +147,16 @@ HPARAMS: Mapping[str, Mapping[str, HParamSpec]] = MappingProxyType({
         _lr(1e-3),
         HParamSpec("betas", (0.9, 0.999), "betas: decay rates of the first and second moment estimates",
                    low=0.0, high=1.0, high_inclusive=False, slider=(0.0, 0.9999), kind="pair",
-                   parts=("beta1", "beta2")),
+                   parts=("beta1", "beta2"), sweep=(SweepAxis(0.0, 0.99), SweepAxis(0.9, 0.9999, "log1m"))),
         _eps(1e-8),
         _WD,
         HParamSpec("amsgrad", False, "amsgrad: normalize by the running maximum of the second moment",
                    kind="bool"),
     ),
 })
+
+# The optimizer names, in the order views list them: the one list every module reads.
+OPTIMIZERS: tuple[str, ...] = tuple(HPARAMS)
 
 
 def defaults(optimizer: str) -> dict[str, Any]:
@@ -136,6 +167,19 @@ def defaults(optimizer: str) -> dict[str, Any]:
 def specs(optimizer: str) -> Mapping[str, HParamSpec]:
     """The spec table of one optimizer; ValueError listing the known optimizers otherwise."""
     return HPARAMS[check_choice("optimizer", optimizer, HPARAMS)]
+
+
+def sweep_axes(optimizer: str | None = None) -> dict[str, SweepAxis]:
+    """Axis name -> default range of every hyperparameter a stability map can sweep, betas as
+    "beta1" and "beta2" (the names a map's axes take), pairs last. optimizer None: every name any
+    optimizer sweeps, with the first optimizer's range."""
+    out: dict[str, SweepAxis] = {}
+    for name in (OPTIMIZERS if optimizer is None else (optimizer,)):
+        table = specs(name).values()
+        for spec in sorted(table, key=lambda sp: sp.kind == "pair"):
+            for axis, part in zip(spec.sweep, spec.parts or (spec.name,)):
+                out.setdefault(part, axis)
+    return out
 
 
 # ------------------------------------------------------------------------------- training
@@ -198,10 +242,11 @@ def check_training_hparams(optimizer: str, given: Mapping[str, Any]) -> dict[str
     `given` is not changed. What the Trainer and the ManyTrainer both build their optimizers from."""
     out: dict[str, Any] = {}
     for name, value in given.items():
+        if value is None:
+            continue
         spec = training_spec(optimizer, name)
         if name in TRAINING_SETTINGS:
             raise ValueError(f"{name} is a trainer setting, not an optimizer keyword")
-        if value is not None:
-            out[name] = spec.check(value, name)
+        out[name] = spec.check(value, name)
     out.setdefault("lr", TRAINING_LR[optimizer])
     return out

@@ -29,9 +29,9 @@ import torch
 
 from optiviz._validate import check_choice, check_int
 from optiviz.engine.devices import pick_device
-from optiviz.engine.hparams import HPARAMS, HParamSpec, defaults
+from optiviz.engine.hparams import HPARAMS, OPTIMIZERS, HParamSpec, defaults
+from optiviz.engine.per_run import per_run
 
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 FORMS = ("torch", "lecture")
 
 # A kernel constant: a Python float when every run shares it, else a contiguous (N, P) tensor.
@@ -100,32 +100,13 @@ class BatchedOptimizer:
         if spec.kind == "bool":
             return spec.check(value)
         if spec.kind == "pair":
-            if isinstance(value, (tuple, list)) and len(value) == 2:
-                value = tuple(self._flat(v) for v in value)
-            spec.check(value)
-            return tuple(self._per_run(f"{spec.name}[{i}] ({part})", v)
-                         for i, (part, v) in enumerate(zip(spec.parts, value)))
-        value = self._flat(value)
-        spec.check(value)
-        return self._per_run(spec.name, value)
+            return tuple(self._per_run(f"{spec.name}[{i}] ({part})", v, spec)
+                         for i, (part, v) in enumerate(zip(spec.parts, spec.pair(value))))
+        return self._per_run(spec.name, value, spec)
 
-    @staticmethod
-    def _flat(value: Any) -> Any:
-        """Accept (N, 1) columns (what ``hparams`` returns) and tensors anywhere."""
-        if isinstance(value, torch.Tensor):
-            value = value.detach().cpu().numpy()
-        if isinstance(value, np.ndarray) and value.ndim == 2 and value.shape[1] == 1:
-            value = value[:, 0]
-        return value
-
-    def _per_run(self, name: str, value: Any) -> float | np.ndarray:
-        arr = np.asarray(value, dtype=np.float64)
-        if arr.ndim == 0:
-            return float(arr)
-        if arr.shape[0] != self.n:
-            raise ValueError(f"{name} must be a scalar or have one value per run (length {self.n}), "
-                             f"got length {arr.shape[0]}")
-        return _uniform(arr)
+    def _per_run(self, name: str, value: Any, spec: HParamSpec) -> float | np.ndarray:
+        v = per_run(name, value, self.n, spec.check_number)
+        return v if isinstance(v, float) else _uniform(v)
 
     def _check_combination(self, raw: dict[str, Any]) -> None:
         """Rules that involve more than one hyperparameter (overridden where torch has them)."""
@@ -301,14 +282,6 @@ class SGD(BatchedOptimizer):
         if self.name == "nesterov" and np.any(np.asarray(raw["dampening"]) != 0):
             raise ValueError("dampening must be 0 for nesterov (torch.optim.SGD's rule: nesterov needs "
                              f"momentum > 0 and zero dampening), got {np.max(raw['dampening']):g}")
-
-    def _canonical(self, spec: HParamSpec, value: Any) -> Any:
-        try:
-            return super()._canonical(spec, value)
-        except ValueError as err:
-            if self.name == "nesterov" and spec.name == "momentum" and "must be in" in str(err):
-                raise ValueError(f"{err} (nesterov needs momentum > 0, torch.optim.SGD's rule)") from None
-            raise
 
     def _prepare(self) -> None:
         super()._prepare()

@@ -49,39 +49,51 @@ SCHEDULE_PARAMS: Mapping[str, Mapping[str, HParamSpec]] = MappingProxyType({
 })
 
 
+def _constant(p: Mapping[str, Any], t: Any, xp: Any) -> Any:
+    return t * 0.0 + 1.0
+
+
+def _step(p: Mapping[str, Any], t: Any, xp: Any) -> Any:
+    return p["gamma"] ** (t // p["step_size"])
+
+
+def _exponential(p: Mapping[str, Any], t: Any, xp: Any) -> Any:
+    return xp.exp(-p["k"] * t)
+
+
+def _inverse_time(p: Mapping[str, Any], t: Any, xp: Any) -> Any:
+    return 1.0 / (1.0 + p["k"] * t)
+
+
+def _linear(p: Mapping[str, Any], t: Any, xp: Any) -> Any:
+    tau, end = p["tau"], p["end_factor"]
+    frac = xp.minimum(t / tau, 1.0) if xp is np else min(t / tau, 1.0)
+    return (1.0 - frac) + frac * end
+
+
+# kind -> rule(params, t, xp): the lr factor at step t, with xp = math for a number, np for an array
+_RULES: Mapping[str, Callable[[Mapping[str, Any], Any, Any], Any]] = MappingProxyType({
+    "constant": _constant, "step": _step, "exponential": _exponential, "inverse_time": _inverse_time,
+    "linear": _linear,
+})
+
+
 class Schedule:
     """A validated lr multiplier ``step -> float`` (or array -> array)."""
 
     def __init__(self, kind: str, params: dict[str, Any]) -> None:
         self.kind = kind
         self.params = params
-        self._fn = getattr(self, f"_{kind}")
+        self._rule = _RULES[kind]
 
     def __call__(self, step: Any) -> Any:
         if isinstance(step, np.ndarray):
             if np.any(step < 0):
                 raise ValueError(f"step must be in [0, inf) (steps already taken), got {step.min():g}")
-            return self._fn(step.astype(np.float64), np)
+            return self._rule(self.params, step.astype(np.float64), np)
         if step < 0:
             raise ValueError(f"step must be in [0, inf) (steps already taken), got {step}")
-        return float(self._fn(step, math))
-
-    def _constant(self, t: Any, xp: Any) -> Any:
-        return t * 0.0 + 1.0
-
-    def _step(self, t: Any, xp: Any) -> Any:
-        return self.params["gamma"] ** (t // self.params["step_size"])
-
-    def _exponential(self, t: Any, xp: Any) -> Any:
-        return xp.exp(-self.params["k"] * t)
-
-    def _inverse_time(self, t: Any, xp: Any) -> Any:
-        return 1.0 / (1.0 + self.params["k"] * t)
-
-    def _linear(self, t: Any, xp: Any) -> Any:
-        tau, end = self.params["tau"], self.params["end_factor"]
-        frac = xp.minimum(t / tau, 1.0) if xp is np else min(t / tau, 1.0)
-        return (1.0 - frac) + frac * end
+        return float(self._rule(self.params, step, math))
 
     def __repr__(self) -> str:
         args = "".join(f", {k}={v:g}" for k, v in self.params.items())

@@ -20,6 +20,7 @@ from optiviz.engine.devices import pick_device
 from optiviz.engine.fusion import as_graph_inputs, fused
 from optiviz.engine.hparams import HPARAMS
 from optiviz.engine.optimizers import OPTIMIZERS, make_optimizer
+from optiviz.engine.per_run import per_run
 from optiviz.engine.schedules import as_schedule
 from optiviz.engine.surface import Surface
 from optiviz.engine.surfaces import SURFACES, get_surface
@@ -160,16 +161,15 @@ class Simulator:
         self._start = self._start_tensor(start_arr)
         self.set_grad_noise(grad_noise)
         self._generator = torch.Generator(device=self.device)
-        self.events: list[tuple[int, str, str, Any, Any]] = []  # (step, optimizer, name, old, new)
         self._reset_state()
 
     # ----------------------------------------------------------------- setup helpers
-    def _per_row(self, name: str, value: Any) -> torch.Tensor:
-        t = torch.as_tensor(np.asarray(value, dtype=float), dtype=self.dtype, device=self.device).reshape(-1)
-        if t.numel() == 1:
-            return t.expand(self.rows).reshape(self.rows, 1).contiguous()
-        if t.numel() != self.n:
-            raise ValueError(f"{name} must be a scalar or have one value per run (N={self.n}), got {t.numel()}")
+    def _per_row(self, name: str, value: Any, check: Callable[[str, Any], Any]) -> torch.Tensor:
+        """A scalar or per-run value as an (R, 1) column: each optimizer's rows get the same N values."""
+        v = per_run(name, value, self.n, check)
+        if isinstance(v, float):
+            return torch.full((self.rows, 1), v, dtype=self.dtype, device=self.device)
+        t = torch.as_tensor(v, dtype=self.dtype, device=self.device)
         return t.repeat(len(self.optimizers)).reshape(self.rows, 1)
 
     def _start_tensor(self, start: Any) -> torch.Tensor:
@@ -238,12 +238,8 @@ class Simulator:
     def set_hparams(self, optimizer: str, **hparams: Any) -> None:
         """Change hyperparameters of one optimizer; the next step uses them (state is kept)."""
         k = self.optimizers.index(check_choice("optimizer", optimizer, self.optimizers))
-        opt = self._opts[k]
-        old = {name: _readable(opt.hparams.get(name)) for name in hparams}
-        opt.set_hparams(**hparams)
-        self._opt_kwargs[optimizer].update(hparams)  # a restart keeps what the user chose
-        for name, value in hparams.items():
-            self.events.append((self.t, optimizer, name, old[name], _readable(value)))
+        self._opts[k].set_hparams(**hparams)
+        self._opt_kwargs[self.optimizers[k]].update(hparams)  # a restart keeps what the user chose
 
     def get_hparams(self, optimizer: str) -> dict[str, Any]:
         k = self.optimizers.index(check_choice("optimizer", optimizer, self.optimizers))
@@ -251,7 +247,7 @@ class Simulator:
 
     def set_grad_noise(self, value: Any) -> None:
         """Gaussian noise of this std added to every gradient, to mimic minibatch SGD (seeded)."""
-        self.grad_noise = self._per_row("grad_noise", check_range("grad_noise", value, 0.0))
+        self.grad_noise = self._per_row("grad_noise", value, lambda name, v: check_range(name, v, 0.0))
         self._noise_on = bool(self.grad_noise.abs().max() > 0)
         for block in getattr(self, "_blocks", ()):
             block.grad_noise = self.grad_noise[block.rows]
@@ -266,12 +262,7 @@ class Simulator:
         """Every row back to `start` (or the previous start), optimizer state and status cleared."""
         if start is not None:
             self._start = self._start_tensor(start)
-        self.events.clear()
         self._reset_state()
-
-    def rows_of(self, optimizer: str) -> slice:
-        k = self.optimizers.index(optimizer)
-        return slice(k * self.n, (k + 1) * self.n)
 
     # ----------------------------------------------------------------- stepping
     def advance(self, steps: int = 1, *, record: bool = True) -> SimRecord | None:

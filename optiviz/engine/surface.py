@@ -8,16 +8,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 import torch
 
+from optiviz.engine.hparams import OPTIMIZERS
+
 Tensor = torch.Tensor
 Domain = tuple[tuple[float, float], tuple[float, float]]
-
-# The optimizer names of engine/optimizers.py, repeated here so surfaces do not depend on it.
-LR_KEYS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,6 +80,20 @@ class Surface:
         return self.f_ref + 3.0 * (f0 - self.f_ref)
 
 
+def suggested_lrs(surface: str, lrs: Mapping[str, float]) -> Mapping[str, float]:
+    """A surface's suggested lr per optimizer, read-only: exactly one positive lr for each of
+    OPTIMIZERS (a new optimizer in engine/hparams.py needs one on every surface)."""
+    missing = [o for o in OPTIMIZERS if o not in lrs]
+    unknown = sorted(set(lrs) - set(OPTIMIZERS))
+    if missing or unknown:
+        raise ValueError(f"surface {surface!r}: lrs must give one lr for each of {', '.join(OPTIMIZERS)}; "
+                         f"missing: {', '.join(missing) or 'none'}, unknown: {', '.join(unknown) or 'none'}")
+    bad = [o for o in OPTIMIZERS if not (isinstance(lrs[o], (int, float)) and lrs[o] > 0)]
+    if bad:
+        raise ValueError(f"surface {surface!r}: lrs must be positive numbers, got {bad[0]}={lrs[bad[0]]!r}")
+    return MappingProxyType({o: float(lrs[o]) for o in OPTIMIZERS})
+
+
 def as_points(xy: Any) -> Tensor:
     if not isinstance(xy, torch.Tensor):
         xy = torch.as_tensor(np.asarray(xy, dtype=np.float64))
@@ -88,4 +102,4 @@ def as_points(xy: Any) -> Tensor:
     return xy
 
 
-__all__ = ["Surface", "Domain", "LR_KEYS", "as_points"]
+__all__ = ["Surface", "Domain", "suggested_lrs", "as_points"]

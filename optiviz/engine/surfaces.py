@@ -17,7 +17,7 @@ import torch
 
 from optiviz._validate import check_choice, check_range
 from optiviz.engine.expression import compile_expression
-from optiviz.engine.surface import LR_KEYS, Domain, Surface, Tensor
+from optiviz.engine.surface import Domain, Surface, Tensor, suggested_lrs
 
 XYLoss = Callable[[Tensor, Tensor], Tensor]
 XYBoth = Callable[[Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]
@@ -49,7 +49,6 @@ def _make(
     def gradient_fn(xy: Tensor) -> Tensor:
         return loss_and_gradient_fn(xy)[1]
 
-    assert set(lrs) == set(LR_KEYS), name
     return Surface(
         name=name,
         title=title,
@@ -58,7 +57,7 @@ def _make(
         minima=minima,
         f_min=f_min,
         start=start,
-        lrs=MappingProxyType(dict(lrs)),
+        lrs=suggested_lrs(name, lrs),
         params=MappingProxyType(dict(params)),
         log_color=log_color,
         loss_fn=loss_fn,
@@ -89,6 +88,19 @@ def _quadratic_lrs(condition: float) -> dict[str, float]:
     }
 
 
+ROUND_BELOW = 2.0  # condition numbers under this draw a round bowl, not a valley
+
+
+def _quadratic_texts(c: float, what: str, valley: str, rotated: bool = False) -> tuple[str, str]:
+    """(title, caption) of a quadratic that says what condition c draws: a valley, or a round bowl."""
+    if c >= ROUND_BELOW:
+        return f"{'Rotated ill' if rotated else 'Ill'}-conditioned {what.format(c=c)}", valley
+    return (f"Round {what.format(c=c)}",
+            "A round bowl: every direction is about equally steep, so SGD walks almost straight to "
+            "the minimum and momentum only adds overshoot. Raise the condition number to get the "
+            "lectures' long narrow valley.")
+
+
 def quadratic(condition: float = 50.0) -> Surface:
     """0.5 * (x^2 + condition * y^2): steep vertically, shallow horizontally."""
     check_range("condition", condition, 1.0, 1000.0)
@@ -103,9 +115,9 @@ def quadratic(condition: float = 50.0) -> Surface:
 
     return _make(
         "quadratic",
-        f"Ill-conditioned quadratic (condition {c:g})",
-        "A long narrow valley, steep vertically and shallow horizontally: SGD jitters across it "
-        "and crawls along it; momentum overshoots but gets there much faster.",
+        *_quadratic_texts(c, "quadratic (condition {c:g})",
+                          "A long narrow valley, steep vertically and shallow horizontally: SGD jitters across "
+                          "it and crawls along it; momentum overshoots but gets there much faster."),
         ((-10.0, 10.0), (-4.0, 4.0)),
         ((0.0, 0.0),),
         0.0,
@@ -140,9 +152,10 @@ def rotated_quadratic(condition: float = 50.0, angle: float = 30.0) -> Surface:
     start = (round(cs * u0 - sn * v0, 6), round(sn * u0 + cs * v0, 6))
     return _make(
         "rotated_quadratic",
-        f"Rotated ill-conditioned quadratic (condition {c:g}, {a:g} degrees)",
-        "The same narrow valley turned off the axes: per-coordinate methods like AdaGrad, RMSProp "
-        "and Adam lose the advantage they had when the valley was axis-aligned.",
+        *_quadratic_texts(c, f"quadratic (condition {{c:g}}, {a:g} degrees)",
+                          "The same narrow valley turned off the axes: per-coordinate methods like AdaGrad, "
+                          "RMSProp and Adam lose the advantage they had when the valley was axis-aligned.",
+                          rotated=True),
         ((-8.0, 8.0), (-8.0, 8.0)),
         ((0.0, 0.0),),
         0.0,

@@ -13,25 +13,9 @@ from typing import Any
 import numpy as np
 
 from optiviz._validate import check_choice, check_int, check_positive, check_range
-from optiviz.engine.hparams import HPARAMS
-from optiviz.engine.optimizers import OPTIMIZERS
+from optiviz.engine.hparams import HPARAMS, OPTIMIZERS, SCALES, sweep_axes
 from optiviz.engine.simulator import CONVERGED, DIVERGED, Simulator, resolve_surface
 from optiviz.engine.surface import Surface
-
-SCALES = ("linear", "log", "log1m")  # log1m: 1 - value sampled in log space (betas, momentum near 1)
-
-# Axis defaults per hyperparameter: (low, high, scale)
-AXIS_DEFAULTS: dict[str, tuple[float, float, str]] = {
-    "lr": (1e-4, 1.0, "log"),
-    "momentum": (0.0, 0.99, "linear"),
-    "beta1": (0.0, 0.99, "linear"),
-    "beta2": (0.9, 0.9999, "log1m"),
-    "alpha": (0.5, 0.999, "log1m"),
-    "eps": (1e-10, 1e-1, "log"),
-    "weight_decay": (1e-6, 1.0, "log"),
-    "lr_decay": (1e-6, 1e-1, "log"),
-    "dampening": (0.0, 0.9, "linear"),
-}
 
 
 @dataclass
@@ -103,19 +87,23 @@ class BasinMap:
 
 
 def make_axis(name: str, values: Any = None, *, low: float | None = None, high: float | None = None,
-              num: int = 200, scale: str | None = None) -> Axis:
-    """An axis of hyperparameter values: given outright, or `num` values from low to high on a scale."""
+              num: int = 200, scale: str | None = None, optimizer: str | None = None) -> Axis:
+    """An axis of hyperparameter values: given outright, or `num` values from low to high on a scale.
+
+    Missing low, high and scale come from the hyperparameter table (engine/hparams.py): the
+    optimizer's own range when one is named (nesterov's momentum starts above 0), else the usual one.
+    """
     if values is not None:
         arr = np.asarray(values, dtype=float).reshape(-1)
         if arr.size == 0:
             raise ValueError(f"{name} values must not be empty")
         return Axis(name, arr, scale or "linear")
-    d_low, d_high, d_scale = AXIS_DEFAULTS.get(name, (None, None, "linear"))
-    low = d_low if low is None else low
-    high = d_high if high is None else high
+    default = sweep_axes(optimizer).get(name)
+    low = default.low if low is None and default is not None else low
+    high = default.high if high is None and default is not None else high
     if low is None or high is None:
         raise ValueError(f"{name}: give low and high (no default range for this hyperparameter)")
-    scale = check_choice("scale", scale or d_scale, SCALES)
+    scale = check_choice("scale", scale or (default.scale if default is not None else "linear"), SCALES)
     num = check_int("num", num, 1, 2000)
     if not low < high:
         raise ValueError(f"{name}: low must be < high, got {low:g} >= {high:g}")
@@ -147,16 +135,18 @@ def iter_stability_map(
     steps = check_int("steps", steps, 1)
     every = check_int("every", every, 1)
     nx, ny = (resolution, resolution) if isinstance(resolution, int) else resolution
-    ax = x if isinstance(x, Axis) else make_axis(x, num=nx)
-    ay = y if isinstance(y, Axis) else make_axis(y, num=ny)
-    for axis in (ax, ay):
-        base = "betas" if axis.name in ("beta1", "beta2") else axis.name
+    for axis in (x, y):
+        name = axis.name if isinstance(axis, Axis) else axis
+        base = "betas" if name in ("beta1", "beta2") else name
         if base not in HPARAMS[optimizer]:
-            raise ValueError(f"{optimizer} has no hyperparameter {axis.name!r}; allowed: {', '.join(_axis_names(optimizer))}")
+            raise ValueError(f"{optimizer} has no hyperparameter {name!r}; allowed: {', '.join(axis_names(optimizer))}")
+    ax = x if isinstance(x, Axis) else make_axis(x, num=nx, optimizer=optimizer)
+    ay = y if isinstance(y, Axis) else make_axis(y, num=ny, optimizer=optimizer)
     gx, gy = np.meshgrid(ax.values, ay.values)
-    hp = _hparams_for(optimizer, {ax.name: gx.reshape(-1), ay.name: gy.reshape(-1)}, kwargs)
+    hp = _hparams_for(optimizer, {ax.name: gx.reshape(-1), ay.name: gy.reshape(-1)}, kwargs.get("betas"))
+    fixed = {k: v for k, v in kwargs.items() if k not in hp}  # the axes' values win over fixed ones
     surf = resolve_surface(surface)
-    sim = Simulator(surf, optimizer, start=start, n=gx.size, **kwargs, **hp)
+    sim = Simulator(surf, optimizer, start=start, n=gx.size, **fixed, **hp)
     shape = gx.shape
     done = 0
     while done < steps:
@@ -205,8 +195,7 @@ def iter_basin_map(
     gx, gy = np.meshgrid(xs, ys)
     starts = np.stack([gx.reshape(-1), gy.reshape(-1)], axis=1)
     tol = 0.02 * max(x1 - x0, y1 - y0) if tol is None else float(check_positive("tol", tol))
-    kwargs.setdefault("use_surface_lrs", True)
-    sim = Simulator(surf, names, start=starts, hparams=hparams, **kwargs)
+    sim = Simulator(surf, names, start=starts, hparams=hparams, **{"use_surface_lrs": True, **kwargs})
     done = 0
     while done < steps:
         chunk = min(every, steps - done)
@@ -231,9 +220,8 @@ def basin_map(surface: str | Surface, optimizers: str | Sequence[str] = ("sgd", 
 
 
 def _in_one_go(kwargs: dict[str, Any], default_steps: int) -> dict[str, Any]:
-    """The plain forms yield once, at the end: no partial maps to build."""
-    kwargs.setdefault("every", kwargs.get("steps", default_steps))
-    return kwargs
+    """The plain forms yield once, at the end: no partial maps to build (a copy: kwargs is kept)."""
+    return {"every": kwargs.get("steps", default_steps), **kwargs}
 
 
 def _finished(maps: Iterator[Any]) -> Any:
@@ -266,22 +254,16 @@ def label_minima(points: np.ndarray, status: np.ndarray, surface: Surface, tol: 
     return np.asarray(centres, dtype=float).reshape(-1, 2), labels
 
 
-def _axis_names(optimizer: str) -> list[str]:
-    names = [n for n in HPARAMS[optimizer] if n != "betas" and n in AXIS_DEFAULTS]
-    if "betas" in HPARAMS[optimizer]:
-        names += ["beta1", "beta2"]
-    return names
+def axis_names(optimizer: str) -> list[str]:
+    """The hyperparameters of `optimizer` a stability map can put on an axis (betas as beta1, beta2)."""
+    return list(sweep_axes(check_choice("optimizer", optimizer, OPTIMIZERS)))
 
 
-def _hparams_for(optimizer: str, values: dict[str, Any], fixed: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Map axis names onto optimizer keyword arguments (beta1/beta2 become betas)."""
+def _hparams_for(optimizer: str, values: dict[str, Any], betas: Any = None) -> dict[str, Any]:
+    """Map axis names onto optimizer keyword arguments: beta1/beta2 become betas, the other part
+    taken from `betas` (the fixed pair, if one was given) or the default."""
     out = {k: v for k, v in values.items() if k not in ("beta1", "beta2")}
     if "beta1" in values or "beta2" in values:
-        default_b1, default_b2 = (fixed or {}).get("betas", HPARAMS[optimizer]["betas"].default)
+        default_b1, default_b2 = HPARAMS[optimizer]["betas"].default if betas is None else betas
         out["betas"] = (values.get("beta1", default_b1), values.get("beta2", default_b2))
-        if fixed is not None:
-            fixed.pop("betas", None)
-    if fixed is not None:
-        for k in out:
-            fixed.pop(k, None)
     return out

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from optiviz._validate import check_int, check_positive, check_range
+from optiviz.engine.per_run import check_runs, per_run
 
 Transform = Callable[[torch.Tensor, int], torch.Tensor]
 
@@ -46,14 +47,8 @@ class _Param:
     """A scalar or per-run parameter, turned into a float or a device tensor matching g."""
 
     def __init__(self, name: str, value: Any, check: Callable[[str, Any], Any]) -> None:
-        if isinstance(value, torch.Tensor):
-            value = value.detach().cpu().numpy()
-        if isinstance(value, np.ndarray) and value.ndim == 2 and value.shape[1] == 1:
-            value = value[:, 0]
-        check(name, value)
-        arr = np.asarray(value, dtype=np.float64)
         self.name = name
-        self.value: float | np.ndarray = float(arr) if arr.ndim == 0 else arr
+        self.value: float | np.ndarray = per_run(name, value, check=check)
         self._cache: dict[tuple, torch.Tensor] = {}
 
     def like(self, g: torch.Tensor, *, full: bool = True) -> float | torch.Tensor:
@@ -61,12 +56,10 @@ class _Param:
         if isinstance(self.value, float):
             return self.value
         n = g.shape[0]
-        if len(self.value) != n:
-            raise ValueError(f"{self.name} has {len(self.value)} values but the gradient has {n} runs; "
-                             f"give a scalar or one value per run")
         shape = tuple(g.shape) if full else (n, 1)
         key = (shape, g.device, g.dtype)
         if key not in self._cache:
+            check_runs(self.name, len(self.value), n)  # the runs are g's rows: checked once per shape
             col = torch.as_tensor(self.value, dtype=torch.float64).to(g.dtype).to(g.device).reshape(n, 1)
             self._cache[key] = col.expand(shape).contiguous()
         return self._cache[key]

@@ -118,7 +118,7 @@ def iter_ensemble_table(
     snapshots: int = 25,
     snapshot_from: float = 0.5,
     ema_decay: float = 0.99,
-    optimizer: str = "sgd",
+    optimizer: str = "momentum",
     lr: float = 0.01,
     momentum: float | None = 0.9,
     weight_decay: float = 1e-3,

@@ -26,17 +26,21 @@ import numpy as np
 import torch
 
 from optiviz._validate import check_choice, check_finite_float, check_int, check_range
-from optiviz.engine.sweeps import SCALES
+from optiviz.engine.hparams import HPARAMS, SCALES, HParamSpec
 from optiviz.training.abort import DIVERGENCE_FACTOR
 from optiviz.training.batched import ManyTrainer
 from optiviz.training.data import CIFAR10, load_cifar10
 
-# default scale and allowed range (low, high, low_inclusive, high_inclusive) per known hyperparameter
+# default scale per known hyperparameter (a search's, which may differ from a stability map's)
 DEFAULT_SCALE = {"lr": "log", "weight_decay": "log", "momentum": "log1m", "dropout": "linear",
                  "beta1": "log1m", "beta2": "log1m"}
-_ALLOWED = {"lr": (0.0, None, False, True), "weight_decay": (0.0, None, True, True),
-            "momentum": (0.0, 1.0, True, False), "dropout": (0.0, 1.0, True, False),
-            "beta1": (0.0, 1.0, True, False), "beta2": (0.0, 1.0, True, False)}
+# the allowed range of each known hyperparameter: the optimizers' table, plus the nets' dropout
+_RANGES: dict[str, HParamSpec] = {
+    "lr": HPARAMS["sgd"]["lr"], "weight_decay": HPARAMS["sgd"]["weight_decay"],
+    "momentum": HPARAMS["momentum"]["momentum"],
+    "beta1": HPARAMS["adam"]["betas"], "beta2": HPARAMS["adam"]["betas"],
+    "dropout": HParamSpec("dropout", 0.0, "drop probability", low=0.0, high=1.0, high_inclusive=False),
+}
 # a wide first range for the lectures' 2-layer net under SGD with momentum 0.9 on normalized CIFAR-10
 LECTURE_SPACE = {"lr": (1e-4, 1.0), "weight_decay": (1e-6, 1e-1), "momentum": 0.9}
 
@@ -193,9 +197,8 @@ def make_space(space: Mapping[str, Any]) -> dict[str, Dim | float]:
 
 
 def _check_allowed(name: str, value: float) -> None:
-    if name in _ALLOWED:
-        low, high, lo_in, hi_in = _ALLOWED[name]
-        check_range(name, value, low, high, low_inclusive=lo_in, high_inclusive=hi_in)
+    if name in _RANGES:
+        _RANGES[name].check_number(name, value)
 
 
 def _stages(stages: Any) -> list[Stage]:
@@ -312,7 +315,7 @@ def random_search(
     *,
     model: str = "mlp",
     data: CIFAR10 | None = None,
-    optimizer: str = "sgd",
+    optimizer: str = "momentum",
     batch_size: int = 128,
     parallel: int = 16,
     seed: int = 0,
@@ -345,7 +348,7 @@ def grid_search(
     epochs: int = 1,
     model: str = "mlp",
     data: CIFAR10 | None = None,
-    optimizer: str = "sgd",
+    optimizer: str = "momentum",
     batch_size: int = 128,
     parallel: int = 16,
     seed: int = 0,
@@ -376,7 +379,7 @@ def _collect(points: Iterable[SearchPoint], callback: Callable[[SearchPoint], An
 class _Context:
     """What every run of one search shares: data, model, optimizer, batches, seeds, chunk size."""
 
-    def __init__(self, *, model: str = "mlp", data: CIFAR10 | None = None, optimizer: str = "sgd",
+    def __init__(self, *, model: str = "mlp", data: CIFAR10 | None = None, optimizer: str = "momentum",
                  batch_size: int = 128, parallel: int = 16, seed: int = 0, divergence_factor: float | None = DIVERGENCE_FACTOR,
                  device: str | torch.device | None = None, **model_kwargs: Any) -> None:
         self.parallel = check_int("parallel", parallel, 1)

@@ -21,7 +21,7 @@ from optiviz.engine.sweeps import (
     Axis,
     BasinMap,
     StabilityMap,
-    _axis_names,
+    axis_names,
     iter_basin_map,
     iter_stability_map,
     make_axis,
@@ -73,8 +73,8 @@ class StabilityMapView(_MapMixin, StreamedView):
         self.fixed = fixed
         self.surface_w = widgets.Dropdown(options=list(SURFACES), value=surface, description="surface")
         self.optimizer_w = widgets.Dropdown(options=list(OPTIMIZERS), value=optimizer, description="optimizer")
-        self.x_w = widgets.Dropdown(options=_axis_names(optimizer), value=x, description="x axis")
-        self.y_w = widgets.Dropdown(options=_axis_names(optimizer), value=y, description="y axis")
+        self.x_w = widgets.Dropdown(options=axis_names(optimizer), value=x, description="x axis")
+        self.y_w = widgets.Dropdown(options=axis_names(optimizer), value=y, description="y axis")
         self.resolution_w = widgets.IntSlider(value=resolution, min=8, max=200, step=4, description="grid",
                                               continuous_update=False)
         self.steps_w = widgets.IntSlider(value=steps, min=20, max=2000, step=20, description="steps",
@@ -114,7 +114,7 @@ class StabilityMapView(_MapMixin, StreamedView):
 
     # -------------------------------------------------------------- controls
     def _optimizer_changed(self, change: dict) -> None:
-        names = _axis_names(change["new"])
+        names = axis_names(change["new"])
         x, y = self.x_w.value, self.y_w.value
         self.x_w.options = names
         self.y_w.options = names
@@ -128,7 +128,8 @@ class StabilityMapView(_MapMixin, StreamedView):
         self.plot.set_surface(get_surface(self.surface_w.value))
         self.path.x, self.path.y = [], []
         return iter_stability_map(self.surface_w.value, self.optimizer_w.value,
-                                  make_axis(self.x_w.value, num=res), make_axis(self.y_w.value, num=res),
+                                  make_axis(self.x_w.value, num=res, optimizer=self.optimizer_w.value),
+                                  make_axis(self.y_w.value, num=res, optimizer=self.optimizer_w.value),
                                   steps=self.steps_w.value, every=self.every, **self.fixed)
 
     # -------------------------------------------------------------- drawing
