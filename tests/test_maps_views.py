@@ -43,7 +43,8 @@ def test_click_a_cell_shows_its_run(view):
     # a click in data coordinates picks the nearest cell
     xs = np.asarray(view.heatmap.x)
     ys = np.asarray(view.heatmap.y)
-    view._on_map_click(None, {"data": {"click_x": float(xs[7]) + 1e-3, "click_y": float(ys[2])}})
+    click = {"event": "element_click", "data": {"click_x": float(xs[7]) + 1e-3, "click_y": float(ys[2])}}
+    view.click_target._handle_custom_msgs(None, click)  # what the browser sends
     assert view.selected["lr"] == pytest.approx(view.result.x.values[7])
 
 

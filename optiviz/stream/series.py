@@ -27,14 +27,16 @@ from optiviz._validate import check_int
 LEAF = 16
 
 
-class _Growable:
-    """A (capacity, width) array that doubles when full, so appends are amortized O(1)."""
+class Growable:
+    """Rows of shape `row` (() for numbers) in an array that doubles when full, so appends are
+    amortized O(1). `data[:n]` are the rows in use; the owner writes rows and sets `n`."""
 
-    def __init__(self, width: int, dtype: Any, capacity: int) -> None:
-        self.data = np.empty((max(capacity, 1), width), dtype=dtype)
+    def __init__(self, row: tuple[int, ...], dtype: Any, capacity: int) -> None:
+        self.data = np.empty((max(capacity, 1), *row), dtype=dtype)
         self.n = 0
 
     def reserve(self, n: int) -> None:
+        """Room for n rows (the rows in use kept)."""
         cap = self.data.shape[0]
         if n > cap:
             while cap < n:
@@ -63,14 +65,14 @@ class _MinMaxPyramid:
 
     def __init__(self, width: int) -> None:
         self.width = width
-        self.lo: list[_Growable] = []
-        self.hi: list[_Growable] = []
+        self.lo: list[Growable] = []
+        self.hi: list[Growable] = []
         self._cols = np.arange(width)
 
-    def _level(self, j: int) -> tuple[_Growable, _Growable]:
+    def _level(self, j: int) -> tuple[Growable, Growable]:
         while len(self.lo) <= j:
-            self.lo.append(_Growable(self.width, np.intp, 64))
-            self.hi.append(_Growable(self.width, np.intp, 64))
+            self.lo.append(Growable((self.width,), np.intp, 64))
+            self.hi.append(Growable((self.width,), np.intp, 64))
         return self.lo[j], self.hi[j]
 
     def update(self, values: np.ndarray, n: int) -> None:
@@ -95,7 +97,7 @@ class _MinMaxPyramid:
             j += 1
 
     @staticmethod
-    def _push(lo: _Growable, hi: _Growable, b1: int, new_lo: np.ndarray, new_hi: np.ndarray) -> None:
+    def _push(lo: Growable, hi: Growable, b1: int, new_lo: np.ndarray, new_hi: np.ndarray) -> None:
         lo.reserve(b1)
         hi.reserve(b1)
         lo.data[lo.n : b1] = new_lo
@@ -153,8 +155,9 @@ class SeriesBuffer:
         capacity = check_int("capacity", capacity, 1)
         self._width = width
         self._w = 1 if width is None else width
-        self._steps = np.empty(capacity, dtype=np.float64)
-        self._values = np.empty((capacity, self._w), dtype=np.float64)
+        self._step_rows = Growable((), np.float64, capacity)
+        self._value_rows = Growable((self._w,), np.float64, capacity)
+        self._steps, self._values = self._step_rows.data, self._value_rows.data  # what reads index
         self._n = 0
         self._pyramid = _MinMaxPyramid(self._w) if minmax else None
 
@@ -171,16 +174,12 @@ class SeriesBuffer:
         return self._n
 
     def _reserve(self, n: int) -> None:
-        cap = self._steps.shape[0]
-        if n <= cap:
+        if n <= self._steps.shape[0]:
             return
-        while cap < n:
-            cap *= 2
-        steps = np.empty(cap, dtype=np.float64)
-        values = np.empty((cap, self._w), dtype=np.float64)
-        steps[: self._n] = self._steps[: self._n]
-        values[: self._n] = self._values[: self._n]
-        self._steps, self._values = steps, values
+        for rows in (self._step_rows, self._value_rows):
+            rows.n = self._n
+            rows.reserve(n)
+        self._steps, self._values = self._step_rows.data, self._value_rows.data
 
     def _row(self, values: Any) -> np.ndarray:
         v = np.asarray(values, dtype=np.float64)
@@ -269,15 +268,13 @@ class SeriesBuffer:
             idx = np.arange(n)
             steps, values = self._steps[idx], self._values[idx]
         elif self._pyramid is not None and max_points >= 6:
-            steps, values = self._minmax_rows(n, max_points)
+            steps, values = self._minmax_rows(self._pyramid, n, max_points)
         else:
             idx = np.rint(np.linspace(0, n - 1, max_points)).astype(np.intp)
             steps, values = self._steps[idx], self._values[idx]
         return self._finish(steps, values, breaks)
 
-    def _minmax_rows(self, n: int, max_points: int) -> tuple[np.ndarray, np.ndarray]:
-        pyr = self._pyramid
-        assert pyr is not None
+    def _minmax_rows(self, pyr: _MinMaxPyramid, n: int, max_points: int) -> tuple[np.ndarray, np.ndarray]:
         buckets = (max_points - 2) // 2  # two rows each, plus the first and last rows
         if n < (LEAF // 2) * buckets:
             # Too short for leaf blocks to give enough buckets: scan it, n < 4 * max_points.

@@ -28,7 +28,7 @@ from optiviz.engine.sweeps import (
 )
 from optiviz.views.common import theme
 from optiviz.views.common.streamed import StreamedView
-from optiviz.views.common.surface_plot import SurfacePlot
+from optiviz.views.common.surface_plot import SurfacePlot, click_target
 
 COLOUR_BY = {"loss": "final loss (log10 above f*)", "steps": "steps to converge", "diverged": "diverged"}
 MAP_SCHEMES = {"loss": ("#0d0887", "#7e03a8", "#cc4778", "#f89540", "#f0f921"),
@@ -90,13 +90,11 @@ class StabilityMapView(_MapMixin, StreamedView):
                                   scales={"x": self._mx, "y": self._my, "color": self._cs}, null_color="#000000")
         self._pick = bq.Scatter(x=[], y=[], scales={"x": self._mx, "y": self._my}, marker="square",
                                 colors=["#ffffff"], stroke="#000000", stroke_width=2, default_size=140)
-        self._click_png = widgets.Image(value=theme.transparent_png(), format="png")
-        self._click = bq.Image(image=self._click_png, x=[0, 1], y=[0, 1], scales={"x": self._mx, "y": self._my})
-        self._click.on_element_click(self._on_map_click)
+        self.click_target = click_target({"x": self._mx, "y": self._my}, self._map_clicked)
         self._ax_x = theme.axis(self._mx, "x")
         self._ax_y = theme.axis(self._my, "y", vertical=True)
         self._ax_c = bq.ColorAxis(scale=self._cs, side="right", label=COLOUR_BY[colour])
-        self.map_figure = theme.figure([self.heatmap, self._pick, self._click], [self._ax_x, self._ax_y, self._ax_c],
+        self.map_figure = theme.figure([self.heatmap, self._pick, self.click_target], [self._ax_x, self._ax_y, self._ax_c],
                                        title="stability map", width="620px", height="540px")
         self.map_figure.fig_margin = {"top": 50, "bottom": 60, "left": 75, "right": 110}
         self.plot = SurfacePlot(get_surface(surface))
@@ -154,7 +152,7 @@ class StabilityMapView(_MapMixin, StreamedView):
         ys, ylabel = axis_coordinates(m.y)
         colour = m.colour(by).astype(np.float32)
         hold = [self.heatmap.hold_sync(), self._cs.hold_sync(), self._ax_x.hold_sync(), self._ax_y.hold_sync(),
-                self._ax_c.hold_sync(), self._click.hold_sync(), self._mx.hold_sync(), self._my.hold_sync()]
+                self._ax_c.hold_sync(), self.click_target.hold_sync(), self._mx.hold_sync(), self._my.hold_sync()]
         with contextlib.ExitStack() as stack:
             for h in hold:
                 stack.enter_context(h)
@@ -165,16 +163,16 @@ class StabilityMapView(_MapMixin, StreamedView):
             self._my.min, self._my.max = float(ys.min()), float(ys.max())
             self.heatmap.x, self.heatmap.y = xs.astype(np.float32), ys.astype(np.float32)
             self.heatmap.color = colour
-            self._click.x, self._click.y = [float(xs.min()), float(xs.max())], [float(ys.min()), float(ys.max())]
+            self.click_target.x, self.click_target.y = [float(xs.min()), float(xs.max())], [float(ys.min()), float(ys.max())]
 
     # -------------------------------------------------------------- selection
-    def _on_map_click(self, _mark: Any, event: dict) -> None:
-        data = event.get("data", {}) if isinstance(event, dict) else {}
-        if self.result is None or data.get("click_x") is None:
+    def _map_clicked(self, x: float, y: float) -> None:
+        """A click at (x, y) in plot coordinates selects the nearest cell."""
+        if self.result is None:
             return
         xs, _ = axis_coordinates(self.result.x)
         ys, _ = axis_coordinates(self.result.y)
-        self.select(int(np.abs(ys - float(data["click_y"])).argmin()), int(np.abs(xs - float(data["click_x"])).argmin()))
+        self.select(int(np.abs(ys - y).argmin()), int(np.abs(xs - x).argmin()))
 
     def select(self, i: int, j: int) -> dict[str, Any]:
         """Show the run of cell (row i, column j) on the surface; returns its hyperparameters."""
