@@ -7,7 +7,10 @@ No widgets here (plain torch and the trainer), so the rules are testable on thei
   alike) and the minibatch order (same seed, same batch size): only what `COMPARE_KEYS` names differs;
 - a model that would not fit in memory is refused before anything is allocated (the model is
   built on torch's meta device to count parameters and activations), and a real out-of-memory
-  error while building becomes a ValueError a view can show.
+  error (torch.OutOfMemoryError, MemoryError: `OUT_OF_MEMORY`) while building becomes a
+  ResourceError a view can show;
+- a run's live settings live in its Trainer: `Run.spec` reads them from there, so a Reset or a
+  compare starts from what the net runs with now.
 """
 from __future__ import annotations
 
@@ -20,10 +23,13 @@ from typing import Any
 import torch
 
 from optiviz._validate import check_choice, check_int
-from optiviz.engine.schedules import SCHEDULES, make_schedule, schedule_spec
+from optiviz.engine.hparams import DASHBOARD_SGD_LR, LIVE_TRAINING_HPARAMS, TRAINING_LR
+from optiviz.engine.optimizers import OPTIMIZERS
+from optiviz.engine.schedules import make_schedule, schedule_spec
+from optiviz.labels import format_value
 from optiviz.training.data import CIFAR10
 from optiviz.training.models import ACTIVATIONS, INITS, build_model
-from optiviz.training.trainer import DEFAULT_LR, OPTIMIZERS, TORCH_HPARAMS, Trainer
+from optiviz.training.trainer import Trainer
 
 # key -> (what the dropdown says, build_model arguments)
 MODEL_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -32,16 +38,13 @@ MODEL_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "mlp": ("2-layer net (50 hidden)", dict(model="mlp", width=50, depth=2)),
     "deep_mlp": ("deep net (6 layers)", dict(model="deep_mlp")),
 }
-# SGD-family lr per architecture (measured on the bundled subset, Nesterov 0.9, 6 epochs): the convnet
-# reaches the same validation accuracy at 0.02 as at the trainer's 0.05 with ~0.28 instead of ~0.48
-# of its fc1 units dead, so the health line starts green; MLPs without batch norm blow up at 0.05.
-SGD_LR = {"convnet": 0.02, "mlp": 0.01, "deep_mlp": 0.01}
 BATCH_SIZES = (16, 32, 64, 128, 256)
-LIVE_KEYS = ("lr", "momentum", "betas", "dropout", "weight_decay")
+LIVE_KEYS = LIVE_TRAINING_HPARAMS  # act on a running net (engine/hparams.py)
 RESTART_KEYS = ("model", "optimizer", "batch_size", "batch_norm", "activation", "init", "schedule",
                 "width", "depth", "seed")
 COMPARE_KEYS = ("optimizer", "lr", "momentum", "betas", "dropout", "weight_decay", "schedule", "label")
 MEMORY_HEADROOM = 0.8  # refuse a run estimated to need more than this share of free memory
+OUT_OF_MEMORY = (torch.OutOfMemoryError, MemoryError)  # the exception types that mean "does not fit"
 
 
 class ResourceError(ValueError):
@@ -83,40 +86,31 @@ class RunSpec:
     @property
     def default_lr(self) -> float:
         if self.optimizer in ("sgd", "momentum", "nesterov"):
-            return SGD_LR[MODEL_PRESETS[self.model][1]["model"]]
-        return DEFAULT_LR[self.optimizer]
+            return DASHBOARD_SGD_LR[MODEL_PRESETS[self.model][1]["model"]]
+        return TRAINING_LR[self.optimizer]
 
     @property
     def effective_lr(self) -> float:
         return self.default_lr if self.lr is None else self.lr
 
-    def live_values(self, trainer: Trainer | None = None) -> dict[str, Any]:
-        """What the live controls should show: the trainer's settings, pending ones from this spec on top."""
-        out: dict[str, Any] = dict(trainer.hparams) if trainer is not None else {}
-        out["lr"] = self.effective_lr
-        for key in ("momentum", "betas", "dropout"):
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
-        out["weight_decay"] = self.weight_decay
-        return out
-
 
 def validate_spec(spec: RunSpec) -> RunSpec:
-    """Check the fields a trainer does not check itself (the trainer checks the rest while building)."""
+    """A checked copy (the caller's spec is not changed) of the fields a trainer does not check
+    itself; the trainer checks the rest while building."""
     if spec.model not in MODEL_PRESETS:
         raise ValueError(f"unknown model {spec.model!r}; presets: {', '.join(MODEL_PRESETS)}")
-    spec.optimizer = check_choice("optimizer", spec.optimizer, OPTIMIZERS)
-    spec.activation = check_choice("activation", spec.activation, ACTIVATIONS)
-    if spec.init is not None:
-        spec.init = check_choice("init", spec.init, INITS)
-    spec.batch_size = check_int("batch_size", spec.batch_size, 1, 65536)
-    spec.seed = check_int("seed", spec.seed)
     kind, params = schedule_spec(spec.schedule)
     make_schedule(kind, **params)  # ValueError names the bad parameter
-    spec.schedule = (kind, params)
-    if spec.betas is not None:
-        spec.betas = tuple(float(b) for b in spec.betas)  # type: ignore[assignment]
-    return spec
+    return dataclasses.replace(
+        spec,
+        optimizer=check_choice("optimizer", spec.optimizer, OPTIMIZERS),
+        activation=check_choice("activation", spec.activation, ACTIVATIONS),
+        init=None if spec.init is None else check_choice("init", spec.init, INITS),
+        batch_size=check_int("batch_size", spec.batch_size, 1, 65536),
+        seed=check_int("seed", spec.seed),
+        schedule=(kind, dict(params)),
+        betas=None if spec.betas is None else tuple(float(b) for b in spec.betas),
+    )
 
 
 def with_changes(spec: RunSpec, **changes: Any) -> RunSpec:
@@ -124,29 +118,32 @@ def with_changes(spec: RunSpec, **changes: Any) -> RunSpec:
     unknown = sorted(set(changes) - set(f.name for f in dataclasses.fields(RunSpec)))
     if unknown:
         raise ValueError(f"unknown setting {unknown[0]!r}; settings: {', '.join(LIVE_KEYS + RESTART_KEYS)}")
-    new = dataclasses.replace(spec, **changes)
+    dropped: dict[str, Any] = {}
     if "optimizer" in changes and changes["optimizer"] != spec.optimizer:
-        for key in ("lr", "momentum", "betas"):
-            if key not in changes:
-                setattr(new, key, None)
+        dropped.update(lr=None, momentum=None, betas=None)
     if "model" in changes and changes["model"] != spec.model:
-        for key in ("width", "depth", "batch_norm", "init", "dropout"):
-            if key not in changes:
-                setattr(new, key, None)
-        if "lr" not in changes:
-            new.lr = None
-    return validate_spec(new)
+        dropped.update(width=None, depth=None, batch_norm=None, init=None, dropout=None, lr=None)
+    return validate_spec(dataclasses.replace(spec, **{**dropped, **changes}))
 
 
 # ------------------------------------------------------------------------------- building
 @dataclass
 class Run:
-    """One trainer of the dashboard with its label and settings; `failed` holds why it cannot go on."""
+    """One trainer of the dashboard with its label; `built` is the spec it was built from,
+    `failed` holds why it cannot go on."""
 
     label: str
-    spec: RunSpec
+    built: RunSpec
     trainer: Trainer
     failed: str | None = None
+
+    @property
+    def spec(self) -> RunSpec:
+        """The settings this run has now: how it was built, with what changed live since read from its
+        trainer (the one place a live setting is held)."""
+        now, started = self.trainer.hparams, self.trainer.config
+        changed = {key: now[key] for key in LIVE_KEYS if key in now and now[key] != started.get(key)}
+        return dataclasses.replace(self.built, **changed)
 
     @property
     def halted(self) -> bool:
@@ -158,50 +155,40 @@ def build_trainer(spec: RunSpec, data: CIFAR10, *, probe_every: int, val_every: 
     """A Trainer for `spec`; ValueError (never an allocation that kills the process) if it cannot be built."""
     check_memory(spec, data)
     kind, params = spec.schedule
-    opt_kw: dict[str, Any] = {}
-    allowed = TORCH_HPARAMS[spec.optimizer]
-    if spec.momentum is not None:
-        if "momentum" not in allowed:
-            raise ValueError(f"optimizer {spec.optimizer!r} has no momentum")
-        opt_kw["momentum"] = spec.momentum
-    if spec.betas is not None:
-        if "betas" not in allowed:
-            raise ValueError(f"optimizer {spec.optimizer!r} has no betas")
-        opt_kw["betas"] = spec.betas
     try:
         model = build_model(**spec.build_kwargs(), dropout=spec.dropout, seed=spec.seed).to(data.device)
         if init_from is not None:
             model.load_state_dict(init_from.state_dict())
         return Trainer(
-            model, data, optimizer=spec.optimizer, lr=spec.effective_lr, weight_decay=spec.weight_decay,
-            batch_size=spec.batch_size, schedule=None if kind == "constant" else (kind, params), seed=spec.seed,
-            probe_every=probe_every, val_every=val_every, test_each_epoch=False, **opt_kw,
+            model, data, optimizer=spec.optimizer, lr=spec.effective_lr, momentum=spec.momentum, betas=spec.betas,
+            weight_decay=spec.weight_decay, batch_size=spec.batch_size,
+            schedule=None if kind == "constant" else (kind, params), seed=spec.seed,
+            probe_every=probe_every, val_every=val_every, test_each_epoch=False,
         )
-    except (torch.OutOfMemoryError, MemoryError) as exc:
+    except OUT_OF_MEMORY as exc:
         raise ResourceError(out_of_memory_text(spec, exc)) from None
-    except RuntimeError as exc:
-        if "memory" in str(exc).lower() or "alloc" in str(exc).lower():
-            raise ResourceError(out_of_memory_text(spec, exc)) from None
-        raise ValueError(f"cannot build {describe(spec)}: {exc}") from None
+    except RuntimeError as exc:  # any other failure of torch while building: say so in the view
+        raise ValueError(f"cannot build {describe(spec)}: {type(exc).__name__}: {exc}") from None
 
 
 def build_runs(base: RunSpec, overrides: Sequence[Mapping[str, Any]] | None, data: CIFAR10, *,
                probe_every: int, val_every: int | None) -> list[Run]:
     """One run of `base`, or one per override sharing the first run's initial weights and batches."""
     if not overrides:
-        spec = validate_spec(dataclasses.replace(base))
-        return [Run(spec.label or run_label(spec, None), spec,
-                    build_trainer(spec, data, probe_every=probe_every, val_every=val_every))]
-    specs = [compare_spec(base, o) for o in overrides]
-    runs: list[Run] = []
+        return build_specs([validate_spec(base)], None, data, probe_every=probe_every, val_every=val_every)
+    return build_specs([compare_spec(base, o) for o in overrides], base, data, probe_every=probe_every,
+                       val_every=val_every)
+
+
+def build_specs(specs: Sequence[RunSpec], base: RunSpec | None, data: CIFAR10, *, probe_every: int,
+                val_every: int | None) -> list[Run]:
+    """A run per spec, all from the first run's initial weights; labels say how each differs from `base`."""
+    trainers: list[Trainer] = []
     for spec in specs:
-        init = runs[0].trainer.model if runs else None
-        trainer = build_trainer(spec, data, probe_every=probe_every, val_every=val_every, init_from=init)
-        runs.append(Run("", spec, trainer))
+        init = trainers[0].model if trainers else None
+        trainers.append(build_trainer(spec, data, probe_every=probe_every, val_every=val_every, init_from=init))
     labels = unique_labels([s.label or run_label(s, base) for s in specs])
-    for run, label in zip(runs, labels):
-        run.label = label
-    return runs
+    return [Run(label, spec, trainer) for label, spec, trainer in zip(labels, specs, trainers)]
 
 
 def compare_spec(base: RunSpec, override: Mapping[str, Any] | str) -> RunSpec:
@@ -237,16 +224,6 @@ def unique_labels(labels: list[str]) -> list[str]:
         seen[label] = seen.get(label, 0) + 1
         out.append(label if seen[label] == 1 else f"{label} #{seen[label]}")
     return out
-
-
-def format_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, (tuple, list)):
-        return "(" + ", ".join(format_value(v) for v in value) + ")"
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
 
 
 def describe(spec: RunSpec) -> str:
@@ -306,6 +283,6 @@ def _gb(n: int) -> str:
     return f"{n / 2**30:.1f} GB" if n >= 2**28 else f"{n / 2**20:.0f} MB"
 
 
-__all__ = ["ResourceError", "MODEL_PRESETS", "BATCH_SIZES", "LIVE_KEYS", "RESTART_KEYS", "COMPARE_KEYS", "RunSpec", "Run",
-           "validate_spec", "with_changes", "build_trainer", "build_runs", "compare_spec", "run_label",
-           "estimate_bytes", "check_memory", "out_of_memory_text", "format_value"]
+__all__ = ["ResourceError", "MODEL_PRESETS", "BATCH_SIZES", "LIVE_KEYS", "RESTART_KEYS", "COMPARE_KEYS", "OUT_OF_MEMORY",
+           "RunSpec", "Run", "validate_spec", "with_changes", "build_trainer", "build_runs", "build_specs", "compare_spec",
+           "run_label", "estimate_bytes", "check_memory", "out_of_memory_text"]

@@ -1,22 +1,29 @@
 """The training dashboard's control widgets, and how they show a run's settings.
 
-Built from the same specs as every view (engine/hparams.py, engine/schedules.py) through
-views/controls.py. Nothing here talks to the trainer: the dashboard wires each widget's
-observer to a control request, and calls `Controls.show(...)` (quietly) when settings change.
+Built from the same specs as every view (engine/hparams.py: names, ranges, slider hints;
+engine/schedules.py) through views/common/controls.py. Nothing here talks to the trainer: the
+dashboard wires each widget's observer to a controller request, and calls `Controls.show(...)`
+(quietly) after every change, which moves each widget to what the focused run's trainer has.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from optiviz.engine.hparams import HPARAMS
+from optiviz.engine.hparams import HPARAMS, TRAINING_SETTINGS, torch_hparams, training_spec
+from optiviz.engine.optimizers import OPTIMIZERS
 from optiviz.engine.schedules import SCHEDULE_PARAMS, SCHEDULES
 from optiviz.training.models import ACTIVATIONS, INITS
-from optiviz.training.trainer import OPTIMIZERS, TORCH_HPARAMS
+from optiviz.training.runs import BATCH_SIZES, MODEL_PRESETS, RunSpec
 from optiviz.views.common.controls import DESCRIPTION_STYLE, Quiet, linear_slider, log_slider, set_quietly, spec_widgets
-from optiviz.training.runs import BATCH_SIZES, MODEL_PRESETS, Run, RunSpec
 
+if TYPE_CHECKING:  # pragma: no cover - only the type; the view passes its controller in
+    from optiviz.views.dashboard.controller import DashboardController
+
+MOMENTUM = HPARAMS["momentum"]["momentum"]
+BETAS = HPARAMS["adam"]["betas"]
+DROPOUT = TRAINING_SETTINGS["dropout"]
 
 
 def _button(description: str, icon: str, style: str = "") -> widgets.Button:
@@ -35,20 +42,21 @@ class Controls:
     """Every control widget of the dashboard, by role. `live` are the ones that steer a running net."""
 
     def __init__(self, spec: RunSpec) -> None:
-        lr_spec = HPARAMS["sgd"]["lr"]
+        lr_spec = training_spec(spec.optimizer, "lr")
         self.lr = log_slider("lr", spec.effective_lr, *lr_spec.slider)
         self.lr.tooltip = lr_spec.description + " (acts at the next step)"
         self.lr_text = widgets.FloatText(value=spec.effective_lr, description="lr =", style=DESCRIPTION_STYLE,
                                          layout=widgets.Layout(width="260px"))
         self.lr_text.tooltip = "type any lr; bad values are refused with a message"
-        self.momentum = linear_slider("momentum", 0.9, 0.0, 0.999, fmt=".3f")
-        self.beta1 = linear_slider("beta1", 0.9, 0.0, 0.9999, fmt=".4f")
-        self.beta2 = linear_slider("beta2", 0.999, 0.0, 0.9999, fmt=".4f")
-        self.dropout = linear_slider("dropout", 0.0, 0.0, 0.95, step=0.01, fmt=".2f")
-        self.dropout.tooltip = "drop probability p of the dropout layers (acts at the next step)"
+        self.momentum = linear_slider("momentum", MOMENTUM.default, *MOMENTUM.slider, fmt=".3f")
+        self.momentum.tooltip = MOMENTUM.description
+        self.beta1, self.beta2 = (linear_slider(part, BETAS.default[i], *BETAS.slider, fmt=".4f")
+                                  for i, part in enumerate(BETAS.parts))
+        self.dropout = linear_slider("dropout", DROPOUT.default, *DROPOUT.slider, step=0.01, fmt=".2f")
+        self.dropout.tooltip = DROPOUT.description + " (acts at the next step)"
         self.weight_decay = widgets.FloatText(value=spec.weight_decay, description="weight decay",
                                               style=DESCRIPTION_STYLE, layout=widgets.Layout(width="260px"))
-        self.weight_decay.tooltip = HPARAMS["sgd"]["weight_decay"].description
+        self.weight_decay.tooltip = training_spec(spec.optimizer, "weight_decay").description
         self.run = _dropdown("run", [("run 1", 0)], 0)
         self.run.tooltip = "the run the sliders steer and the layer panels show"
         self.live_note = widgets.HTML("<i>These act on the running net at the next step, marked on the curves.</i>")
@@ -120,8 +128,10 @@ class Controls:
         return widgets.HBox([self.hist_probe, self.hist_live, self.hist_label])
 
     # ------------------------------------------------------------------ show settings
-    def show(self, quiet: Quiet, runs: list[Run], focus: int, base: RunSpec) -> None:
-        """Every control shows what the engine runs now (moved quietly: no requests)."""
+    def show(self, quiet: Quiet, ctl: DashboardController) -> None:
+        """Every control shows what the engine runs now: the live ones the focused trainer's
+        settings, the others the run's spec (moved quietly: no requests)."""
+        runs, focus, base = ctl.runs, ctl.focus, ctl.base
         run = runs[focus]
         spec, trainer = run.spec, run.trainer
         hp = trainer.hparams
@@ -131,19 +141,18 @@ class Controls:
                 self.run.options = options
             self.run.value = focus
         self.run.layout.display = None if len(runs) > 1 else "none"
-        lr = spec.effective_lr
-        set_quietly(quiet, self.lr, lr)
-        set_quietly(quiet, self.lr_text, lr)
-        allowed = TORCH_HPARAMS[spec.optimizer]
+        set_quietly(quiet, self.lr, hp["lr"])
+        set_quietly(quiet, self.lr_text, hp["lr"])
+        allowed = torch_hparams(spec.optimizer)
         self.momentum.layout.display = None if "momentum" in allowed else "none"
         if "momentum" in allowed:
-            set_quietly(quiet, self.momentum, spec.momentum if spec.momentum is not None else hp.get("momentum", 0.0))
+            set_quietly(quiet, self.momentum, hp["momentum"])
         for i, w in enumerate((self.beta1, self.beta2)):
             w.layout.display = None if "betas" in allowed else "none"
             if "betas" in allowed:
-                set_quietly(quiet, w, (spec.betas or hp.get("betas", (0.9, 0.999)))[i])
-        set_quietly(quiet, self.dropout, spec.dropout if spec.dropout is not None else hp.get("dropout", 0.0))
-        set_quietly(quiet, self.weight_decay, spec.weight_decay)
+                set_quietly(quiet, w, hp["betas"][i])
+        set_quietly(quiet, self.dropout, hp.get("dropout", 0.0))
+        set_quietly(quiet, self.weight_decay, hp["weight_decay"])
 
         config = getattr(trainer.model, "config", {})
         set_quietly(quiet, self.model, base.model)

@@ -28,7 +28,6 @@ from optiviz.views.dashboard.series import RunSeries
 
 # viridis stops, first layer darkest (the last stop darkened: pale yellow vanishes on a projector)
 LAYER_COLORS = ("#440154", "#46327e", "#365c8d", "#277f8e", "#1fa187", "#4ac16d", "#7fbc41", "#b8a51a")
-RUN_FALLBACK = ("#000000", "#56B4E9", "#8C510A", "#01665E", "#E69F00", "#999999")
 LOSS_FLOOR = 1e-4  # log axes cannot show 0
 RATIO_FLOOR = 1e-8  # "no update at all" sits here, visibly at the bottom
 GRAD_FLOOR = 1e-10
@@ -55,7 +54,7 @@ def run_colors(optimizers: Sequence[str]) -> list[str]:
     """Each optimizer's own colour when they are all different, else one colour per run."""
     if len(set(optimizers)) == len(optimizers):
         return [theme.optimizer_color(o, i) for i, o in enumerate(optimizers)]
-    return [RUN_FALLBACK[i % len(RUN_FALLBACK)] if i else theme.optimizer_color(optimizers[0]) for i in range(len(optimizers))]
+    return [theme.fallback_color(i) if i else theme.optimizer_color(optimizers[0]) for i in range(len(optimizers))]
 
 
 def _lines(scales: dict, **kw: Any) -> bq.Lines:

@@ -1,6 +1,7 @@
 """The dashboard's drawing cache: one set of SeriesBuffers per run, fed with the trainer's records.
 
-The trainer's records are the truth; these buffers only make drawing cheap (decimated float32
+Plain Python and numpy (no widgets): the dashboard's controller keeps them. The trainer's
+records are the truth; these buffers only make drawing cheap (decimated float32
 views whose cost does not grow with the run). After a rewind they are rebuilt from the restored
 trainer, so what is drawn is always what the trainer's history says.
 """
@@ -10,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from optiviz.labels import change_label
 from optiviz.stream.series import Markers, SeriesBuffer
 from optiviz.training.records import StepRecord
 from optiviz.training.trainer import Trainer
-from optiviz.training.runs import format_value
 
 
 class RunSeries:
@@ -86,10 +87,4 @@ class RunSeries:
         return -1 if last is None else int(last[0])
 
 
-def change_label(name: str, value: Any) -> str:
-    """What a marker on the curves says: "lr 0.01", "dropout 0.5", "betas (0.9, 0.99)"."""
-    label = {"weight_decay": "wd", "grad_noise": "noise", "clip_value": "clip", "clip_norm": "clip norm"}.get(name, name)
-    return f"{label} {'off' if value is None else format_value(value)}"
-
-
-__all__ = ["RunSeries", "change_label"]
+__all__ = ["RunSeries"]

@@ -7,24 +7,19 @@ new value from its next step, marked on the curves; a health line applies the le
 checklist (training/health.py) to the live records. Compare mode trains several optimizers from
 the same initial weights on the same batches, curves overlaid.
 
-Structure (the same streaming layer as the surface explorer): a `LiveRunner` steps the trainers
-in a daemon worker thread (`_step_chunk`: one step of every run), applies control requests at
-step boundaries (`_apply`), and hands records to `_publish` at a bounded frame rate, which
-appends them to per-run SeriesBuffers (views/dashboard_series.py) and redraws the marks whose
-data changed (views/dashboard_panels.py). Observers only record requests. Every engine call and
-every mark update happens under the runner's cycle lock, in the worker or, for `.step(n)` and
-requests made while nothing runs, in the caller's thread. Errors are shown in the widget's error
-line; nothing is raised into the notebook from a control and nothing is printed from a thread.
+Two objects: a `DashboardController` (views/dashboard/controller.py, no widgets) owns the runs,
+their records, the snapshots and the LiveRunner that trains in a worker thread; this widget draws
+the controller's state (views/dashboard/panels.py for the plots) when the controller says a frame,
+a setting, the status or the error changed, and turns a person's input into controller requests.
+Widgets hold no copy of a setting: after every change they are moved (quietly) to what the focused
+run's trainer has. Errors are shown in the error line; nothing is raised into the notebook from a
+control and nothing is printed from a thread.
 """
 from __future__ import annotations
 
-import collections
 import html
-import threading
-import time
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
 from typing import Any
 
 import ipywidgets as widgets
@@ -32,44 +27,22 @@ import numpy as np
 import torch
 
 from optiviz.engine.schedules import schedule_spec
-from optiviz.stream.runner import DONE, LiveRunner
+from optiviz.stream.runner import LiveRunner
 from optiviz.training.data import CIFAR10, load_cifar10
-from optiviz.training.health import BAD, INFO, OK, WARN, Finding, check_health, health_line
-from optiviz.training.probes import DEAD_KIND
-from optiviz.training.trainer import Snapshot
+from optiviz.training.health import BAD, INFO, OK, WARN, Finding
+from optiviz.training.runs import RunSpec
 from optiviz.views.common import theme
-from optiviz.views.common.controls import Quiet, apply_control, on_value
+from optiviz.views.common.controls import Quiet, on_value
+from optiviz.views.common.live_view import LiveView
+from optiviz.views.dashboard.controller import DashboardController
 from optiviz.views.dashboard.controls import DEFAULT_INIT, Controls
 from optiviz.views.dashboard.panels import Panels
-from optiviz.views.common.widget_tree import owned_widgets
-from optiviz.training.runs import (
-    LIVE_KEYS, RESTART_KEYS, ResourceError, Run, RunSpec, build_runs, out_of_memory_text, validate_spec,
-    with_changes,
-)
-from optiviz.views.dashboard.series import RunSeries
 
-HEALTH_EVERY = 0.5  # seconds between health checks while playing (each reads only the records' tails)
-RATE_WINDOW = 3.0  # seconds of frames the images/s figure averages over
 _DATA_CACHE: dict[str, CIFAR10] = {}
+_EMPTY = (np.zeros(0, np.float32), np.zeros(0, np.float32))
 
 
-@dataclass
-class _Frame:
-    """One chunk: a StepRecord (or None) per run, tagged with the run set it belongs to."""
-
-    generation: int
-    records: list[Any]
-    time: float
-
-
-@dataclass
-class _Snap:
-    label: str
-    step: int
-    states: list[Snapshot]
-
-
-class TrainingDashboard(widgets.VBox):
+class TrainingDashboard(LiveView):
     """Train a small net on CIFAR-10 live, steer it, and see the lectures' diagnostics.
 
     Display it as the last expression of a cell, then press Start. Python API (also what the
@@ -77,9 +50,11 @@ class TrainingDashboard(widgets.VBox):
     `snapshot()`, `rewind(i)`, `compare([...])`, `focus_run(run)`, `show_histograms(i)`, `close()`;
     what the marks hold through `loss_curves`, `val_loss_curves`, `accuracy_curves`, `gap`,
     `lr_curves`, `ratio_curves`, `grad_norm_curves`, `dead_curves`, `histograms`, `markers`;
-    and `health`, `findings`, `progress`, `error`, `state`, `runs`, `trainers`.
+    and `health`, `findings`, `progress`, `error`, `state`, `runs`, `trainers`; `controller` is
+    the widget-free state behind all of it.
 
     model: a preset ("convnet", "small_convnet", "mlp", "deep_mlp"); width / depth override it.
+    optimizer: as in the engine ("sgd" is plain SGD; "momentum" / "nesterov" take a momentum).
     data: a CIFAR10 from ov.load_cifar10() (default: the bundled subset), sliced to n_train / n_val.
     compare: optimizer names or dicts of settings (see `compare`) to start in compare mode.
     """
@@ -113,108 +88,53 @@ class TrainingDashboard(widgets.VBox):
         max_points: int = 500,
     ) -> None:
         super().__init__()
-        self.add_class(theme.CSS_CLASS)
         self.add_class("optiviz-dashboard")
-        spec = validate_spec(RunSpec(
-            model=model, optimizer=optimizer, lr=lr, momentum=momentum, betas=betas, dropout=dropout,
-            weight_decay=weight_decay, batch_size=batch_size, batch_norm=batch_norm, activation=activation,
-            init=init, schedule=schedule_spec(schedule), width=width, depth=depth, seed=seed))
-        self._data = _prepare_data(data, n_train, n_val, device)
-        self._probe_every = int(probe_every)
-        self._val_every = val_every
+        spec = RunSpec(model=model, optimizer=optimizer, lr=lr, momentum=momentum, betas=betas, dropout=dropout,
+                       weight_decay=weight_decay, batch_size=batch_size, batch_norm=batch_norm, activation=activation,
+                       init=init, schedule=schedule_spec(schedule), width=width, depth=depth, seed=seed)
+        controller = DashboardController(spec, _prepare_data(data, n_train, n_val, device), compare=compare,
+                                         probe_every=probe_every, val_every=val_every, fps=fps)
         self._quiet = Quiet()
-        self._closed = False
-        self._stopped = False
-        self._error = ""
-        self._generation = 0
-        self._focus = 0
-        self._spec = spec
-        self._overrides: list[Mapping[str, Any]] | None = None
-        self._runs: list[Run] = []
-        self._series: list[RunSeries] = []
-        self._snaps: list[_Snap] = []
-        self._spec_pending: dict[str, Any] = {}
-        self._spec_lock = threading.Lock()
-        self._hist_index: int | None = None  # None: follow the newest probe
-        self._rate: collections.deque[tuple[float, int]] = collections.deque()
-        self._images_per_s = float("nan")
-        self._findings: list[list[Finding]] = []
-        self._health_at = -float("inf")
-
+        self._drawn_generation = -1
         self.panels = Panels(max_points)
-        self.controls = Controls(spec)
-        self._health_html = widgets.HTML()
-        self._health_html.add_class("optiviz-dash-health")
-        self._progress_html = widgets.HTML()
-        self._progress_html.add_class("optiviz-dash-progress")
-        self._error_html = widgets.HTML()
-        self._error_html.add_class("optiviz-dash-error")
-        self._runs_html = widgets.HTML()
-        self._runs_html.add_class("optiviz-dash-runs")
+        self.controls = Controls(controller.runs[0].spec)
+        self.error_html.add_class("optiviz-dash-error")
+        self._health_html = self._html("optiviz-dash-health")
+        self._progress_html = self._html("optiviz-dash-progress")
+        self._runs_html = self._html("optiviz-dash-runs")
         self._wire()
-        self._runner = LiveRunner(self._step_chunk, apply=self._apply, publish=self._publish,
-                                  on_error=self._show_error, on_status=self._on_status, fps=fps,
-                                  name="training-dashboard")
-        overrides = [{"optimizer": v} if isinstance(v, str) else dict(v) for v in compare] if compare else None
-        try:
-            runs = build_runs(spec, overrides, self._data, probe_every=self._probe_every, val_every=val_every)
-        except ResourceError as exc:  # too big for memory: say so, and show a net that fits
-            fallback = RunSpec(model="small_convnet", optimizer=spec.optimizer, batch_size=64, seed=spec.seed)
-            runs = build_runs(fallback, None, self._data, probe_every=self._probe_every, val_every=val_every)
-            spec, overrides = fallback, None
-            self._show_error(f"{exc}. Showing a small convnet instead.")
-        self._spec, self._overrides = spec, overrides
-        self._install(runs)
+        self.attach(controller)
+        self.controller: DashboardController = controller
+        self.on_config()
+        self.draw_error()
         self.children = self._layout()
 
-    # ================================================================== public API
+    @staticmethod
+    def _html(css: str) -> widgets.HTML:
+        w = widgets.HTML()
+        w.add_class(css)
+        return w
+
+    # ================================================================== public API (the controller's)
     def start(self) -> None:
         """Train live in a worker thread; returns at once. After stop(), starts a new run."""
-        if self._closed:
-            return
-        if self._stopped:
-            self._stopped = False
-            self._request("reset", True, sync=True)
-        self._request("resume", True, sync=True)
-        self._rate.clear()
-        self._runner.play()
+        self.controller.start()
 
     def pause(self) -> None:
         """Stop after the current step (the last frame is drawn); start() goes on from there."""
-        if self._closed:
-            return
-        self._runner.pause()
-        self._runner.wait(10.0)
-        self._runner.apply_pending()
+        self.controller.pause()
 
     def stop(self) -> None:
         """End the run: the curves stay; start() or Reset begins a new run from the same initial weights."""
-        if self._closed:
-            return
-        self.pause()
-        self._stopped = True
-        self._on_status("stopped")
+        self.controller.stop()
 
     def step(self, n: int = 1) -> None:
         """Train n steps (of every run) synchronously in the caller's thread, then draw (notebooks, tests)."""
-        if self._closed:
-            return
-        if self._runner.is_running:
-            self.pause()
-        if self._stopped:
-            self._stopped = False
-            self._request("reset", True, sync=True)
-        self._request("resume", True, sync=True)
-        self._rate.clear()
-        try:
-            self._runner.run_sync(max(int(n), 0))
-        except Exception:  # noqa: BLE001 - already shown in the error line by the runner
-            pass
+        self.controller.step(n)
 
     def reset(self) -> None:
         """A new run with the current settings, from the same initial weights (same seed)."""
-        self._stopped = False
-        self._request("reset", True, sync=True)
+        self.controller.reset()
 
     def set(self, run: int | str | None = None, **values: Any) -> None:
         """Change settings as the controls do, e.g. set(lr=0.01), set(dropout=0.5), set(model="mlp").
@@ -224,31 +144,16 @@ class TrainingDashboard(widgets.VBox):
         model, optimizer, batch_size, batch_norm, activation, init, schedule, width, depth and seed
         start a new run. A bad value shows a message in the widget (and in `.error`) instead of raising.
         """
-        if self._closed:
-            return
-        try:
-            target = "all" if run is None else str(self._run_index(run))
-        except ValueError as exc:
-            self._show_error(str(exc))
-            return
-        restart = {k: values.pop(k) for k in list(values) if k in RESTART_KEYS}
-        for name, value in values.items():
-            if name not in LIVE_KEYS:
-                self._show_error(f"unknown setting {name!r}; live: {', '.join(LIVE_KEYS)}; "
-                                 f"new run: {', '.join(RESTART_KEYS)}")
-                continue
-            self._request(f"live:{name}:{target}", value, sync=True)
-        if restart:
-            self._request_spec(restart, sync=True)
+        self.controller.set(run, **values)
 
     def snapshot(self) -> int:
         """Copy every run's whole state now (at a step boundary); returns the index rewind() takes."""
-        self._request("snapshot", True, sync=True)
-        return len(self._snaps) - 1
+        self.controller.request("snapshot", sync=True)
+        return len(self.controller.snapshots) - 1
 
     def rewind(self, index: int = -1) -> None:
-        """Go back to a snapshot: weights, optimizer state, data order and curves as they were then."""
-        self._request("rewind", int(index), sync=True)
+        """Go back to a snapshot: weights, optimizer state, settings, data order and curves as they were then."""
+        self.controller.request("rewind", int(index), sync=True)
 
     def compare(self, settings: Sequence[str | Mapping[str, Any]] | None = None) -> None:
         """Train several runs of the same net from the same initial weights on the same batches.
@@ -257,43 +162,32 @@ class TrainingDashboard(widgets.VBox):
         weight_decay, schedule, label), e.g. compare(["sgd", "momentum", {"optimizer": "adam", "lr": 3e-4}]).
         None or [] goes back to a single run.
         """
-        self._request("compare", None if not settings else list(settings), sync=True)
+        self.controller.request("compare", None if not settings else list(settings), sync=True)
 
     def focus_run(self, run: int | str) -> None:
         """Which run the sliders steer and the per-layer panels show (an index or a label)."""
         try:
-            self._request("focus", self._run_index(run), sync=True)
+            self.controller.request("focus", self.controller.run_index(run), sync=True)
         except ValueError as exc:
-            self._show_error(str(exc))
+            self.controller.show_error(str(exc))
 
     def show_histograms(self, probe: int | None = None) -> None:
         """Show the activation histograms of probe number `probe` (negative counts from the end); None: live."""
-        self._request("hist", probe, sync=True)
-
-    def close(self) -> None:
-        """Stop the worker, then close every widget this view made."""
-        if self._closed:
-            return
-        self._closed = True
-        self._runner.close()
-        for child in self.children:
-            for w in owned_widgets(child):
-                w.close()
-        super().close()
+        self.controller.request("hist", probe, sync=True)
 
     # ---- state and what the marks hold (tests and notebooks read these) ----------------------
     @property
     def runs(self) -> tuple[str, ...]:
-        return tuple(r.label for r in self._runs)
+        return tuple(r.label for r in self.controller.runs)
 
     @property
     def trainers(self) -> list[Any]:
-        return [r.trainer for r in self._runs]
+        return [r.trainer for r in self.controller.runs]
 
     @property
     def trainer(self) -> Any:
         """The focused run's Trainer (its history, events and probe_records are the records)."""
-        return self._runs[self._focus].trainer
+        return self.controller.trainer
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -302,30 +196,29 @@ class TrainingDashboard(widgets.VBox):
     @property
     def state(self) -> str:
         """"idle", "playing", "paused", "done" (every run halted), "stopped" or "error"."""
-        return "stopped" if self._stopped else self._runner.state
-
-    @property
-    def error(self) -> str:
-        """The message the error line shows ('' when none)."""
-        return self._error
+        return self.controller.state
 
     @property
     def health(self) -> str:
         """The health line's text (one line per run in compare mode)."""
-        return "\n".join(f"{r.label}: {health_line(f)}" if len(self._runs) > 1 else health_line(f)
-                         for r, f in zip(self._runs, self._findings))
+        lines = self.controller.health_lines()
+        return "\n".join(f"{label}: {line}" if len(lines) > 1 else line for label, line in lines)
 
     @property
     def findings(self) -> dict[str, list[Finding]]:
-        return {r.label: list(f) for r, f in zip(self._runs, self._findings)}
+        return {r.label: list(f) for r, f in zip(self.controller.runs, self.controller.findings)}
 
     @property
     def progress(self) -> str:
-        return html.unescape(_strip_tags(self._progress_html.value))
+        return self.controller.progress_text()
 
     @property
     def snapshots(self) -> list[str]:
-        return [s.label for s in self._snaps]
+        return [s.label for s in self.controller.snapshots]
+
+    @property
+    def runner(self) -> LiveRunner:
+        return self.controller.runner
 
     @property
     def loss_curves(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -389,10 +282,6 @@ class TrainingDashboard(widgets.VBox):
     def marks(self) -> dict[str, Any]:
         return self.panels.marks
 
-    @property
-    def runner(self) -> LiveRunner:
-        return self._runner
-
     def _per_run(self, key: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return {label: row for label, row in zip(self.runs, self.panels.rows(key))}
 
@@ -403,7 +292,7 @@ class TrainingDashboard(widgets.VBox):
     def _layout(self) -> list[widgets.Widget]:
         """Controls on the left, six panels in two columns on the right, histograms underneath (~1,260 px)."""
         c, p = self.controls, self.panels
-        header = widgets.VBox([self._health_html, widgets.HBox([self._progress_html, self._error_html])])
+        header = widgets.VBox([self._health_html, widgets.HBox([self._progress_html, self.error_html])])
         left = widgets.VBox([self._runs_html, c.tabs()], layout=widgets.Layout(width="460px", min_width="460px"))
         plots = widgets.VBox([widgets.HBox([p.loss_fig, p.acc_fig]), p.layer_legend,
                               widgets.HBox([p.ratio_fig, p.grad_fig]), widgets.HBox([p.dead_fig, p.lr_fig])])
@@ -412,360 +301,117 @@ class TrainingDashboard(widgets.VBox):
                 widgets.HBox([hist_title, c.histogram_bar()]), p.hist_box]
 
     def _wire(self) -> None:
+        """Each control sends one request; none keeps a value of its own."""
         c, q = self.controls, self._quiet
-        c.start_btn.on_click(lambda _b: self.start())
-        c.pause_btn.on_click(lambda _b: self._runner.pause())
-        c.stop_btn.on_click(lambda _b: self._on_stop_button())
-        c.step_btn.on_click(lambda _b: self._on_step_button())
-        c.reset_btn.on_click(lambda _b: self._on_reset_button())
-        c.snapshot_btn.on_click(lambda _b: self._request("snapshot", True))
-        c.rewind_btn.on_click(lambda _b: c.rewind_to.value >= 0 and self._request("rewind", c.rewind_to.value))
-        c.compare_btn.on_click(lambda _b: self._request("compare", c.compare_choice() or None))
-        c.single_btn.on_click(lambda _b: self._request("compare", None))
-        target = lambda: str(self._focus)  # noqa: E731 - the UI steers the run it shows
-        on_value(c.lr, q, lambda v: self._request(f"live:lr:{target()}", v))
-        on_value(c.lr_text, q, lambda v: self._request(f"live:lr:{target()}", v))
-        on_value(c.momentum, q, lambda v: self._request(f"live:momentum:{target()}", v))
-        on_value(c.beta1, q, lambda _v: self._request(f"live:betas:{target()}", (c.beta1.value, c.beta2.value)))
-        on_value(c.beta2, q, lambda _v: self._request(f"live:betas:{target()}", (c.beta1.value, c.beta2.value)))
-        on_value(c.dropout, q, lambda v: self._request(f"live:dropout:{target()}", v))
-        on_value(c.weight_decay, q, lambda v: self._request(f"live:weight_decay:{target()}", v))
-        on_value(c.run, q, lambda v: v is not None and self._request("focus", v))
+        ask = lambda key, value=True: self.controller.request(key, value)  # noqa: E731
+        live = lambda name, value: ask(("live", name, self.controller.focus), value)  # noqa: E731 - steer what is shown
+        c.start_btn.on_click(lambda _b: self.controller.start())
+        c.pause_btn.on_click(lambda _b: self.controller.runner.pause())
+        c.stop_btn.on_click(lambda _b: self.controller.stop_soon())
+        c.step_btn.on_click(lambda _b: (ask("resume"), self.controller.runner.step_once()))
+        c.reset_btn.on_click(lambda _b: self.controller.reset(sync=False))
+        c.snapshot_btn.on_click(lambda _b: ask("snapshot"))
+        c.rewind_btn.on_click(lambda _b: c.rewind_to.value >= 0 and ask("rewind", c.rewind_to.value))
+        c.compare_btn.on_click(lambda _b: ask("compare", c.compare_choice() or None))
+        c.single_btn.on_click(lambda _b: ask("compare", None))
+        for name, w in (("lr", c.lr), ("lr", c.lr_text), ("momentum", c.momentum), ("dropout", c.dropout),
+                        ("weight_decay", c.weight_decay)):
+            on_value(w, q, lambda v, name=name: live(name, v))
+        for w in (c.beta1, c.beta2):
+            on_value(w, q, lambda _v: live("betas", (c.beta1.value, c.beta2.value)))
+        on_value(c.run, q, lambda v: v is not None and ask("focus", v))
         for key, w in (("model", c.model), ("optimizer", c.optimizer), ("batch_size", c.batch_size),
                        ("batch_norm", c.batch_norm), ("activation", c.activation)):
-            on_value(w, q, lambda v, key=key: self._request_spec({key: v}))
-        on_value(c.init, q, lambda v: self._request_spec({"init": None if v == DEFAULT_INIT else v}))
+            on_value(w, q, lambda v, key=key: self.controller.request_restart({key: v}))
+        on_value(c.init, q, lambda v: self.controller.request_restart({"init": None if v == DEFAULT_INIT else v}))
         for w in (c.schedule, *c.schedule_params.values()):
-            on_value(w, q, lambda _v: self._request_spec({"schedule": c.schedule_value()}))
-        on_value(c.hist_live, q, lambda v: self._request("hist", None if v else c.hist_probe.value))
-        on_value(c.hist_probe, q, lambda v: self._request("hist", v))
+            on_value(w, q, lambda _v: self.controller.request_restart({"schedule": c.schedule_value()}))
+        on_value(c.hist_live, q, lambda v: ask("hist", None if v else c.hist_probe.value))
+        on_value(c.hist_probe, q, lambda v: ask("hist", v))
 
-    # ================================================================== input -> requests
-    def _request(self, name: str, value: Any, sync: bool = False) -> None:
-        """What every control does: record the change; apply it now unless the worker will (sync: wait for it)."""
-        if self._closed:
-            return
-        self._runner.request(name, value)
-        if sync or not self._runner.is_running:
-            self._runner.apply_pending()
+    # ================================================================== drawing the controller's state
+    def on_frame(self) -> None:
+        self._draw(health=self.controller.findings is not self._drawn_findings)
 
-    def _request_spec(self, changes: dict[str, Any], sync: bool = False) -> None:
-        """Settings that start a new run: merged until the worker rebuilds once for all of them."""
-        with self._spec_lock:
-            self._spec_pending.update(changes)
-        self._request("spec", True, sync)
-
-    def _on_stop_button(self) -> None:
-        self._runner.pause()
-        self._stopped = True
-        self._on_status("stopped")
-
-    def _on_step_button(self) -> None:
-        self._request("resume", True)
-        self._runner.step_once()
-
-    def _on_reset_button(self) -> None:
-        self._stopped = False
-        self._request("reset", True)
-
-    def _run_index(self, run: int | str) -> int:
-        labels = self.runs
-        if isinstance(run, str):
-            if run not in labels:
-                raise ValueError(f"unknown run {run!r}; runs: {', '.join(labels)}")
-            return labels.index(run)
-        i = int(run)
-        if not -len(labels) <= i < len(labels):
-            raise ValueError(f"run must be in [0, {len(labels) - 1}], got {run!r}")
-        return i % len(labels)
-
-    # ================================================================== worker side: step
-    def _step_chunk(self) -> Any:
-        """Runner's step: one training step of every run that can go on."""
-        runs = self._runs
-        if all(r.halted for r in runs):
-            return DONE
-        records: list[Any] = []
-        for r in runs:
-            if r.halted:
-                records.append(None)
-                continue
-            try:
-                records.append(r.trainer.step())
-            except (torch.OutOfMemoryError, MemoryError) as exc:
-                records.append(self._fail_run(r, out_of_memory_text(r.spec, exc)))
-            except RuntimeError as exc:
-                if "memory" not in str(exc).lower() and "alloc" not in str(exc).lower():
-                    raise
-                records.append(self._fail_run(r, out_of_memory_text(r.spec, exc)))
-        return _Frame(self._generation, records, time.perf_counter())
-
-    def _fail_run(self, run: Run, message: str) -> None:
-        run.failed = message
-        self._show_error(f"{run.label}: {message}; press Reset." if len(self._runs) > 1 else f"{message}; press Reset.")
-        return None
-
-    # ================================================================== worker side: controls
-    def _apply(self, changes: dict[str, Any]) -> None:
-        """Runner's apply: one change at a time, at a step boundary; ValueError -> the error line."""
-        kind = apply_control(self, changes)
-        if kind not in ("hist", "focus", "snapshot", "resume"):
-            self._clear_error()
-
-    def _apply_live(self, rest: str, value: Any) -> None:
-        name, _, target = rest.partition(":")
-        runs = self._runs if target == "all" else [self._runs[int(target)]]
-        if name == "betas" and value is not None:
-            value = tuple(float(v) for v in value)
-        applied = []
-        try:
-            for r in runs:
-                if name in ("momentum", "betas") and name not in r.trainer.hparams:
-                    if target != "all":
-                        raise ValueError(f"{r.spec.optimizer} has no {name}; "
-                                         f"{'use betas' if name == 'momentum' else 'use momentum'}")
-                    continue
-                r.trainer.set(**{name: value})  # validated here: ValueError names the setting and its range
-                value = value if name == "betas" else float(value)
-                setattr(r.spec, name, value)
-                self._remember(self._runs.index(r), name, value)
-                applied.append(r)
-            if not applied:
-                raise ValueError(f"no run has {name}: {', '.join(sorted({r.spec.optimizer for r in runs}))}")
-        finally:
-            self._show_settings()
-
-    def _remember(self, k: int, name: str, value: Any) -> None:
-        """A live change is part of "the current settings" a Reset starts from."""
-        if self._overrides is None:
-            setattr(self._spec, name, value)
-        else:
-            self._overrides[k] = {**self._overrides[k], name: value}
-
-    def _apply_spec(self, _rest: str, _value: Any) -> None:
-        with self._spec_lock:
-            changes, self._spec_pending = self._spec_pending, {}
-        if not changes:
-            return
-        if "schedule" in changes:
-            changes["schedule"] = schedule_spec(changes["schedule"])
-        try:
-            spec = with_changes(self._spec, **changes)
-            self._rebuild(spec, self._overrides)
-        finally:
-            self._show_settings()
-
-    def _apply_reset(self, _rest: str, _value: Any) -> None:
-        self._rebuild(self._spec, self._overrides)
-
-    def _apply_compare(self, _rest: str, value: Any) -> None:
-        overrides = None if not value else [{"optimizer": v} if isinstance(v, str) else dict(v) for v in value]
-        self._rebuild(self._spec, overrides)
-
-    def _apply_resume(self, _rest: str, _value: Any) -> None:
-        """Before playing or stepping: a run stopped by the divergence check goes on (with a lowered lr)."""
-        for r in self._runs:
-            if r.failed is None and r.trainer.stopped:
-                r.trainer.resume()
-
-    def _apply_snapshot(self, _rest: str, _value: Any) -> None:
-        states = [r.trainer.snapshot() for r in self._runs]
-        step = max(s.step for s in states)
-        epoch = max(s.epoch for s in states)
-        self._snaps.append(_Snap(f"#{len(self._snaps) + 1}: step {step} (epoch {epoch})", step, states))
-        self.controls.show_snapshots(self._quiet, [s.label for s in self._snaps])
-
-    def _apply_rewind(self, _rest: str, value: Any) -> None:
-        if not self._snaps:
-            raise ValueError("no snapshot to rewind to: press Snapshot first")
-        i = int(value)
-        if not -len(self._snaps) <= i < len(self._snaps):
-            raise ValueError(f"snapshot must be in [0, {len(self._snaps) - 1}], got {value!r}")
-        snap = self._snaps[i]
-        for r, state in zip(self._runs, snap.states):
-            r.trainer.restore(state)
-            r.failed = None
-        self._generation += 1  # records of steps after the snapshot that wait for a frame are void
-        for s, r in zip(self._series, self._runs):
-            s.rebuild(r.trainer)
-        self._hist_index = None
-        self._redraw()
-
-    def _apply_focus(self, _rest: str, value: Any) -> None:
-        self._focus = int(value) % len(self._runs)
-        self._hist_index = None
-        self._show_settings()
+    def on_config(self) -> None:
+        """Something changed: a new run set re-lays the panels; every control shows what runs now."""
+        ctl = self.controller
+        if ctl.generation != self._drawn_generation:
+            self._drawn_generation = ctl.generation
+            with ExitStack() as stack:
+                self.panels.set_layers(ctl.runs[0].trainer.layer_names, ctl.layer_kinds, stack)
+                self.panels.set_runs([r.label for r in ctl.runs], [r.spec.optimizer for r in ctl.runs])
+            self.controls.show_snapshots(self._quiet, [])
+        self.controls.show(self._quiet, ctl)
+        self.controls.show_snapshots(self._quiet, [s.label for s in ctl.snapshots])
         self.panels.invalidate()
         self._draw(health=True)
 
-    def _apply_hist(self, _rest: str, value: Any) -> None:
-        probes = self.trainer.probe_records
-        if value is None:
-            self._hist_index = None
-        else:
-            i = int(value)
-            if not probes or not -len(probes) <= i < len(probes):
-                raise ValueError(f"probe must be in [0, {max(len(probes) - 1, 0)}], got {value!r}")
-            self._hist_index = i % len(probes)
-        self._draw_histograms()
+    def on_status(self) -> None:
+        self._draw_progress()
 
-    # ================================================================== runs
-    def _rebuild(self, spec: RunSpec, overrides: list[Any] | None) -> None:
-        """New runs (ValueError: the old ones go on untouched)."""
-        runs = build_runs(spec, overrides, self._data, probe_every=self._probe_every, val_every=self._val_every)
-        self._spec, self._overrides = spec, overrides
-        self._install(runs)
-
-    def _install(self, runs: list[Run]) -> None:
-        self._generation += 1
-        self._runs = runs
-        self._focus = min(self._focus, len(runs) - 1) if runs else 0
-        layers = runs[0].trainer.layer_names
-        self._series = [RunSeries(layers) for _ in runs]
-        self._snaps = []
-        self._hist_index = None
-        self._findings = [[] for _ in runs]
-        self._rate.clear()
-        self.controls.show_snapshots(self._quiet, [])
-        with ExitStack() as stack:
-            kinds = tuple(DEAD_KIND.get(layer.nonlinearity or "", "") for layer in runs[0].trainer.probes.layers)
-            self.panels.set_layers(layers, kinds, stack)
-            self.panels.set_runs([r.label for r in runs], [r.spec.optimizer for r in runs])
-        self._show_settings()
-        self._redraw()
-
-    def _redraw(self) -> None:
-        self.panels.invalidate()
-        self._draw(health=True)
-
-    def _show_settings(self) -> None:
-        if self._runs:
-            self.controls.show(self._quiet, self._runs, self._focus, self._spec)
-
-    # ================================================================== worker side: drawing
-    def _publish(self, frames: list[_Frame]) -> None:
-        """Runner's publish: append this frame's records to the series, then draw one frame."""
-        fresh = [f for f in frames if f.generation == self._generation]
-        for f in fresh:
-            images = 0
-            for k, rec in enumerate(f.records):
-                if rec is None or k >= len(self._series):
-                    continue
-                run = self._runs[k]
-                bs = min(run.trainer.batch_size, run.trainer.n_train)
-                self._series[k].add(rec, bs)
-                if rec.stop_reason is None:
-                    images += bs
-                else:
-                    who = f"{run.label}: " if len(self._runs) > 1 else ""
-                    self._show_error(f"{who}stopped: {rec.stop_reason}. Lower the lr, then Reset (or Rewind "
-                                     "to a snapshot); Start goes on from here.")
-            total = (self._rate[-1][1] if self._rate else 0) + images
-            self._rate.append((f.time, total))
-        while len(self._rate) > 2 and self._rate[-1][0] - self._rate[0][0] > RATE_WINDOW:
-            self._rate.popleft()
-        if len(self._rate) >= 2:
-            (t0, n0), (t1, n1) = self._rate[0], self._rate[-1]
-            if t1 > t0:
-                self._images_per_s = (n1 - n0) / (t1 - t0)
-        self._draw(health=not self._runner.is_running or time.monotonic() - self._health_at >= HEALTH_EVERY)
+    _drawn_findings: Any = None
 
     def _draw(self, health: bool = True) -> None:
         with ExitStack() as stack:
-            self.panels.draw(self._series, self._focus, stack)
+            self.panels.draw(self.controller.series, self.controller.focus, stack)
             self._draw_histograms(stack)
-            self._draw_runs(stack)
+            self._draw_runs()
             if health:
-                self._health_at = time.monotonic()
-                self._draw_health(stack)
+                self._draw_health()
             self._draw_progress()
 
-    def _draw_histograms(self, stack: ExitStack | None = None) -> None:
-        with ExitStack() as own:
-            stack = stack or own
-            probes = self.trainer.probe_records
-            c = self.controls
-            n = len(probes)
-            i = (n - 1 if n else None) if self._hist_index is None else min(self._hist_index, n - 1)
-            self.panels.draw_histograms(probes[i] if i is not None and i >= 0 else None, stack)
-            with self._quiet():
-                if c.hist_probe.max != max(n - 1, 0):
-                    c.hist_probe.max = max(n - 1, 0)
-                if i is not None and c.hist_probe.value != i:
-                    c.hist_probe.value = i
-                if c.hist_live.value != (self._hist_index is None):
-                    c.hist_live.value = self._hist_index is None
-            step = self.panels.hist_step
-            text = "no probe yet" if step is None else f"step {step}" + (" (live)" if self._hist_index is None else "")
-            value = f'<span style="font-size:{theme.FONT_PX}px">{text}</span>'
-            if c.hist_label.value != value:
-                c.hist_label.value = value
+    def _draw_histograms(self, stack: ExitStack) -> None:
+        probe, i, n = self.controller.histogram_probe()
+        live = self.controller.hist_index is None
+        c = self.controls
+        self.panels.draw_histograms(probe, stack)
+        with self._quiet():
+            if c.hist_probe.max != max(n - 1, 0):
+                c.hist_probe.max = max(n - 1, 0)
+            if i is not None and c.hist_probe.value != i:
+                c.hist_probe.value = i
+            if c.hist_live.value != live:
+                c.hist_live.value = live
+        step = self.panels.hist_step
+        text = "no probe yet" if step is None else f"step {step}" + (" (live)" if live else "")
+        _set_html(c.hist_label, f'<span style="font-size:{theme.FONT_PX}px">{text}</span>')
 
-    def _draw_runs(self, stack: ExitStack) -> None:
+    def _draw_runs(self) -> None:
         """Legend of the runs: colour, label, last loss and validation accuracy, status."""
+        ctl = self.controller
         rows = []
-        for k, (r, s) in enumerate(zip(self._runs, self._series)):
+        for k, (r, s) in enumerate(zip(ctl.runs, ctl.series)):
             color = self.panels.colors[k] if k < len(self.panels.colors) else "#000"
-            last = s.loss.last
-            val = s.val.last
-            status = "failed" if r.failed else ("diverged" if r.trainer.stopped else "")
-            focus = " ◀" if k == self._focus and len(self._runs) > 1 else ""
+            last, val = s.loss.last, s.val.last
+            focus = " ◀" if k == ctl.focus and len(ctl.runs) > 1 else ""
             rows.append(f'<tr><td><span style="display:inline-block;width:26px;height:8px;background:{color}"></span></td>'
                         f"<td><b>{html.escape(r.label)}</b>{focus}</td>"
                         f"<td>loss {theme.format_loss(last[1]) if last else '—'}</td>"
-                        f"<td>val acc {f'{val[1][1]:.3f}' if val else '—'}</td><td>{status}</td></tr>")
-        value = (f'<table class="optiviz-legend" style="font-size:{theme.FONT_PX}px;white-space:nowrap">'
-                 + "".join(rows) + "</table>")
-        if self._runs_html.value != value:
-            self._runs_html.value = value
+                        f"<td>val acc {f'{val[1][1]:.3f}' if val else '—'}</td><td>{ctl.run_status(k)}</td></tr>")
+        _set_html(self._runs_html, f'<table class="optiviz-legend" style="font-size:{theme.FONT_PX}px;white-space:nowrap">'
+                  + "".join(rows) + "</table>")
 
-    def _draw_health(self, stack: ExitStack) -> None:
-        self._findings = [check_health(s.health_history(), r.trainer.probe_records[-6:], stop_reason=r.trainer.stop_reason)
-                          for r, s in zip(self._runs, self._series)]
+    def _draw_health(self) -> None:
+        ctl = self.controller
+        self._drawn_findings = ctl.findings
         lines = []
-        for k, (r, found) in enumerate(zip(self._runs, self._findings)):
+        for (label, line), found in zip(ctl.health_lines(), ctl.findings):
             worst = max((f.severity for f in found), default=OK)
             icon, color = ("✖", "#b00020") if worst >= BAD else ("⚠", "#a05a00") if worst >= WARN else \
                 ("•", "#555555") if worst == INFO else ("✔", "#1b7837")
-            who = f"<b>{html.escape(r.label)}</b>: " if len(self._runs) > 1 else ""
-            lines.append(f'<div style="font-size:{theme.TITLE_PX}px;color:{color}">{icon} {who}'
-                         f"{html.escape(health_line(found))}</div>")
-        value = "".join(lines)
-        if self._health_html.value != value:
-            self._health_html.value = value
+            who = f"<b>{html.escape(label)}</b>: " if len(ctl.runs) > 1 else ""
+            lines.append(f'<div style="font-size:{theme.TITLE_PX}px;color:{color}">{icon} {who}{html.escape(line)}</div>')
+        _set_html(self._health_html, "".join(lines))
 
-    def _draw_progress(self, state: str | None = None) -> None:
-        run = self._runs[self._focus]
-        t = run.trainer
-        state = state or self.state
-        shown = {"playing": "running", "done": "halted"}.get(state, state)
-        rate = "—" if not np.isfinite(self._images_per_s) else f"{self._images_per_s:,.0f}"
-        images = sum(s.images for s in self._series)
-        text = (f"epoch {t.epoch} · step {t.step_count} ({t.step_count % t.steps_per_epoch}/{t.steps_per_epoch} "
-                f"of this epoch) · {rate} images/s · {images:,} images seen · {shown}")
-        value = f'<span style="font-size:{theme.FONT_PX}px">{html.escape(text)}</span>'
-        if self._progress_html.value != value:
-            self._progress_html.value = value
-
-    def _on_status(self, state: str) -> None:
-        if self._closed:
-            return
-        try:
-            self._draw_progress("stopped" if self._stopped else state)
-        except Exception:  # noqa: BLE001 - a status line must never break the runner
-            pass
-
-    def _show_error(self, message: str) -> None:
-        self._error = str(message)
-        self._error_html.value = f'<span class="optiviz-error">⚠ {html.escape(self._error)}</span>'
-
-    def _clear_error(self) -> None:
-        if self._error:
-            self._error = ""
-            self._error_html.value = ""
+    def _draw_progress(self) -> None:
+        _set_html(self._progress_html,
+                  f'<span style="font-size:{theme.FONT_PX}px">{html.escape(self.controller.progress_text())}</span>')
 
 
-_EMPTY = (np.zeros(0, np.float32), np.zeros(0, np.float32))
+def _set_html(w: widgets.HTML, value: str) -> None:
+    if w.value != value:  # one message only when the text changed
+        w.value = value
 
 
 def _prepare_data(data: CIFAR10 | None, n_train: int | None, n_val: int | None,
@@ -783,12 +429,6 @@ def _prepare_data(data: CIFAR10 | None, n_train: int | None, n_val: int | None,
     if n_train is not None or n_val is not None:
         data = data.subset(n_train or data.n_train, n_val, 0)
     return data
-
-
-def _strip_tags(text: str) -> str:
-    import re
-
-    return re.sub(r"<[^>]+>", "", text)
 
 
 __all__ = ["TrainingDashboard"]
