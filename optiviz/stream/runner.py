@@ -74,6 +74,33 @@ class FrameClock:
         self._last = self._clock()
 
 
+class LatestRequests:
+    """Control changes waiting for the next step boundary, safe from any thread: only the latest
+    value per name is kept, in the order of each name's latest arrival."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def put(self, name: str, value: Any) -> None:
+        with self._lock:
+            self._items.pop(name, None)
+            self._items[name] = value
+
+    def take(self) -> list[tuple[str, Any]]:
+        """Everything queued, oldest first; the queue is empty afterwards."""
+        with self._lock:
+            items, self._items = list(self._items.items()), {}
+        return items
+
+    def put_back(self, items: list[tuple[str, Any]]) -> None:
+        """Changes that were never applied go back in front of anything newer."""
+        with self._lock:
+            newer = self._items
+            self._items = {name: value for name, value in items if name not in newer}
+            self._items.update(newer)
+
+
 def _wake_to_exit(play: threading.Event, stop: threading.Event) -> None:
     """Finalizer of a collected runner: let its worker leave the wait and exit."""
     stop.set()
@@ -153,8 +180,7 @@ class LiveRunner:
         self._frames = FrameClock(fps, clock)
         self.name = name
 
-        self._requests: dict[str, Any] = {}
-        self._requests_lock = threading.Lock()
+        self._requests = LatestRequests()
         self._cycle_lock = threading.Lock()  # step/apply/publish never overlap
         self._cycle_owner: int | None = None  # thread id holding _cycle_lock: defers on_status
         self._state_cond = threading.Condition(threading.Lock())
@@ -199,9 +225,7 @@ class LiveRunner:
         Only the latest value per name is kept, and it takes the place of the name's latest
         arrival in the order of changes.
         """
-        with self._requests_lock:
-            self._requests.pop(name, None)
-            self._requests[name] = value
+        self._requests.put(name, value)
 
     def play(self) -> None:
         """Start or resume the worker (started lazily on the first call). Returns at once."""
@@ -349,31 +373,20 @@ class LiveRunner:
 
     def _apply_requests(self) -> tuple[int, bool]:
         """Hand queued changes to apply one by one; (how many, False if one failed fatally)."""
-        with self._requests_lock:
-            if not self._requests:
-                return 0, True
-            changes, self._requests = self._requests, {}
-        if self._apply is None:
+        items = self._requests.take()
+        if not items or self._apply is None:
             return 0, True
-        items = list(changes.items())
         for i, (name, value) in enumerate(items):
             try:
                 self._apply({name: value})
             except ValueError as exc:
                 self._report(str(exc))
             except Exception as exc:
-                self._requeue(items[i + 1 :])
+                self._requests.put_back(items[i + 1 :])
                 self._flush()  # draw what ran before the failure
                 self._fail(f"apply {name!r} failed", exc)
                 return i + 1, False
         return len(items), True
-
-    def _requeue(self, items: list[tuple[str, Any]]) -> None:
-        """Put changes that were never applied back in front of anything newer."""
-        with self._requests_lock:
-            newer = self._requests
-            self._requests = {name: value for name, value in items if name not in newer}
-            self._requests.update(newer)
 
     def _cycle(self) -> str:
         """drain -> apply -> step; returns "ok", "done" or "error"."""
@@ -514,4 +527,4 @@ class LiveRunner:
             self.callback_exception = exc
 
 
-__all__ = ["LiveRunner", "FrameClock", "DONE", "STATES"]
+__all__ = ["LiveRunner", "LatestRequests", "FrameClock", "DONE", "STATES"]
