@@ -22,6 +22,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 NOTEBOOK_ENV = "OPTIVIZ_NOTEBOOKS"
 
@@ -94,7 +95,7 @@ def serve(cmd: list[str], probe_url: str, show_url: str, what: str, stop_signal:
     # request; an unread pipe fills up and blocks the server), the tail kept for error messages.
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, start_new_session=True, preexec_fn=_die_with_parent, env=server_env())
-    log_tail = _drain(proc)
+    log_tail = _drain(proc.stderr)  # a pipe: stderr=PIPE above
     previous = _stop_on_signals()
     try:
         if not wait_until_up(probe_url, proc):
@@ -144,13 +145,12 @@ def _die_with_parent() -> None:
             pass
 
 
-def _drain(proc: subprocess.Popen, keep: int = 200) -> collections.deque:
+def _drain(stream: IO[str], keep: int = 200) -> collections.deque:
     """Read the child's stderr in a daemon thread; the last `keep` lines stay in the returned deque."""
     tail: collections.deque = collections.deque(maxlen=keep)
 
     def read() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
+        for line in stream:
             tail.append(line)
 
     threading.Thread(target=read, name="optiviz-server-log", daemon=True).start()
