@@ -441,3 +441,95 @@ def test_frames_are_bounded_by_fps_while_playing(make):
     e.pause()
     assert 3 <= len(frames) <= 23  # at most fps a second (+ the frame drawn on pause)
     assert 3 <= e.t <= 23  # one step per frame at speed 1: paced, not as fast as it can
+
+
+# ------------------------------------------------------------------ no stale copies of the run's state
+def legend_says(e: SurfaceExplorer) -> list[str]:
+    return [s for s in ("running", "converged", "diverged") if s in e.legend_html.value]
+
+
+def test_status_line_and_legend_agree_after_a_surface_switch_of_a_finished_run(make):
+    e = make("quadratic", ("sgd", "adam"))
+    e.step(2000)
+    e.step(1)  # every optimizer converged: the runner is done
+    assert all(s.startswith("converged") for s in e.statuses.values()) and e.runner.state == "done"
+    assert "· done" in e.status_html.value and legend_says(e) == ["converged"]
+    e.set(surface="rosenbrock")  # a live switch: a new run that has not finished
+    assert e.statuses == {"sgd": "running", "adam": "running"} and legend_says(e) == ["running"]
+    assert "step 0 · " in e.status_html.value and "done" not in e.status_html.value
+    e.step(5)
+    assert "step 5 · paused" in e.status_html.value and legend_says(e) == ["running"]
+
+
+def test_status_line_and_legend_agree_after_switching_while_playing(make):
+    e = make("quadratic", ("sgd",), speed=200, fps=100)
+    e.play()
+    assert wait_until(lambda: e.runner.state == "done")
+    assert wait_until(lambda: "· done" in e.status_html.value)
+    e.set(surface="himmelblau")
+    assert e.statuses == {"sgd": "running"} and "done" not in e.status_html.value
+    e.reset()
+    assert "done" not in e.status_html.value and legend_says(e) == ["running"]
+    e.play()  # and it runs again
+    assert wait_until(lambda: e.t > 0)
+    e.pause()
+
+
+def test_caption_comes_from_the_surface_that_runs(make):
+    e = make("quadratic", ("sgd",), condition=1)
+    assert "A long narrow valley" not in e.caption_html.value and "round bowl" in e.caption_html.value
+    assert "Ill-conditioned" not in e.figures.surface_figure.title
+    e.set(condition=100)
+    assert "A long narrow valley" in e.caption_html.value and "condition 100" in e.caption_html.value
+    e.set(condition=1)
+    assert "A long narrow valley" not in e.caption_html.value and e.surface.params["condition"] == 1
+    assert e.controls.condition.value == pytest.approx(1.0)
+
+
+def test_unticking_every_optimizer_is_refused_visibly_even_next_to_another_change(make):
+    e = make("quadratic", ("sgd", "adam"), speed=1, fps=100)
+    e.set(optimizers=())
+    assert e.error == "choose at least one optimizer" and e.optimizers == ("sgd", "adam")
+    assert e.controls.checked() == ("sgd", "adam")  # the boxes show what runs
+    e.play()
+    assert wait_until(lambda: e.t > 2)
+    e.set(optimizers=())
+    e.set(speed=3)  # applied at the same step boundary: it must not wipe the message
+    assert wait_until(lambda: e.config.speed == 3)
+    e.pause()
+    assert e.error == "choose at least one optimizer" and e.optimizers == ("sgd", "adam")
+    assert e.controls.checked() == ("sgd", "adam")
+    for o in ("sgd", "adam"):  # the checkboxes, one by one
+        e.controls.racing[o].value = False
+    assert e.error == "choose at least one optimizer" and e.optimizers == ("adam",)
+    assert e.controls.checked() == ("adam",)
+
+
+def test_after_a_preset_and_a_surface_switch_every_text_and_control_follows_the_new_run(make):
+    import bqplot as bq
+
+    e = make(preset="saddle_escape")
+    assert isinstance(e.figures.loss_axis.scale, bq.LinearScale)  # unbounded: a linear loss axis
+    e.step(30)
+    e.controls.surface.value = "quadratic"
+    s = e.surface
+    assert s.name == "quadratic" and e.controls.preset.value == ""
+    assert html.escape(s.caption) in e.caption_html.value and PRESETS["saddle_escape"].title not in e.caption_html.value
+    assert isinstance(e.figures.loss_axis.scale, bq.LogScale) and e.figures.loss_axis.label == "loss − f*"
+    for o in e.optimizers:
+        assert e.sim.get_hparams(o)["lr"] == pytest.approx(s.lrs[o])
+        assert e.controls.lr[o].value == pytest.approx(s.lrs[o], rel=0.02)
+        assert e.controls.lr_text[o].value == pytest.approx(s.lrs[o])
+    assert all(f"<b>{o}</b>" in e.legend_html.value for o in e.optimizers) and e.t == 0
+
+
+def test_one_lr_moved_after_a_shared_lr_is_not_undone_by_the_next_rebuild(make):
+    e = make("quadratic", ("sgd", "momentum"))
+    e.controls.shared_lr.value = 0.01
+    e.controls.shared.value = True  # as a person does: the slider, then the switch
+    assert e.controls.shared.value and all(e.sim.get_hparams(o)["lr"] == pytest.approx(0.01) for o in e.optimizers)
+    e.set("sgd", lr=0.03)  # one lr moves: the lrs are no longer shared
+    assert not e.controls.shared.value
+    e.controls.racing["adam"].value = True  # a rebuild of the race
+    assert e.sim.get_hparams("sgd")["lr"] == pytest.approx(0.03)
+    assert e.controls.lr["sgd"].value == pytest.approx(0.03, rel=0.02)

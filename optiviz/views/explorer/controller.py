@@ -48,6 +48,15 @@ MAX_SPEED = 100_000
 DONE_NOTE = " (every optimizer converged or diverged: Reset, or click to start elsewhere)"
 
 
+def _as_kind(kind: str, value: Any) -> Any:
+    """An accepted value as plain Python: a float, int, bool or a pair of floats."""
+    if kind == "pair":
+        return tuple(float(v) for v in value)
+    if kind == "float":
+        return float(np.asarray(value, dtype=np.float64).reshape(-1)[0])  # N=1: one value per run is one
+    return {"int": int, "bool": bool}.get(kind, lambda v: v)(value)
+
+
 @dataclass(frozen=True)
 class Chunk:
     """A SimRecord tagged with the run it belongs to (records of a restarted run are dropped)."""
@@ -270,18 +279,19 @@ class ExplorerController(LiveController):
 
     def _apply_hparam(self, optimizer: str, name: str, value: Any) -> None:
         optimizer = check_choice("optimizer", optimizer, OPTIMIZERS)
+        spec = HPARAMS[optimizer].get(name)
+        if spec is None:
+            raise ValueError(f"{optimizer} has no hyperparameter {name!r}; it has {', '.join(HPARAMS[optimizer])}")
         if optimizer in self.sim.optimizers:
             try:  # the optimizer checks the value against its spec (engine/hparams.py): once
                 self.sim.set_hparams(optimizer, **{name: value})
             except ValueError as exc:
                 raise ValueError(f"{optimizer} {exc}") from None
-            value = self.sim.get_hparams(optimizer)[name]
-            self.race.markers[optimizer].add(self.sim.t, change_label(name, value))
         else:  # not racing: no optimizer sees it until it is ticked, so the spec check is here
-            spec = HPARAMS[optimizer].get(name)
-            if spec is None:
-                raise ValueError(f"{optimizer} has no hyperparameter {name!r}; it has {', '.join(HPARAMS[optimizer])}")
-            value = spec.check(tuple(value) if spec.kind == "pair" else value, f"{optimizer} {name}")
+            spec.check(tuple(value) if spec.kind == "pair" else value, f"{optimizer} {name}")
+        value = _as_kind(spec.kind, value)  # accepted: kept as plain Python, as the controls show it
+        if optimizer in self.sim.optimizers:
+            self.race.markers[optimizer].add(self.sim.t, change_label(name, value))
         self.config.hparams[optimizer][name] = value
 
     def _set_shared_lr(self, value: Any) -> None:
