@@ -290,3 +290,52 @@ def test_stop_then_start_is_a_new_run_and_close_ends_the_worker(make):
     assert dash.runner.state == "stopped"
     assert dash.runner._thread is None or not dash.runner._thread.is_alive()
     dash.step(1)  # closed: does nothing, raises nothing
+
+
+# ------------------------------------------------------------------ stale state (each failed before the controller split)
+def test_rewind_past_an_lr_change_moves_the_slider_back_and_reset_starts_from_it(make):
+    """The lr lives in the trainer only: after a rewind to before an lr change, the slider and the
+    typed box show the restored lr, and Reset starts from it (before: both kept the newer 0.002)."""
+    dash = make("mlp")
+    dash.step(2)
+    dash.snapshot()
+    dash.controls.lr.value = 0.002
+    dash.step(2)
+    dash.rewind(0)
+    assert dash.trainer.hparams["lr"] == 0.01
+    assert dash.controls.lr.value == pytest.approx(0.01) and dash.controls.lr_text.value == pytest.approx(0.01)
+    dash.step(1)
+    assert dash.trainer.history["lr"].tolist() == [0.01] * 3
+    dash.reset()
+    assert dash.trainer.hparams["lr"] == 0.01 and dash.controls.lr.value == pytest.approx(0.01)
+
+
+def test_a_rewound_diverged_run_reads_paused_in_the_status_and_the_legend(make):
+    """After rewinding a run the divergence check stopped, it can go on: state and progress line
+    say so, as the legend does (before: "done" / "halted" next to a legend without "diverged")."""
+    dash = make("mlp", lr=0.01)
+    dash.step(1)
+    dash.snapshot()
+    dash.set(lr=80.0)
+    dash.step(30)
+    assert dash.trainer.stopped and dash.state == "done" and dash.progress.endswith("halted")
+    assert "diverged" in dash._runs_html.value
+    dash.rewind(0)
+    assert not dash.trainer.stopped and dash.state == "paused" and dash.progress.endswith("paused")
+    assert "diverged" not in dash._runs_html.value
+    assert dash.controls.lr.value == pytest.approx(0.01)  # the snapshot's lr, not the 80 that diverged
+
+
+def test_switching_optimizer_shows_that_optimizers_settings(make):
+    dash = make("mlp", optimizer="nesterov")
+    dash.controls.momentum.value = 0.5
+    dash.step(1)
+    dash.set(optimizer="adam")
+    assert dash.controls.momentum.layout.display == "none" and dash.controls.beta1.layout.display is None
+    assert (dash.controls.beta1.value, dash.controls.beta2.value) == (0.9, 0.999) == dash.trainer.hparams["betas"]
+    dash.controls.beta1.value = 0.8
+    dash.step(1)
+    assert dash.trainer.hparams["betas"] == (0.8, 0.999)
+    dash.set(optimizer="momentum")  # a new optimizer gets its own defaults, shown as they are
+    assert dash.controls.momentum.value == pytest.approx(0.9) == dash.trainer.hparams["momentum"]
+    assert dash.controls.lr.value == pytest.approx(dash.trainer.hparams["lr"])

@@ -285,8 +285,8 @@ class DashboardController(LiveController):
         runs = self.runs if target is None else [self.runs[target]]
         applied = 0
         for r in runs:
-            if target is None and name not in r.trainer.hparams:
-                continue  # compare mode: the runs that have it
+            if target is None and len(runs) > 1 and name not in r.trainer.hparams:
+                continue  # compare mode: the runs that have it (one run: its trainer says why not)
             r.trainer.set(**{name: value})  # ValueError names the setting and its range
             applied += 1
         if not applied:
