@@ -13,10 +13,32 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Mapping
 
+import numpy as np
+
 from optiviz._validate import check_choice, check_int, check_range, describe_range
 
 
 SCALES = ("linear", "log", "log1m")  # log1m: 1 - value in log space (betas, momentum near 1)
+
+
+def to_scale(values: Any, scale: str) -> np.ndarray:
+    """Where values sit on a scale, where even spacing is meant: log10 v, -log10(1 - v) or v."""
+    v = np.asarray(values, dtype=np.float64)
+    if scale == "log":
+        return np.log10(v)
+    if scale == "log1m":
+        return -np.log10(1.0 - v)
+    return v
+
+
+def from_scale(positions: Any, scale: str) -> np.ndarray:
+    """The inverse of `to_scale`: values from positions on the scale."""
+    s = np.asarray(positions, dtype=np.float64)
+    if scale == "log":
+        return 10.0 ** s
+    if scale == "log1m":
+        return 1.0 - 10.0 ** (-s)
+    return s
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from optiviz._validate import check_choice, check_int, check_positive, check_range
-from optiviz.engine.hparams import HPARAMS, OPTIMIZERS, SCALES, sweep_axes
+from optiviz.engine.hparams import HPARAMS, OPTIMIZERS, SCALES, from_scale, sweep_axes, to_scale
 from optiviz.engine.simulator import CONVERGED, DIVERGED, Simulator, resolve_surface
 from optiviz.engine.surface import Surface
 
@@ -109,12 +109,9 @@ def make_axis(name: str, values: Any = None, *, low: float | None = None, high: 
         raise ValueError(f"{name}: low must be < high, got {low:g} >= {high:g}")
     if scale == "log":
         check_positive(f"{name} low", low)
-        vals = np.logspace(np.log10(low), np.log10(high), num)
     elif scale == "log1m":
         check_range(f"{name} high", high, None, 1.0, high_inclusive=False)
-        vals = 1.0 - np.logspace(np.log10(1 - low), np.log10(1 - high), num)
-    else:
-        vals = np.linspace(low, high, num)
+    vals = from_scale(np.linspace(to_scale(low, scale), to_scale(high, scale), num), scale)
     return Axis(name, vals, scale)
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from optiviz._validate import check_choice, check_finite_float, check_int, check_range
-from optiviz.engine.hparams import HPARAMS, SCALES, HParamSpec
+from optiviz.engine.hparams import HPARAMS, SCALES, HParamSpec, from_scale, to_scale
 from optiviz.training.abort import DIVERGENCE_FACTOR
 from optiviz.training.batched import ManyTrainer
 from optiviz.training.data import CIFAR10, load_cifar10
@@ -55,22 +55,10 @@ class Dim:
     scale: str = "log"
 
     def fwd(self, v: Any) -> np.ndarray:
-        v = np.asarray(v, dtype=np.float64)
-        if self.scale == "log":
-            return np.log10(v)
-        if self.scale == "log1m":
-            return -np.log10(1.0 - v)
-        return v
+        return to_scale(v, self.scale)
 
     def inv(self, s: Any) -> np.ndarray:
-        s = np.asarray(s, dtype=np.float64)
-        if self.scale == "log":
-            v = 10.0 ** s
-        elif self.scale == "log1m":
-            v = 1.0 - 10.0 ** (-s)
-        else:
-            v = s
-        return np.clip(v, self.low, self.high)
+        return np.clip(from_scale(s, self.scale), self.low, self.high)
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return self.inv(rng.uniform(self.fwd(self.low), self.fwd(self.high), size=n))
