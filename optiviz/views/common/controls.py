@@ -116,26 +116,3 @@ def set_quietly(quiet: Quiet, widget: widgets.Widget, value: Any) -> None:
                 low, high = widget.min, widget.max
             value = min(max(value, low), high)
         widget.value = value
-
-
-def apply_control(view: Any, changes: dict[str, Any], on_reject: Callable[[], None] | None = None) -> str:
-    """A LiveRunner `apply` for views: route {"kind:rest": value} to `view._apply_<kind>(rest, value)`.
-
-    Returns the kind. A malformed value (TypeError, KeyError, IndexError from a scripted `.set()`)
-    becomes a ValueError naming the control, so it lands on the view's error line like a range
-    error; `on_reject` runs first (e.g. snap the controls back to what runs).
-    """
-    ((name, value),) = changes.items()
-    kind, _, rest = name.partition(":")
-    handler = getattr(view, f"_apply_{kind}", None)
-    if handler is None:
-        raise ValueError(f"unknown control {name!r}")
-    try:
-        handler(rest, value)
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
-        if on_reject is not None:
-            on_reject()
-        if isinstance(exc, ValueError):
-            raise
-        raise ValueError(f"{name.replace(':', ' ')}: cannot use {value!r} ({type(exc).__name__}: {exc})") from None
-    return kind
