@@ -80,7 +80,7 @@ class TrainerLoop:
 
     def epoch(self) -> int:
         run = self.trainer.run(epochs=1)
-        return self.trainer.steps_per_epoch * self.trainer._bs if run else 0
+        return self.trainer.steps_per_epoch * self.trainer.batches.batch_size if run else 0
 
 
 def timed(loop, device) -> tuple[int, float, float]:
