@@ -2,7 +2,8 @@
 
 A person presses Play and watches the trajectories grow, drags SGD's learning rate mid-run and
 sees the change marked on the loss curve by the worker, and clicks the map to restart from
-there. The screenshots saved here are the ones the README shows.
+there. The screenshots saved here are the ones the README shows (written to docs/screenshots/
+only with OPTIVIZ_UPDATE_SCREENSHOTS=1; otherwise to the git-ignored test-artifacts/).
 """
 from __future__ import annotations
 
