@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from optiviz._validate import check_choice, check_int, check_range, describe_range
+from optiviz._validate import check_choice, check_int, check_range, describe_range, dtype_limit, shown
 
 
 SCALES = ("linear", "log", "log1m")  # log1m: 1 - value in log space (betas, momentum near 1)
@@ -81,29 +81,38 @@ class HParamSpec:
         """The two parts of a "pair" value, each still to be checked with `check_number`."""
         if not isinstance(value, (tuple, list)) or len(value) != 2:
             raise ValueError(f"{name or self.name} must be a pair ({', '.join(self.parts)}), "
-                             f"each in {self.range_text}, got {value!r}")
+                             f"each in {self.range_text}, got {shown(value)}")
         return value[0], value[1]
 
-    def check(self, value: Any, name: str | None = None) -> Any:
-        """Validate a value (scalar or 1-D per-run array; a pair for kind "pair"); return it unchanged."""
+    def check(self, value: Any, name: str | None = None, dtype: Any = None) -> Any:
+        """Validate a value (scalar or 1-D per-run array; a pair for kind "pair"); return it unchanged.
+        dtype: what the run computes in (torch.float32...): a number must also fit it."""
         name = name or self.name
         if self.kind == "bool":
             if not isinstance(value, bool):
-                raise ValueError(f"{name} must be True or False, got {value!r}")
+                raise ValueError(f"{name} must be True or False, got {shown(value)}")
             return value
         if self.kind == "int":
             return check_int(name, value, None if self.low is None else int(self.low),
                              None if self.high is None else int(self.high))
         if self.kind == "pair":
             for i, (part, v) in enumerate(zip(self.parts, self.pair(value, name))):
-                self.check_number(f"{name}[{i}] ({part})", v)
+                self.check_number(f"{name}[{i}] ({part})", v, dtype)
             return value
-        return self.check_number(name, value)
+        return self.check_number(name, value, dtype)
 
-    def check_number(self, name: str, value: Any) -> Any:
-        """One number or per-run array in this range (a part of a pair, for kind "pair")."""
-        return check_range(name, value, self.low, self.high, low_inclusive=self.low_inclusive,
-                           high_inclusive=self.high_inclusive, note=self.note)
+    def check_number(self, name: str, value: Any, dtype: Any = None) -> Any:
+        """One number or per-run array in this range (a part of a pair, for kind "pair"). With a
+        dtype the range ends where the dtype's numbers end (torch refuses a bigger Python float as a
+        float32 tensor's scalar, a bigger array element becomes inf): lr=1e39 is refused in float32."""
+        check_range(name, value, self.low, self.high, low_inclusive=self.low_inclusive,
+                    high_inclusive=self.high_inclusive, note=self.note)
+        if dtype is not None:
+            largest, dtype_name = dtype_limit(dtype)
+            if self.high is None or largest < self.high:
+                check_range(name, value, self.low, largest, low_inclusive=self.low_inclusive,
+                            note=f"the largest {dtype_name} number: the run computes in {dtype_name}")
+        return value
 
 
 def _lr(default: float) -> HParamSpec:
@@ -257,11 +266,29 @@ def training_spec(optimizer: str, name: str) -> HParamSpec:
                      f"{', '.join(TRAINING_SETTINGS)}")
 
 
-def check_training_hparams(optimizer: str, given: Mapping[str, Any]) -> dict[str, Any]:
+def check_first_step(optimizer: str, hparams: Mapping[str, Any], dtype: Any) -> None:
+    """Adam's first step is lr / (1 - beta1) (torch's step_size: a Python float handed to the
+    parameters' dtype), so it must fit the dtype too, not only lr. The other optimizers scale their
+    steps by lr itself (or less). hparams: lr and betas (missing: the defaults), scalars or per run."""
+    if optimizer != "adam" or dtype is None:
+        return
+    lr = hparams.get("lr", HPARAMS["adam"]["lr"].default)
+    beta1 = (hparams.get("betas") or HPARAMS["adam"]["betas"].default)[0]
+    with np.errstate(divide="ignore", over="ignore"):
+        step = np.asarray(lr, dtype=np.float64) / (1.0 - np.asarray(beta1, dtype=np.float64))
+    largest, dtype_name = dtype_limit(dtype)
+    if np.any(step > largest):
+        raise ValueError(f"adam's first step lr / (1 - beta1) must be at most {largest:g} (the largest "
+                         f"{dtype_name} number: the run computes in {dtype_name}), got {np.max(step):g}: "
+                         "lower lr (or beta1)")
+
+
+def check_training_hparams(optimizer: str, given: Mapping[str, Any], dtype: Any = None) -> dict[str, Any]:
     """The torch.optim keywords of a training run of `optimizer`: each name checked against the
     optimizer's table and each value (scalar, or one per net for the batched trainer) against its
-    range; None means the default and is left out, except lr, which gets TRAINING_LR's. A new dict:
-    `given` is not changed. What the Trainer and the ManyTrainer both build their optimizers from."""
+    range, and against `dtype` (the nets' parameters') when given; None means the default and is
+    left out, except lr, which gets TRAINING_LR's. A new dict: `given` is not changed. What the
+    Trainer and the ManyTrainer both build their optimizers from."""
     out: dict[str, Any] = {}
     for name, value in given.items():
         if value is None:
@@ -269,6 +296,7 @@ def check_training_hparams(optimizer: str, given: Mapping[str, Any]) -> dict[str
         spec = training_spec(optimizer, name)
         if name in TRAINING_SETTINGS:
             raise ValueError(f"{name} is a trainer setting, not an optimizer keyword")
-        out[name] = spec.check(value, name)
+        out[name] = spec.check(value, name, dtype)
     out.setdefault("lr", TRAINING_LR[optimizer])
+    check_first_step(optimizer, out, dtype)
     return out

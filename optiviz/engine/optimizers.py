@@ -29,7 +29,7 @@ import torch
 
 from optiviz._validate import check_choice, check_int
 from optiviz.engine.devices import pick_device
-from optiviz.engine.hparams import HPARAMS, OPTIMIZERS, HParamSpec, defaults
+from optiviz.engine.hparams import HPARAMS, OPTIMIZERS, HParamSpec, check_first_step, defaults
 from optiviz.engine.per_run import per_run
 
 FORMS = ("torch", "lecture")
@@ -105,7 +105,8 @@ class BatchedOptimizer:
         return self._per_run(spec.name, value, spec)
 
     def _per_run(self, name: str, value: Any, spec: HParamSpec) -> float | np.ndarray:
-        v = per_run(name, value, self.n, spec.check_number)
+        # in range, and a number the run's dtype holds (lr=1e39 is refused in float32)
+        v = per_run(name, value, self.n, lambda nm, x: spec.check_number(nm, x, self.dtype))
         return v if isinstance(v, float) else _uniform(v)
 
     def _check_combination(self, raw: dict[str, Any]) -> None:
@@ -483,6 +484,9 @@ class Adam(BatchedOptimizer):
 
     name = "adam"
     _buffer_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
+    def _check_combination(self, raw: dict[str, Any]) -> None:
+        check_first_step(self.name, raw, self.dtype)  # lr / (1 - beta1) must fit the dtype too
 
     def _prepare(self) -> None:
         super()._prepare()

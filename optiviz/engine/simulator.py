@@ -15,7 +15,8 @@ import weakref
 import numpy as np
 import torch
 
-from optiviz._validate import check_choice, check_int, check_range
+from optiviz._validate import check_choice, check_fits, check_int, check_range
+from optiviz.engine import preflight
 from optiviz.engine.devices import pick_device
 from optiviz.engine.fusion import as_graph_inputs, fused
 from optiviz.engine.hparams import HPARAMS
@@ -24,7 +25,7 @@ from optiviz.engine.per_run import per_run
 from optiviz.engine.schedules import as_schedule
 from optiviz.engine.surface import Surface
 from optiviz.engine.surfaces import SURFACES, get_surface
-from optiviz.engine.transforms import chain
+from optiviz.engine.transforms import chain, check_dtype
 
 RUNNING, CONVERGED, DIVERGED = 0, 1, 2
 STATUS_NAMES = ("running", "converged", "diverged")
@@ -128,7 +129,7 @@ class Simulator:
         **shared: Any,
     ) -> None:
         self.surface = resolve_surface(surface)
-        names = (optimizers,) if isinstance(optimizers, str) else tuple(optimizers)
+        names = preflight.optimizer_names(optimizers)
         if not names:
             raise ValueError(f"optimizers must name at least one of {', '.join(OPTIMIZERS)}")
         self.optimizers = tuple(check_choice("optimizer", o, OPTIMIZERS) for o in names)
@@ -138,6 +139,7 @@ class Simulator:
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         self.device = pick_device(device)
         self.dtype = dtype
+        preflight.check_surface_dtype(self.surface, dtype)
         self.seed = check_int("seed", seed, 0)
         self.gtol = float(check_range("gtol", gtol, 0.0))
         self.ftol = float(check_range("ftol", ftol, 0.0))
@@ -147,8 +149,10 @@ class Simulator:
         self.compiled = compile
         self._fused_step = fused(self._block_step, self.device) if compile else self._block_step
         self.transforms = _as_transform(transforms)
+        check_dtype(self.transforms, dtype)
         self.schedule = as_schedule(schedule)
 
+        preflight.check_hparams_arg(hparams, shared)
         per_opt = {name: dict(hparams.get(name, {})) if hparams else {} for name in self.optimizers}
         if hparams:
             unknown = set(hparams) - set(self.optimizers)
@@ -156,8 +160,10 @@ class Simulator:
                 raise ValueError(f"hparams names optimizers not in the race: {sorted(unknown)}; racing: {list(self.optimizers)}")
         self._opt_kwargs = _distribute(self.optimizers, shared, per_opt, self.surface if use_surface_lrs else None)
         start_arr = self.surface.start if start is None else start
+        preflight.check_start(start_arr)
         self.n, self.per_run = _infer_n(n, start_arr, self._opt_kwargs, grad_noise)
         self.rows = len(self.optimizers) * self.n
+        preflight.check_rows(self.rows, self.n, len(self.optimizers), dtype, self.device)
         self._start = self._start_tensor(start_arr)
         self.set_grad_noise(grad_noise)
         self._generator = torch.Generator(device=self.device)
@@ -247,13 +253,15 @@ class Simulator:
 
     def set_grad_noise(self, value: Any) -> None:
         """Gaussian noise of this std added to every gradient, to mimic minibatch SGD (seeded)."""
-        self.grad_noise = self._per_row("grad_noise", value, lambda name, v: check_range(name, v, 0.0))
+        self.grad_noise = self._per_row("grad_noise", value, lambda name, v: check_fits(name, check_range(name, v, 0.0), self.dtype))
         self._noise_on = bool(self.grad_noise.abs().max() > 0)
         for block in getattr(self, "_blocks", ()):
             block.grad_noise = self.grad_noise[block.rows]
 
     def set_transforms(self, transforms: Any) -> None:
-        self.transforms = _as_transform(transforms)
+        transform = _as_transform(transforms)
+        check_dtype(transform, self.dtype)
+        self.transforms = transform
 
     def set_schedule(self, schedule: Any) -> None:
         self.schedule = as_schedule(schedule)
@@ -268,6 +276,8 @@ class Simulator:
     def advance(self, steps: int = 1, *, record: bool = True) -> SimRecord | None:
         """Take `steps` steps; with record=True return every new point (else only the end state)."""
         steps = check_int("steps", steps, 0)
+        if record:
+            preflight.check_record(steps, self.rows, self.dtype, self.device)
         before = self.x.clone() if record else None
         pts = torch.empty((steps, self.rows, 2), dtype=self.dtype, device=self.device) if record else None
         losses = torch.empty((steps, self.rows), dtype=self.dtype, device=self.device) if record else None
@@ -399,6 +409,7 @@ class Simulator:
     def run(self, steps: int) -> Run:
         """Run `steps` steps from the current state and return the whole path (start included)."""
         steps = check_int("steps", steps, 0)
+        preflight.check_record(steps + 1, self.rows, self.dtype, self.device)
         start_pts = self.x.clone()
         start_loss = self.loss.clone()
         rec_pts = torch.empty((steps + 1, self.rows, 2), dtype=self.dtype, device=self.device)

@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from optiviz._validate import check_choice, check_int, check_positive, check_range
+from optiviz._validate import check_choice, check_int, check_positive, check_range, shown
 from optiviz.engine.hparams import HPARAMS, OPTIMIZERS, SCALES, from_scale, sweep_axes, to_scale
+from optiviz.engine.preflight import optimizer_names
 from optiviz.engine.simulator import CONVERGED, DIVERGED, Simulator, resolve_surface
 from optiviz.engine.surface import Surface
 
@@ -131,12 +132,20 @@ def iter_stability_map(
     optimizer = check_choice("optimizer", optimizer, OPTIMIZERS)
     steps = check_int("steps", steps, 1)
     every = check_int("every", every, 1)
-    nx, ny = (resolution, resolution) if isinstance(resolution, int) else resolution
-    for axis in (x, y):
+    nx, ny = grid_shape(resolution, 1, 2000)  # a single row or column is a line sweep
+    names = []
+    for label, axis in (("x", x), ("y", y)):
         name = axis.name if isinstance(axis, Axis) else axis
+        if not isinstance(name, str):
+            raise TypeError(f"{label} must be a hyperparameter name or an Axis, got {shown(axis)}")
         base = "betas" if name in ("beta1", "beta2") else name
         if base not in HPARAMS[optimizer]:
-            raise ValueError(f"{optimizer} has no hyperparameter {name!r}; allowed: {', '.join(axis_names(optimizer))}")
+            raise ValueError(f"{optimizer} has no hyperparameter {shown(name)} for {label}; allowed: "
+                             f"{', '.join(axis_names(optimizer))}")
+        names.append(name)
+    if names[0] == names[1]:
+        raise ValueError(f"x and y must be two different hyperparameters, both are {names[0]!r}; "
+                         f"allowed: {', '.join(axis_names(optimizer))}")
     ax = x if isinstance(x, Axis) else make_axis(x, num=nx, optimizer=optimizer)
     ay = y if isinstance(y, Axis) else make_axis(y, num=ny, optimizer=optimizer)
     gx, gy = np.meshgrid(ax.values, ay.values)
@@ -182,11 +191,10 @@ def iter_basin_map(
     A run counts as settled once it converged or its gradient norm is below `settle_gtol`; settled
     end points near no known minimum are grouped into new minima (local ones)."""
     surf = resolve_surface(surface)
-    names = (optimizers,) if isinstance(optimizers, str) else tuple(optimizers)
+    names = optimizer_names(optimizers)
     steps = check_int("steps", steps, 1)
     every = check_int("every", every, 1)
-    nx, ny = (resolution, resolution) if isinstance(resolution, int) else resolution
-    nx, ny = check_int("resolution", nx, 2, 1000), check_int("resolution", ny, 2, 1000)
+    nx, ny = grid_shape(resolution, 2, 1000)
     (x0, x1), (y0, y1) = surf.domain
     xs, ys = np.linspace(x0, x1, nx), np.linspace(y0, y1, ny)
     gx, gy = np.meshgrid(xs, ys)
@@ -214,6 +222,17 @@ def basin_map(surface: str | Surface, optimizers: str | Sequence[str] = ("sgd", 
               **kwargs: Any) -> BasinMap:
     """Start points on a grid over the domain, coloured by the minimum each optimizer ends in."""
     return _finished(iter_basin_map(surface, optimizers, **_in_one_go(kwargs, 500)))
+
+
+def grid_shape(resolution: Any, low: int, high: int) -> tuple[int, int]:
+    """resolution as (nx, ny): one whole number for a square grid or a pair, each in [low, high]."""
+    if isinstance(resolution, (tuple, list)):
+        if len(resolution) != 2:
+            raise ValueError(f"resolution must be a whole number or a pair (nx, ny), got {shown(resolution)}")
+        return (check_int("resolution[0] (x cells)", resolution[0], low, high),
+                check_int("resolution[1] (y cells)", resolution[1], low, high))
+    n = check_int("resolution", resolution, low, high)
+    return n, n
 
 
 def _in_one_go(kwargs: dict[str, Any], default_steps: int) -> dict[str, Any]:

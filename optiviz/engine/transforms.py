@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from optiviz._validate import check_int, check_positive, check_range
+from optiviz._validate import check_fits, check_int, check_positive, check_range
 from optiviz.engine.per_run import check_runs, per_run
 
 Transform = Callable[[torch.Tensor, int], torch.Tensor]
@@ -240,6 +240,18 @@ def apply_to_tensors(transform: Transform, tensors: list[torch.Tensor], t: int) 
         n = x.numel()
         x.copy_(out[0, offset:offset + n].view_as(x))
         offset += n
+
+
+def check_dtype(transform: Any, dtype: torch.dtype) -> None:
+    """Every parameter of a transform (a chain's members included) fits `dtype`, the gradients'
+    (clip_by_value(1e39) cannot clamp a float32 gradient: torch refuses the bound). A callable
+    of the user's own is the user's to check."""
+    if isinstance(transform, Chain):
+        for member in transform.transforms:
+            check_dtype(member, dtype)
+    elif isinstance(transform, GradientTransform):
+        for param in transform.params.values():
+            check_fits(f"{transform.kind} {param.name}", param.value, dtype)
 
 
 def clip_by_value(g_max: Any) -> ClipByValue:

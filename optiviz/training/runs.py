@@ -15,7 +15,6 @@ No widgets here (plain torch and the trainer), so the rules are testable on thei
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import torch
 
 from optiviz._validate import check_choice, check_int
+from optiviz.engine.devices import MEMORY_HEADROOM, free_memory
 from optiviz.engine.hparams import DASHBOARD_SGD_LR, LIVE_TRAINING_HPARAMS, TRAINING_LR
 from optiviz.engine.optimizers import OPTIMIZERS
 from optiviz.engine.schedules import make_schedule, schedule_spec
@@ -43,7 +43,6 @@ LIVE_KEYS = LIVE_TRAINING_HPARAMS  # act on a running net (engine/hparams.py)
 RESTART_KEYS = ("model", "optimizer", "batch_size", "batch_norm", "activation", "init", "schedule",
                 "width", "depth", "seed")
 COMPARE_KEYS = ("optimizer", "lr", "momentum", "betas", "dropout", "weight_decay", "schedule", "label")
-MEMORY_HEADROOM = 0.8  # refuse a run estimated to need more than this share of free memory
 OUT_OF_MEMORY = (torch.OutOfMemoryError, MemoryError)  # the exception types that mean "does not fit"
 
 
@@ -251,24 +250,9 @@ def estimate_bytes(spec: RunSpec, data: CIFAR10) -> int:
     return 4 * (params * (2 + states) + 2 * sum(sizes))
 
 
-def free_bytes(device: torch.device) -> int | None:
-    """Memory free for a new run on `device` (None: unknown, no check)."""
-    try:
-        if device.type == "cuda":
-            return int(torch.cuda.mem_get_info(device)[0])
-        if device.type == "cpu" and os.path.exists("/proc/meminfo"):
-            with open("/proc/meminfo") as f:
-                for line in f:
-                    if line.startswith("MemAvailable:"):
-                        return int(line.split()[1]) * 1024
-    except (OSError, RuntimeError, ValueError):
-        return None
-    return None
-
-
 def check_memory(spec: RunSpec, data: CIFAR10) -> None:
     need = estimate_bytes(spec, data)
-    free = free_bytes(data.device)
+    free = free_memory(data.device)
     if free is not None and need > MEMORY_HEADROOM * free:
         raise ResourceError(f"{describe(spec)} needs about {_gb(need)} of memory and {data.device.type} has "
                          f"{_gb(free)} free: choose a smaller model or batch size")
