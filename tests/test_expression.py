@@ -125,7 +125,7 @@ def test_suggested_lrs_descend():
                 p.grad = s.gradient(p.detach())
                 o.step()
                 f = float(s.loss(p.detach()))
-                assert f <= s.divergence_threshold(f0), (text, opt)
+                assert f <= s.f_ref + 3.0 * (f0 - s.f_ref), (text, opt)  # the picture stays readable
             assert f < f0, (text, opt)
 
 

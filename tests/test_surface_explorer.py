@@ -166,11 +166,14 @@ def test_click_outside_the_domain_is_a_visible_message_and_the_run_goes_on(make)
 # ------------------------------------------------------------------ divergence and bad input
 def test_diverged_run_shows_its_status_and_no_nonfinite_value_reaches_a_mark(make):
     e = make(preset="lr_too_large")
+    e.step(60)  # |1 - 0.068 * 30| = 1.04: the bounce grows 4% a step and leaves the plot at step 54
+    assert e.statuses == {"sgd": "running, off the plot"}  # not diverged: it has not gone far yet
+    assert "off the plot" in e.legend_html.value
     e.step(200)
-    assert e.statuses == {"sgd": "diverged at step 43"}
-    assert "diverged at step 43" in e.legend_html.value
+    assert e.statuses == {"sgd": "diverged at step 194"}  # 100 half-widths out: 0.5 * 1.04^194 > 1000
+    assert "diverged at step 194" in e.legend_html.value
     steps, loss = e.loss_curves["sgd"]
-    assert steps[-1] == 42  # the line ends at the last finite point before divergence
+    assert steps[-1] == 193  # the line ends at the last point before divergence
     ys = e.paths["sgd"][:, 1]
     assert np.abs(ys[30:42]).max() > 2 * np.abs(ys[1:12]).max()  # the bounce grew before it diverged
     for name, values in all_mark_arrays(e):

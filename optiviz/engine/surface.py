@@ -41,6 +41,9 @@ class Surface:
     loss_fn: Callable[[Tensor], Tensor] = field(repr=False)
     gradient_fn: Callable[[Tensor], Tensor] = field(repr=False)
     loss_and_gradient_fn: Callable[[Tensor], tuple[Tensor, Tensor]] = field(repr=False)
+    # The Hessian's eigenvalues where it is the same everywhere (the quadratics), else None: with
+    # them engine/theory.py predicts rates, stability edges and optimal settings for this surface.
+    curvatures: tuple[float, ...] | None = None
 
     def loss(self, xy: Tensor) -> Tensor:
         """f at each point: (..., 2) -> (...)."""
@@ -73,11 +76,6 @@ class Surface:
             return float(self.f_min)
         z = self.grid(200)[2]
         return float(np.min(z[np.isfinite(z)]))
-
-    def divergence_threshold(self, f0: Any) -> Any:
-        """The lectures' 'abort when cost exceeds 3x the original', measured above f_ref:
-        a run has diverged once f - f_ref > 3 * (f0 - f_ref), i.e. f > this threshold."""
-        return self.f_ref + 3.0 * (f0 - self.f_ref)
 
 
 def suggested_lrs(surface: str, lrs: Mapping[str, float]) -> Mapping[str, float]:

@@ -36,6 +36,7 @@ def _make(
     log_color: bool,
     f: XYLoss,
     fg: XYBoth,
+    curvatures: tuple[float, ...] | None = None,
 ) -> Surface:
     """Wrap an (x, y) loss and an (x, y) -> (f, gx, gy) pass into a Surface."""
 
@@ -63,6 +64,7 @@ def _make(
         loss_fn=loss_fn,
         gradient_fn=gradient_fn,
         loss_and_gradient_fn=loss_and_gradient_fn,
+        curvatures=curvatures,
     )
 
 
@@ -127,6 +129,7 @@ def quadratic(condition: float = 50.0) -> Surface:
         True,
         f,
         fg,
+        (1.0, c),
     )
 
 
@@ -165,6 +168,7 @@ def rotated_quadratic(condition: float = 50.0, angle: float = 30.0) -> Surface:
         True,
         f,
         fg,
+        (1.0, c),
     )
 
 

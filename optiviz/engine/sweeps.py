@@ -7,7 +7,7 @@ finished map.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -15,8 +15,12 @@ import numpy as np
 from optiviz._validate import check_choice, check_int, check_positive, check_range, shown
 from optiviz.engine.hparams import HPARAMS, OPTIMIZERS, SCALES, from_scale, sweep_axes, to_scale
 from optiviz.engine.preflight import optimizer_names
+from optiviz.engine.rates import log_excess, log_excess_floor, measured_rate
 from optiviz.engine.simulator import CONVERGED, DIVERGED, Simulator, resolve_surface
 from optiviz.engine.surface import Surface
+from optiviz.engine.sweep_theory import MapTheory, map_theory
+
+COLOUR_BY = ("loss", "rate", "steps", "diverged")
 
 
 @dataclass
@@ -40,10 +44,17 @@ class StabilityMap:
     converged_at: np.ndarray  # step or -1
     diverged_at: np.ndarray  # step or -1
     status: np.ndarray  # codes: 0 running, 1 converged, 2 diverged
+    rate: np.ndarray  # measured distance-to-minimum factor per step (engine/rates.py); NaN if diverged
+    fixed: dict[str, Any] = field(default_factory=dict)  # the settings every cell shares
 
     @property
     def diverged(self) -> np.ndarray:
         return self.status == DIVERGED
+
+    def theory(self) -> MapTheory | None:
+        """What the theory predicts for this map, where it is exact (see `map_theory`), else None."""
+        return map_theory(self.surface, self.optimizer, self.x.name, self.x.values, self.y.name, self.y.values,
+                          self.fixed)
 
     @property
     def progress(self) -> float:
@@ -54,8 +65,11 @@ class StabilityMap:
         return _hparams_for(self.optimizer, {self.x.name: self.x.values[j], self.y.name: self.y.values[i]})
 
     def colour(self, by: str = "loss") -> np.ndarray:
-        """What a map view colours by: log10 loss excess, steps to converge, or diverged (NaN where not defined)."""
-        by = check_choice("colour by", by, ("loss", "steps", "diverged"))
+        """What a map view colours by: log10 loss excess, the measured rate, steps to converge, or
+        diverged (NaN where not defined)."""
+        by = check_choice("colour by", by, COLOUR_BY)
+        if by == "rate":
+            return self.rate.astype(float)
         if by == "loss":
             excess = np.maximum(self.final_loss - self.surface.f_ref, 1e-12)
             out = np.log10(excess)
@@ -155,16 +169,24 @@ def iter_stability_map(
     sim = Simulator(surf, optimizer, start=start, n=gx.size, **fixed, **hp)
     shape = gx.shape
     done = 0
+    # log loss excess at every chunk's end: the measured rate's checkpoints (float32, (C, rows))
+    checkpoints, log_excesses = [0], [log_excess(sim.loss.cpu().numpy(), surf.f_ref)]
+    log_floor = log_excess_floor(sim.dtype, surf.f_ref)
     while done < steps:
         chunk = min(every, steps - done)
         sim.advance(chunk, record=False)
         done += chunk
+        loss = sim.loss.cpu().numpy()
+        checkpoints.append(done)
+        log_excesses.append(log_excess(loss, surf.f_ref))
+        status = sim.status.cpu().numpy()
+        rate = np.where(status == DIVERGED, np.nan, measured_rate(checkpoints, np.stack(log_excesses), log_floor))
         yield StabilityMap(
             surface=surf, optimizer=optimizer, x=ax, y=ay, steps_done=done, steps=steps,
-            final_loss=sim.loss.cpu().numpy().reshape(shape).astype(float),
+            final_loss=loss.reshape(shape).astype(float),
             converged_at=sim.converged_at.cpu().numpy().reshape(shape),
             diverged_at=sim.diverged_at.cpu().numpy().reshape(shape),
-            status=sim.status.cpu().numpy().reshape(shape),
+            status=status.reshape(shape), rate=rate.reshape(shape), fixed=dict(fixed),
         )
 
 

@@ -386,7 +386,8 @@ class ExplorerController(LiveController):
             sim.optimizers, sim.x.detach().cpu().numpy(), sim.loss.detach().cpu().numpy(),
             f_ref=float(self.surface.f_ref), loss_log=self.surface.f_min is not None,
             statuses=status_texts(sim.optimizers, sim.status.cpu().numpy(), sim.converged_at.cpu().numpy(),
-                                  sim.diverged_at.cpu().numpy()))
+                                  sim.diverged_at.cpu().numpy(), sim.x.detach().cpu().numpy(), self.surface.domain),
+            domain=self.surface.domain)
 
 
 __all__ = ["ExplorerController", "Chunk"]

@@ -85,7 +85,8 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({
     "lr_too_large": Preset(
         "Learning rate too large: bouncing, then diverging",
         "lr just above 2 / (steep curvature): SGD slides along the valley while every bounce "
-        "across it grows by 4%, until the run diverges. Drag lr below 0.066 and Reset.",
+        "across it grows by 4%, until it leaves the plot and, far outside, diverges. Drag lr below 0.066 "
+        "and Reset.",
         "quadratic", ("sgd",),
         {"sgd": {"lr": 0.068}},
         surface_params={"condition": 30.0}, start=(-8.0, 0.5), speed=1,

@@ -38,26 +38,40 @@ def trajectory_view(buf: SeriesBuffer, max_points: int) -> tuple[np.ndarray, np.
     return steps[idx].astype(np.float32), values[idx].astype(np.float32)
 
 
+RUNNING_TEXT = "running"
+
+
 def status_texts(optimizers: Sequence[str], status: np.ndarray, converged_at: np.ndarray,
-                 diverged_at: np.ndarray) -> dict[str, str]:
-    """What the legend says per optimizer: "running", "converged at step N", "diverged at step N"."""
+                 diverged_at: np.ndarray, heads: np.ndarray | None = None,
+                 domain: tuple[tuple[float, float], tuple[float, float]] | None = None) -> dict[str, str]:
+    """What the legend says per optimizer: "running", "running, off the plot" (a run heading out
+    that has not diverged: it may still come back), "converged at step N", "diverged at step N"."""
     out = {}
     for k, o in enumerate(optimizers):
         if int(status[k]) == DIVERGED:
             out[o] = f"diverged at step {int(diverged_at[k])}"
         elif int(status[k]) == CONVERGED:
             out[o] = f"converged at step {int(converged_at[k])}"
+        elif heads is not None and domain is not None and not _on_plot(heads[k], domain):
+            out[o] = f"{RUNNING_TEXT}, off the plot"
         else:
-            out[o] = "running"
+            out[o] = RUNNING_TEXT
     return out
+
+
+def _on_plot(xy: np.ndarray, domain: tuple[tuple[float, float], tuple[float, float]]) -> bool:
+    (x0, x1), (y0, y1) = domain
+    return bool(x0 <= xy[0] <= x1 and y0 <= xy[1] <= y1)
 
 
 class RaceSeries:
     """Series, markers and statuses of one run; `extend(record)` folds in a SimRecord."""
 
     def __init__(self, optimizers: Sequence[str], x0: np.ndarray, loss0: np.ndarray, *, f_ref: float,
-                 loss_log: bool, statuses: dict[str, str]) -> None:
+                 loss_log: bool, statuses: dict[str, str],
+                 domain: tuple[tuple[float, float], tuple[float, float]] | None = None) -> None:
         self.optimizers = tuple(optimizers)
+        self.domain = domain  # the plot's extent: a run outside it reads "running, off the plot"
         self.f_ref = float(f_ref)
         self.loss_log = bool(loss_log)  # unbounded surfaces (no f_min): a linear loss axis
         self.buffers: dict[str, dict[str, SeriesBuffer]] = {
@@ -87,7 +101,8 @@ class RaceSeries:
             self.buffers["path"][o].extend(s, rec.points[keep, k].astype(np.float64))
             self.buffers["loss"][o].extend(s, self._excess(rec.loss[keep, k].astype(np.float64)))
             self.buffers["len"][o].extend(s, np.maximum(rec.step_length[keep, k].astype(np.float64), LOSS_FLOOR))
-        self.statuses = status_texts(self.optimizers, rec.status, rec.converged_at, rec.diverged_at)
+        heads = rec.points[-1] if len(steps) else None
+        self.statuses = status_texts(self.optimizers, rec.status, rec.converged_at, rec.diverged_at, heads, self.domain)
 
     # ---- what a frame draws ------------------------------------------------------------------
     def lengths(self, kind: str) -> tuple[int, ...]:
@@ -131,7 +146,7 @@ class RaceSeries:
     @property
     def finished(self) -> bool:
         """Every optimizer converged or diverged (as far as the records drawn so far say)."""
-        return all(s != "running" for s in self.statuses.values())
+        return not any(s.startswith(RUNNING_TEXT) for s in self.statuses.values())
 
 
-__all__ = ["RaceSeries", "trajectory_view", "status_texts", "LOSS_FLOOR", "SERIES"]
+__all__ = ["RaceSeries", "trajectory_view", "status_texts", "RUNNING_TEXT", "LOSS_FLOOR", "SERIES"]
