@@ -12,7 +12,7 @@ The two are measured in interleaved rounds (alternating which goes first) so tha
 processes on a shared machine hits both alike; the ratio of medians and the best round are printed.
 
     python benchmarks/bench_many_nets.py [--k 16] [--epochs 1] [--rounds 3] [--model mlp]
-                                         [--width N] [--threads N] [--device cpu] [--trainer]
+                                         [--width N] [--threads N] [--device cpu] [--trainer] [--subset N]
 
 --accuracy instead prints what the searches and the ensemble table reach on the bundled subset
 (the lectures' 2-layer net; the lecture quotes ~53% validation accuracy on full CIFAR-10 after the
@@ -129,10 +129,15 @@ def main() -> None:
     ap.add_argument("--trainer", action="store_true", help="also time one after another through ov.train")
     ap.add_argument("--accuracy", action="store_true", help="print search and ensemble accuracies instead")
     ap.add_argument("--budget", type=int, default=320, help="run-epochs per search with --accuracy")
+    ap.add_argument("--subset", type=int, default=None,
+                    help="the first N training images (N/4 val and test): a quick run, as gpu_check.sh --cpu makes")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     data = ov.load_cifar10(device=args.device)
+    if args.subset:
+        quarter = max(1, args.subset // 4)
+        data = data.subset(min(args.subset, data.n_train), min(quarter, data.n_val), min(quarter, data.n_test))
     if args.accuracy:
         accuracy_report(data, args.budget)
         return
@@ -141,8 +146,9 @@ def main() -> None:
     print(f"{args.model} x {args.k}, {args.epochs} epoch(s) of {data.n_train} images, batch {args.batch_size}, "
           f"device {data.device}, torch threads {torch.get_num_threads()}, load average {load[0]:.1f}")
     # warm up both paths (allocator, oneDNN primitives)
-    at_once(data.subset(512, 64, 64), args.k, 1, model_kw, args.batch_size)
-    one_after_another(data.subset(512, 64, 64), min(args.k, 2), 1, model_kw, args.batch_size)
+    warm = data.subset(min(512, data.n_train), min(64, data.n_val), min(64, data.n_test))
+    at_once(warm, args.k, 1, model_kw, args.batch_size)
+    one_after_another(warm, min(args.k, 2), 1, model_kw, args.batch_size)
     many, seq, trainer = [], [], []
     for r in range(args.rounds):
         order = (at_once, one_after_another) if r % 2 == 0 else (one_after_another, at_once)

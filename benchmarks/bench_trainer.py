@@ -9,7 +9,7 @@
     medians of the paired ratios, by wall time and by this process's CPU time (the CPU-time
     ratio is the steadier one on a shared machine, with one thread). Target: >= 0.9x.
 
-    python benchmarks/bench_trainer.py [--epochs 10] [--chunks 4] [--threads N] [--device cpu]
+    python benchmarks/bench_trainer.py [--epochs 10] [--chunks 4] [--threads N] [--device cpu] [--subset N]
 
 The machine is shared: run it a couple of times and read the load average printed with it.
 """
@@ -136,10 +136,15 @@ def main() -> None:
     ap.add_argument("--device", default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip", choices=("accuracy", "cost"), default=None)
+    ap.add_argument("--subset", type=int, default=None,
+                    help="the first N training images (N/4 val and test): a quick run, as gpu_check.sh --cpu makes")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     data = ov.load_cifar10(device=args.device)
+    if args.subset:
+        quarter = max(1, args.subset // 4)
+        data = data.subset(min(args.subset, data.n_train), min(quarter, data.n_val), min(quarter, data.n_test))
     print(f"torch {torch.__version__}, device {data.device}, {torch.get_num_threads()} threads, "
           f"{os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}; "
           f"{data.n_train} train / {data.n_val} val / {data.n_test} test images")
