@@ -405,7 +405,9 @@ class ManyTrainer:
     # ----------------------------------------------------------------- settings
     def _optimizer_hparams(self, lr, weight_decay, momentum, extra) -> dict[str, Any]:
         """The Trainer's checks (engine/hparams.check_training_hparams), then one value or one per net."""
-        hp = check_training_hparams(self.optimizer_name, dict(lr=lr, weight_decay=weight_decay, momentum=momentum, **extra))
+        dtype = self.net.params[0].dtype if self.net.params else torch.float32  # values must fit the weights'
+        hp = check_training_hparams(self.optimizer_name, dict(lr=lr, weight_decay=weight_decay, momentum=momentum, **extra),
+                                    dtype)
         out = {}
         for key, value in hp.items():
             if key == "betas":

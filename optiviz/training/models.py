@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from optiviz.engine.devices import check_allocation
 from optiviz._validate import check_choice, check_int, check_unit_interval
 
 MODELS = ("mlp", "deep_mlp", "convnet")
@@ -148,10 +149,14 @@ def build_model(
     config = dict(model=name, width=width, depth=depth, batch_norm=batch_norm, dropout=dropout,
                   dropout_mode=dropout_mode, activation=activation, init=init, seed=seed)
 
-    if name == "convnet":
-        modules, layers = _convnet(in_shape, n_classes, width, depth, batch_norm, dropout, dropout_mode, activation)
-    else:
-        modules, layers = _mlp(in_shape, n_classes, width, depth, batch_norm, dropout, dropout_mode, activation)
+    make = _convnet if name == "convnet" else _mlp
+    args = (in_shape, n_classes, width, depth, batch_norm, dropout, dropout_mode, activation)
+    with torch.device("meta"):  # count the weights first, allocating nothing: width=10**9 must not take the machine
+        n_weights = sum(p.numel() for m in make(*args)[0].values() for p in m.parameters())
+    # weights, their gradients and two optimizer buffers, in float32
+    check_allocation(f"model {name!r} with width={width:,} and depth={depth}", 16 * n_weights, torch.device("cpu"),
+                     "choose a smaller width or depth")
+    modules, layers = make(*args)
     net = Net(modules, name=name, activation=activation, probe_layers=layers, config=config)
     initialize(net, init, seed=seed)
     return net

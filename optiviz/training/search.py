@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from optiviz._validate import check_choice, check_finite_float, check_int, check_range
+from optiviz._validate import check_choice, check_finite_float, check_int, check_range, shown
+from optiviz.engine.devices import check_allocation
 from optiviz.engine.hparams import HPARAMS, SCALES, HParamSpec, from_scale, to_scale
 from optiviz.training.abort import DIVERGENCE_FACTOR
 from optiviz.training.batched import ManyTrainer
@@ -43,6 +44,7 @@ _RANGES: dict[str, HParamSpec] = {
 }
 # a wide first range for the lectures' 2-layer net under SGD with momentum 0.9 on normalized CIFAR-10
 LECTURE_SPACE = {"lr": (1e-4, 1.0), "weight_decay": (1e-6, 1e-1), "momentum": 0.9}
+RUN_BYTES = 4096  # what one search point keeps (its settings, val curve and per-step losses), generously
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,7 @@ class SearchResult:
 def make_space(space: Mapping[str, Any]) -> dict[str, Dim | float]:
     """Validate a search space: name -> (low, high), (low, high, scale), a Dim, or a fixed number."""
     if not isinstance(space, Mapping) or not space:
-        raise ValueError(f"space must be a non-empty mapping name -> (low, high[, scale]) or a number, got {space!r}")
+        raise ValueError(f"space must be a non-empty mapping name -> (low, high[, scale]) or a number, got {shown(space)}")
     out: dict[str, Dim | float] = {}
     for name, spec in space.items():
         if isinstance(spec, Dim):
@@ -168,7 +170,7 @@ def make_space(space: Mapping[str, Any]) -> dict[str, Dim | float]:
             out[name] = value
             continue
         else:
-            raise ValueError(f"space[{name!r}] must be (low, high), (low, high, scale), a Dim or a number, got {spec!r}")
+            raise ValueError(f"space[{name!r}] must be (low, high), (low, high, scale), a Dim or a number, got {shown(spec)}")
         check_choice(f"space[{name!r}] scale", dim.scale, SCALES)
         if not dim.low < dim.high:
             raise ValueError(f"space[{name!r}] needs low < high, got ({dim.low:g}, {dim.high:g})")
@@ -186,7 +188,7 @@ def make_space(space: Mapping[str, Any]) -> dict[str, Dim | float]:
 
 def _check_allowed(name: str, value: float) -> None:
     if name in _RANGES:
-        _RANGES[name].check_number(name, value)
+        _RANGES[name].check_number(name, value, torch.float32)  # the searched nets are float32
 
 
 def _stages(stages: Any) -> list[Stage]:
@@ -262,6 +264,7 @@ def iter_random_search(
     dims = make_space(space)
     stages = _stages(stages)
     runs = plan_stages(budget, stages)
+    _check_runs(sum(runs), budget)
     ctx = _Context(**kwargs)
     rng = np.random.default_rng(ctx.seed)
     best, index = None, 0
@@ -287,6 +290,7 @@ def iter_grid_search(budget: int, space: Mapping[str, Any], *, epochs: int = 1, 
     runs = budget // epochs
     if runs < 1:
         raise ValueError(f"budget must be at least epochs ({epochs}) run-epochs for one run, got {budget}")
+    _check_runs(runs, budget)
     shape = grid_shape(runs, len(searched))
     axes = [d.grid(n) for d, n in zip(searched.values(), shape)]
     combos = np.asarray(list(itertools.product(*axes)), dtype=np.float64).reshape(-1, len(searched))
@@ -353,6 +357,12 @@ def grid_search(
     points = _collect(iter_grid_search(budget, space, epochs=epochs, **kw), callback)
     return SearchResult("grid", points, make_space(space), int(budget), len(points) * int(epochs),
                         [(len(points), int(epochs))])
+
+
+def _check_runs(runs: int, budget: int) -> None:
+    """The points of `runs` runs (settings, curves, losses: about RUN_BYTES each) fit in memory."""
+    check_allocation(f"budget={budget:,} ({runs:,} runs)", runs * RUN_BYTES, torch.device("cpu"),
+                     "give a smaller budget")
 
 
 def _collect(points: Iterable[SearchPoint], callback: Callable[[SearchPoint], Any] | None) -> list[SearchPoint]:

@@ -21,7 +21,9 @@ from torch import nn
 
 from optiviz._validate import check_choice, check_int
 from optiviz.engine.devices import pick_device
-from optiviz.engine.hparams import TRAINING_SETTINGS, check_training_hparams, torch_hparams, training_spec
+from optiviz.engine.hparams import (
+    TRAINING_SETTINGS, check_first_step, check_training_hparams, torch_hparams, training_spec,
+)
 from optiviz.engine.optimizers import OPTIMIZERS, torch_optimizer
 from optiviz.engine.schedules import as_schedule
 from optiviz.engine.transforms import Transform, annealed_noise, apply_to_tensors, chain, clip_by_norm, clip_by_value
@@ -139,10 +141,11 @@ class Trainer:
         self._data_gen = make_generator(self.device, self.seed)
         self._noise_gen = make_generator(self.device, self.seed + 2)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.dtype = self.params[0].dtype if self.params else torch.float32  # every setting must fit it
 
         # optimizer and gradient transforms
         given = dict(lr=lr, momentum=momentum, betas=betas, weight_decay=weight_decay, **hparams)
-        opt_kwargs = {k: _one_value(k, v) for k, v in check_training_hparams(self.optimizer_name, given).items()}
+        opt_kwargs = {k: _one_value(k, v) for k, v in check_training_hparams(self.optimizer_name, given, self.dtype).items()}
         self._base_lr = opt_kwargs.pop("lr")  # the one place the base lr lives (the optimizer's group lr is scheduled)
         self.optimizer = torch_optimizer(self.optimizer_name, self.params, lr=self._base_lr, **opt_kwargs)
         self._tx: dict[str, Any] = {}
@@ -188,6 +191,7 @@ class Trainer:
         optimizer has), dropout, grad_noise, clip_value, clip_norm, sign (None turns the last three off).
         """
         checked = {name: self._check_setting(name, value) for name, value in changes.items()}
+        check_first_step(self.optimizer_name, {**self.hparams, **checked}, self.dtype)
         for name, value in checked.items():
             if name == "lr":
                 self._base_lr = value
@@ -240,7 +244,7 @@ class Trainer:
         spec = training_spec(self.optimizer_name, name)  # ValueError if this optimizer has no such setting
         if value is None and spec.default is None:
             return None
-        return _one_value(name, spec.check(value, name))
+        return _one_value(name, spec.check(value, name, self.dtype))
 
     # ------------------------------------------------------------------ stepping
 
@@ -392,7 +396,7 @@ class Trainer:
         """Copy the whole state at the current step boundary."""
         state = dict(
             model={k: v.detach().clone() for k, v in self.model.state_dict().items()},
-            optimizer=copy.deepcopy(self.optimizer.state_dict()),
+            optimizer=copy.deepcopy(self.optimizer.state_dict()), optimizer_name=self.optimizer_name,
             generators={name: g.get_state() for name, g in self._generators().items()},
             order=self.batches.state(), step_count=self.step_count, epoch=self.epoch, base_lr=self._base_lr,
             dropout=[m.p for m in self.model.dropouts()] if isinstance(self.model, Net) else [],
@@ -409,6 +413,7 @@ class Trainer:
         if not isinstance(snap, Snapshot):
             raise ValueError(f"snap must be a Snapshot from Trainer.snapshot(), got {type(snap).__name__}")
         s = snap.state
+        check_snapshot_fits(s, self.model, self.optimizer_name)  # before anything changes
         self.model.load_state_dict(s["model"])
         self.optimizer.load_state_dict(copy.deepcopy(s["optimizer"]))
         for name, g in self._generators().items():
@@ -446,6 +451,22 @@ class Trainer:
     @property
     def layer_names(self) -> tuple[str, ...]:
         return self.probes.names
+
+
+def check_snapshot_fits(state: dict, model: nn.Module, optimizer: str) -> None:
+    """A snapshot restores only into a trainer of the same net (every weight's name and shape) and
+    optimizer: ValueError saying what differs otherwise (torch's own error names neither)."""
+    mine = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    theirs = {k: tuple(v.shape) for k, v in state["model"].items()}
+    taken = state.get("optimizer_name", optimizer)
+    if taken != optimizer:
+        raise ValueError(f"the snapshot was taken with optimizer {taken!r} and this trainer runs {optimizer!r}: "
+                         "restore it into a Trainer built like the one that took it")
+    if mine != theirs:
+        diff = next((k for k in theirs if mine.get(k) != theirs[k]), None) or next(k for k in mine if k not in theirs)
+        raise ValueError(f"the snapshot is of another architecture: its {diff} is {theirs.get(diff, 'missing')}, "
+                         f"this model's is {mine.get(diff, 'missing')}; restore it into a Trainer built like the "
+                         "one that took it")
 
 
 def _one_value(name: str, value: Any) -> Any:
