@@ -71,6 +71,11 @@ class BatchedOptimizer:
 
         # Work buffers so a step allocates nothing.
         self._gw, self._elr, self._c, self._tmp, self._u, self._w = (empty() for _ in range(6))
+        # A step's scalars (lr after a schedule, bias corrections, AdaGrad's decayed lr) are worked out
+        # in float64 and rounded to the run's dtype once, per run as torch does for one run with
+        # Python floats; (N, 1) float64 work columns for that (MPS has no float64: the run's dtype).
+        self._host_dtype = dtype if torch.device(device).type == "mps" else torch.float64
+        self._h1, self._h2 = (torch.empty((n, 1), device=device, dtype=self._host_dtype) for _ in range(2))
         self._state = {k: torch.zeros(self.shape, device=device, dtype=dtype) for k in self._buffer_names}
         self.set_hparams(**{**defaults(self.name), **hparams})
         self.reset()
@@ -131,7 +136,24 @@ class BatchedOptimizer:
     def _prepare(self) -> None:
         """Derive the per-step constants once per set_hparams, not once per step."""
         self._lr = self._const(self._raw["lr"])
+        self._lr64 = self._host(self._raw["lr"])
         self._wd = self._const(self._raw["weight_decay"])
+
+    def _host(self, v: float | np.ndarray) -> float | torch.Tensor:
+        """A value for the step's scalar arithmetic: floats stay floats, per-run values become an
+        (N, 1) float64 column (rounded to the run's dtype only at the end, by `_rounded`)."""
+        if isinstance(v, float):
+            return v
+        return torch.as_tensor(np.asarray(v, dtype=np.float64), device=self.device).to(self._host_dtype).reshape(self.n, 1)
+
+    def _rounded(self, v: float | torch.Tensor, out: torch.Tensor) -> Const:
+        """A step scalar worked out in float64, rounded once to the run's dtype (as torch's kernels
+        cast a Python float): floats stay floats, a column becomes `out` (N, P)."""
+        if isinstance(v, float):
+            return v
+        if v is self._lr64:
+            return self._lr  # the same values, rounded once already
+        return out.copy_(v.expand(self.shape))
 
     # ----------------------------------------------------------------- stepping
     @torch.no_grad()
@@ -164,21 +186,23 @@ class BatchedOptimizer:
         self._update(x, g, *constants)
         return x
 
-    def _step_constants(self, lr: Const) -> tuple[Const, ...]:
-        """This step's scalars, in the order `_update` takes them after (x, g)."""
-        return (lr,)
+    def _step_constants(self, lr: float | torch.Tensor) -> tuple[Const, ...]:
+        """This step's scalars, in the order `_update` takes them after (x, g); `lr` is the
+        effective lr from `_effective_lr` (a float or a float64 column)."""
+        return (self._rounded(lr, self._elr),)
 
-    def _effective_lr(self, scale: Any) -> Const:
-        lr = self._lr
+    def _effective_lr(self, scale: Any) -> float | torch.Tensor:
+        """lr times the schedule's factor, in float64: a float, or an (N, 1) column."""
+        lr = self._lr64
         if isinstance(scale, (int, float)):
             if isinstance(lr, float):
                 return lr * scale
-            return lr if scale == 1.0 else torch.mul(lr, scale, out=self._elr)
-        s = torch.as_tensor(scale, device=self.device, dtype=self.dtype).reshape(-1, 1)
+            return lr if scale == 1.0 else torch.mul(lr, scale, out=self._h1)
+        s = torch.as_tensor(scale, device=self.device).to(self._host_dtype).reshape(-1, 1)
         if s.shape[0] not in (1, self.n):
             raise ValueError(f"lr_scale must be a number or have one value per run (length {self.n}), "
                              f"got length {s.shape[0]}")
-        return torch.mul(s.expand(self.shape), lr, out=self._elr)
+        return torch.mul(s.expand(self.n, 1), lr, out=self._h1)
 
     def _update(self, x: torch.Tensor, g: torch.Tensor, lr: Const) -> None:
         raise NotImplementedError
@@ -369,7 +393,7 @@ class Adagrad(BatchedOptimizer):
 
     def _prepare(self) -> None:
         super()._prepare()
-        self._lr_decay = self._const(self._raw["lr_decay"])
+        self._lr_decay64 = self._host(self._raw["lr_decay"])
         self._eps = self._const(self._raw["eps"])
 
     def set_hparams(self, **hparams: Any) -> None:
@@ -388,17 +412,15 @@ class Adagrad(BatchedOptimizer):
         super().reset()
         self._fill_sum()
 
-    def _step_constants(self, lr: Const) -> tuple[Const, ...]:
-        decay = self._lr_decay
+    def _step_constants(self, lr: float | torch.Tensor) -> tuple[Const, ...]:
+        """clr = lr / (1 + (t - 1) lr_decay), in float64, rounded once."""
+        decay = self._lr_decay64
         if isinstance(decay, float):
-            if isinstance(lr, float):
-                return (lr / (1 + (self.t - 1) * decay),)
-            if decay == 0.0:
-                return (lr,)
-            return (torch.div(lr, 1 + (self.t - 1) * decay, out=self._c),)
-        den = torch.mul(decay, self.t - 1, out=self._c).add_(1)
-        num = self._elr.fill_(lr) if isinstance(lr, float) else lr
-        return (torch.div(num, den, out=self._c),)
+            if isinstance(lr, float) or decay == 0.0:
+                return (self._rounded(lr if decay == 0.0 else lr / (1 + (self.t - 1) * decay), self._c),)
+            return (self._rounded(torch.div(lr, 1 + (self.t - 1) * decay, out=self._h2), self._c),)
+        den = torch.mul(decay, self.t - 1, out=self._h2).add_(1)
+        return (self._rounded(torch.div(lr, den, out=self._h2), self._c),)
 
     def _update(self, x: torch.Tensor, g: torch.Tensor, clr: Const) -> None:
         s = self._state["sum"]
@@ -506,12 +528,12 @@ class Adam(BatchedOptimizer):
         b1, b2 = self._b1, self._b2
         if self._bc1 is None and isinstance(lr, float):
             step_size: Const = lr / (1 - b1**t)
-        else:
-            bc1 = 1 - b1**t if self._bc1 is None else self._bc1.at(t, out=self._c)
-            num = self._elr.fill_(lr) if isinstance(lr, float) else lr
-            step_size = torch.div(num, bc1, out=self._c)
-        bc2_sqrt = (1 - b2**t) ** 0.5 if self._bc2 is None else self._bc2.at(t, out=self._bc2.buffer)
-        return step_size, bc2_sqrt
+        else:  # in float64, rounded once
+            bc1 = 1 - b1**t if self._bc1 is None else self._bc1.at(t, out=self._h2)
+            num = self._h1.fill_(lr) if isinstance(lr, float) else lr
+            step_size = self._rounded(torch.div(num, bc1, out=self._h1), self._c)
+        bc2_sqrt = (1 - b2**t) ** 0.5 if self._bc2 is None else self._bc2.at(t, out=self._h2)
+        return step_size, self._rounded(bc2_sqrt, self._bc2.buffer) if self._bc2 is not None else bc2_sqrt
 
     def _update(self, x: torch.Tensor, g: torch.Tensor, step_size: Const, bc2_sqrt: Const) -> None:
         m, v = self._state["exp_avg"], self._state["exp_avg_sq"]
@@ -539,36 +561,38 @@ class Nesterov(SGD):
 
 
 class _BiasCorrection:
-    """Per-run ``1 - beta**t`` (or its square root) for per-run betas, cheap and exact where it can be.
+    """Per-run ``1 - beta**t`` (or its square root) for per-run betas, as an (N, 1) float64 column
+    (the caller rounds what it derives from it once, to the run's dtype).
 
     torch computes ``beta ** step`` in Python (the C library's pow). A sweep usually has few
     distinct betas, so up to ``EXACT_MAX`` of them are done exactly that way and gathered over
-    the runs. With more (a random search), ``exp(t * log(beta))`` in the run's dtype stands in
-    (float64: within ~1e-14 relative). The exponent is floored at -50, where ``1 - beta**t`` is
-    already exactly 1, so no denormals appear: torch.pow on (N, P) is ~100x slower on CPU, and
-    float32 denormals slower still.
+    the runs. With more (a random search), ``exp(t * log(beta))`` in float64 stands in (within
+    ~1e-14 relative, so after rounding to float32 it is almost always the same number). The
+    exponent is floored at -50, where ``1 - beta**t`` is already exactly 1, so no denormals appear.
     """
 
     EXACT_MAX = 256
 
     def __init__(self, beta: np.ndarray, opt: BatchedOptimizer, *, sqrt: bool) -> None:
         self.sqrt = sqrt
-        self.buffer = torch.empty(opt.shape, device=opt.device, dtype=opt.dtype)  # where `at` may write
+        self.buffer = torch.empty(opt.shape, device=opt.device, dtype=opt.dtype)  # its rounded (N, P) form
         uniq, inv = np.unique(beta, return_inverse=True)
         self.exact = len(uniq) <= self.EXACT_MAX
+        self.host_dtype = opt._host_dtype
         if self.exact:
             self.values = [float(b) for b in uniq]
-            self.index = torch.as_tensor(np.repeat(inv.reshape(-1), opt.p), device=opt.device)
+            self.index = torch.as_tensor(inv.reshape(-1), device=opt.device)
         else:
             with np.errstate(divide="ignore"):
-                self.log_beta = opt._const(np.log(beta))  # (N, P) in the run's dtype: no copy per step
+                self.log_beta = opt._host(np.log(beta))
 
     def at(self, t: float, out: torch.Tensor) -> torch.Tensor:
+        """The (N, 1) column at step t, written into `out` (N, 1) of the host dtype."""
         if not self.exact:
             torch.mul(self.log_beta, t, out=out).clamp_(min=-50.0).exp_().neg_().add_(1.0)
             return out.sqrt_() if self.sqrt else out
         vals = [(1 - b**t) ** 0.5 if self.sqrt else 1 - b**t for b in self.values]
-        table = torch.tensor(vals, dtype=torch.float64).to(out.dtype).to(out.device)
+        table = torch.tensor(vals, dtype=torch.float64).to(self.host_dtype).to(out.device)
         torch.index_select(table, 0, self.index, out=out.view(-1))
         return out
 
