@@ -84,3 +84,36 @@ def test_basin_view_labels_himmelblau():
         assert v.legend.value.count("<tr>") == 1 + len(b.minima[:8])
     finally:
         v.close()
+
+
+def test_rate_colouring_with_the_theory_drawn_on_the_map():
+    v = ov.StabilityMapView("quadratic", "momentum", resolution=30, steps=300, colour="rate")
+    try:
+        m = v.compute_sync()
+        theory = m.theory()
+        colour = np.asarray(v.heatmap.color)
+        np.testing.assert_allclose(colour, m.rate.astype(np.float32), equal_nan=True)
+        assert (v._cs.min, v._cs.mid) == (0.0, 1.0)  # pale at rate 1: converging blue, growing red
+        # the analytic edge 2(1 + beta)/50 over every beta row, in the plot's log10 lr coordinates
+        np.testing.assert_allclose(v.edge_line.x, np.log10(2 * (1 + m.y.values) / 50).astype(np.float32), rtol=1e-6)
+        np.testing.assert_allclose(v.edge_line.y, m.y.values.astype(np.float32))
+        np.testing.assert_allclose(v.best_mark.x, [np.log10(theory.best["lr"])], rtol=1e-6)
+        assert "rate 0.752" in v.theory_html.value
+        i, j = 12, 10
+        v.select(i, j)
+        assert f"measured rate {m.rate[i, j]:.4f}" in v.selection.value
+        assert f"predicted {theory.predicted[i, j]:.4f}" in v.selection.value
+        v.colour_w.value = "loss"  # another colouring frees the scale's fixed range
+        assert v._cs.min is None and v._cs.mid is None
+    finally:
+        v.close()
+
+
+def test_a_map_without_exact_theory_says_so_and_draws_no_edge():
+    v = ov.StabilityMapView("rosenbrock", "adam", "lr", "beta1", resolution=8, steps=20)
+    try:
+        v.compute_sync()
+        assert len(v.edge_line.x) == 0 and len(v.best_mark.x) == 0
+        assert "No exact theory" in v.theory_html.value
+    finally:
+        v.close()

@@ -7,6 +7,7 @@ cell into that run's trajectory on the surface.
 from __future__ import annotations
 
 import contextlib
+import html
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,20 +31,25 @@ from optiviz.views.common import theme
 from optiviz.views.common.streamed import StreamedView
 from optiviz.views.common.surface_plot import SurfacePlot, click_target
 
-COLOUR_BY = {"loss": "final loss (log10 above f*)", "steps": "steps to converge", "diverged": "diverged"}
+COLOUR_BY = {"loss": "final loss (log10 above f*)", "rate": "rate per step (< 1 converges)",
+             "steps": "steps to converge", "diverged": "diverged"}
 MAP_SCHEMES = {"loss": ("#0d0887", "#7e03a8", "#cc4778", "#f89540", "#f0f921"),
+               "rate": ("#08306b", "#4292c6", "#deebf7", "#fdae61", "#a50026"),  # fast .. 1 (pale) .. growing
                "steps": ("#00441b", "#41ab5d", "#c7e9c0", "#fff7bc"),
                "diverged": ("#f7f7f7", "#b2182b")}
 BASIN_COLORS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666")
 
 
-def axis_coordinates(axis: Axis) -> tuple[np.ndarray, str]:
-    """Where an axis's values sit on the plot: log10 for log axes, log10(1 - v) for betas near 1."""
-    if axis.scale == "log":
-        return np.log10(axis.values), f"log10 {axis.name}"
-    if axis.scale == "log1m":
-        return np.log10(1.0 - axis.values), f"log10 (1 − {axis.name})"
-    return axis.values.astype(float), axis.name
+def axis_coordinates(axis: Axis, values: Any = None) -> tuple[np.ndarray, str]:
+    """Where an axis's values (or other `values` on it) sit on the plot: log10 for log axes,
+    log10(1 - v) for betas near 1."""
+    v = axis.values if values is None else np.asarray(values, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if axis.scale == "log":
+            return np.log10(v), f"log10 {axis.name}"
+        if axis.scale == "log1m":
+            return np.log10(1.0 - v), f"log10 (1 − {axis.name})"
+    return v.astype(float), axis.name
 
 
 class _MapMixin:
@@ -91,10 +97,20 @@ class StabilityMapView(_MapMixin, StreamedView):
         self._pick = bq.Scatter(x=[], y=[], scales={"x": self._mx, "y": self._my}, marker="square",
                                 colors=["#ffffff"], stroke="#000000", stroke_width=2, default_size=140)
         self.click_target = click_target({"x": self._mx, "y": self._my}, self._map_clicked)
+        # the theory, where it is exact (engine/sweep_theory.py): analytic edge, fastest setting
+        self.edge_line = bq.Lines(x=[], y=[], scales={"x": self._mx, "y": self._my}, colors=["#ffffff"],
+                                  stroke_width=3, line_style="dashed", display_legend=True, labels=["theory: edge"])
+        self.best_line = bq.Lines(x=[], y=[], scales={"x": self._mx, "y": self._my}, colors=["#00e5ff"],
+                                  stroke_width=3, line_style="dotted", display_legend=True, labels=["theory: fastest lr"])
+        self.best_mark = bq.Scatter(x=[], y=[], scales={"x": self._mx, "y": self._my}, marker="cross",
+                                    colors=["#00e5ff"], stroke="#000000", default_size=220,
+                                    display_legend=True, labels=["theory: fastest"])
+        self.theory_html = widgets.HTML("")
         self._ax_x = theme.axis(self._mx, "x")
         self._ax_y = theme.axis(self._my, "y", vertical=True)
         self._ax_c = bq.ColorAxis(scale=self._cs, side="right", label=COLOUR_BY[colour])
-        self.map_figure = theme.figure([self.heatmap, self._pick, self.click_target], [self._ax_x, self._ax_y, self._ax_c],
+        self.map_figure = theme.figure([self.heatmap, self.edge_line, self.best_line, self.best_mark, self._pick,
+                                        self.click_target], [self._ax_x, self._ax_y, self._ax_c],
                                        title="stability map", width="620px", height="540px")
         self.map_figure.fig_margin = {"top": 50, "bottom": 60, "left": 75, "right": 110}
         self.plot = SurfacePlot(get_surface(surface))
@@ -108,7 +124,8 @@ class StabilityMapView(_MapMixin, StreamedView):
                                  widgets.HBox([self.resolution_w, self.steps_w]), self.colour_w,
                                  widgets.HBox([self.start_button, self.stop_button, self.progress]), self.status])
         self.children = [theme.style_widget(), controls,
-                         widgets.HBox([self.map_figure, widgets.VBox([self.surface_figure, self.selection])])]
+                         widgets.HBox([widgets.VBox([self.map_figure, self.theory_html]),
+                                       widgets.VBox([self.surface_figure, self.selection])])]
 
     # -------------------------------------------------------------- controls
     def _optimizer_changed(self, change: dict) -> None:
@@ -157,6 +174,11 @@ class StabilityMapView(_MapMixin, StreamedView):
             for h in hold:
                 stack.enter_context(h)
             self._cs.colors = list(MAP_SCHEMES[by])
+            if by == "rate":  # pale at 1: blue converges (darker is faster), red grows
+                top = float(np.nanmax(colour)) if np.isfinite(colour).any() else 1.0
+                self._cs.min, self._cs.mid, self._cs.max = 0.0, 1.0, max(top, 1.05)
+            else:
+                self._cs.min = self._cs.mid = self._cs.max = None
             self._ax_c.label = COLOUR_BY[by]
             self._ax_x.label, self._ax_y.label = xlabel, ylabel
             self._mx.min, self._mx.max = float(xs.min()), float(xs.max())
@@ -164,6 +186,25 @@ class StabilityMapView(_MapMixin, StreamedView):
             self.heatmap.x, self.heatmap.y = xs.astype(np.float32), ys.astype(np.float32)
             self.heatmap.color = colour
             self.click_target.x, self.click_target.y = [float(xs.min()), float(xs.max())], [float(ys.min()), float(ys.max())]
+        self._draw_theory(m)
+
+    def _draw_theory(self, m: StabilityMap) -> None:
+        """The analytic edge and the fastest setting over the map, and the theory's one line."""
+        theory = m.theory()
+        lines = {self.edge_line: ([], []), self.best_line: ([], []), self.best_mark: ([], [])}
+        if theory is not None:
+            def plot(xv: np.ndarray, yv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                return axis_coordinates(m.x, xv)[0].astype(np.float32), axis_coordinates(m.y, yv)[0].astype(np.float32)
+
+            lines[self.edge_line] = plot(theory.edge_x, theory.edge_y)
+            best = plot(theory.best_x, theory.best_y)
+            lines[self.best_mark if theory.best is not None else self.best_line] = best
+        for mark, (x, y) in lines.items():
+            with mark.hold_sync():
+                mark.x, mark.y = x, y
+        self.theory_html.value = (f'<span class="optiviz-theory">{html.escape(theory.note)}</span>' if theory is not None
+                                  else '<span class="optiviz-theory">No exact theory for this map: it needs a quadratic '
+                                       'surface, sgd, momentum or nesterov, and axes among lr, momentum, weight_decay.</span>')
 
     # -------------------------------------------------------------- selection
     def _map_clicked(self, x: float, y: float) -> None:
@@ -191,7 +232,12 @@ class StabilityMapView(_MapMixin, StreamedView):
         shown = ", ".join(f"{k} = {_fmt(v)}" for k, v in setting.items())
         outcome = {"converged": f"converged at step {run.converged_at}", "diverged": f"diverged at step {run.diverged_at}",
                    "running": f"still running after {m.steps} steps"}[run.status]
-        self.selection.value = f"<b>{m.optimizer}</b>: {shown} — {outcome}, final loss {theme.format_loss(run.loss[-1])}"
+        rate = f"measured rate {m.rate[i, j]:.4f}" if np.isfinite(m.rate[i, j]) else "no measured rate"
+        theory = m.theory()
+        if theory is not None:
+            rate += f", predicted {theory.predicted[i, j]:.4f}"
+        self.selection.value = (f"<b>{m.optimizer}</b>: {shown} — {outcome}, final loss {theme.format_loss(run.loss[-1])}"
+                                f"<br>{rate} per step")
         self.selected = {"optimizer": m.optimizer, **setting}
         return self.selected
 
