@@ -10,6 +10,7 @@ On failure the executed notebook is saved under test-artifacts/notebooks/ to rea
 """
 from __future__ import annotations
 
+import math
 import re
 import time
 from pathlib import Path
@@ -122,3 +123,15 @@ def test_runs_top_to_bottom_within_budget(name, monkeypatch, tmp_path):
 def _save(nb: nbformat.NotebookNode, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(ARTIFACTS / name))
+
+
+def test_notebook_1_shows_the_eps_that_runs():
+    """The lectures write 1e-7 for AdaGrad's and RMSProp's eps; the runs use torch's defaults."""
+    from optiviz.engine.hparams import HPARAMS
+
+    intro = "".join(read("01_optimizers_on_surfaces.ipynb").cells[0].source)
+    rows = {line.split("|")[1].strip(): line for line in intro.splitlines() if line.startswith("| ")}
+    for name, row in (("AdaGrad", "adagrad"), ("RMSProp", "rmsprop"), ("Adam", "adam")):
+        used = rows[name].split("|")[3]
+        exponent = round(math.log10(HPARAMS[row]["eps"].default))
+        assert f"\\epsilon = 10^{{{exponent}}}" in used, (name, used)
