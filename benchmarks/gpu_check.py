@@ -90,7 +90,10 @@ def run_processes(jobs: list[tuple[list[str], dict[str, str], float]]) -> list[t
         try:
             rc: int | None = proc.wait(timeout=max(t0 + timeout - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:  # it ended just now
+                pass
             proc.wait()
             rc = None
         seconds = time.monotonic() - t0
@@ -192,7 +195,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog="steps: " + ", ".join(
         s.name for s in build_plan("python", "cuda", PROFILES["gpu"], install=True, wheels=None, threads=None)))
     ap.add_argument("--cpu", action="store_true", help="run on the CPU at small sizes (no GPU needed)")
-    ap.add_argument("--tiny", action="store_true", help="seconds per step (the sizes tests/test_gpu_check.py uses)")
+    ap.add_argument("--tiny", action="store_true",
+                    help="seconds per step, benchmarks two at a time (tests/test_gpu_check.py's sizes; timings mean nothing)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"the results file (default {DEFAULT_OUT})")
     ap.add_argument("--budget", type=float, default=None, help="seconds for everything (default: the profile's)")
     ap.add_argument("--no-install", action="store_true", help="use the torch and optiviz found here")

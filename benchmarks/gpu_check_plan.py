@@ -44,7 +44,8 @@ PROFILES = {
                  baseline_chunks=2, many_k=16, many_rounds=2, subset=None, dashboard_steps=40,
                  dashboard_images=2048, dashboard_model="convnet", explorer_steps=300),
     "cpu": Sizes(budget_s=600, parity_select=None, sim_n=20, sim_steps=300, sim_compiled=True,
-                 engine_sizes=(1000, 10_000), engine_steps=200, engine_modes=("eager", "compiled"),
+                 # both sizes over one block's 65,536 elements: the compiled graphs of the first serve the second
+                 engine_sizes=(10_000, 30_000), engine_steps=100, engine_modes=("eager", "compiled"),
                  sweep_resolution=100, sweep_steps=200, sweep_sample=5, trainer_epochs=2, trainer_chunks=1,
                  baseline_chunks=1, many_k=4, many_rounds=1, subset=1024, dashboard_steps=10,
                  dashboard_images=512, dashboard_model="convnet", explorer_steps=300),
