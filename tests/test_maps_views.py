@@ -52,7 +52,7 @@ def test_colour_by_switches_scheme(view):
     view.compute_sync()
     view.colour_w.value = "diverged"
     assert set(np.unique(np.asarray(view.heatmap.color))) <= {0.0, 1.0}
-    assert view._ax_c.label == "diverged"
+    assert view.map_figure.title == "stability map · diverged (1) or not (0)"
 
 
 def test_bad_settings_show_a_message_not_a_traceback(view):
@@ -92,8 +92,10 @@ def test_rate_colouring_with_the_theory_drawn_on_the_map():
         m = v.compute_sync()
         theory = m.theory()
         colour = np.asarray(v.heatmap.color)
-        np.testing.assert_allclose(colour, m.rate.astype(np.float32), equal_nan=True)
-        assert (v._cs.min, v._cs.mid) == (0.0, 1.0)  # pale at rate 1: converging blue, growing red
+        np.testing.assert_allclose(colour, m.colour("rate").astype(np.float32))
+        assert np.isfinite(colour).all()  # no NaN cell: the browser drew those with a neighbour's colour
+        assert np.all(colour[m.diverged] == 2.0) and np.allclose(colour[~m.diverged], np.nan_to_num(m.rate[~m.diverged]))
+        assert (v._cs.min, v._cs.mid, v._cs.max) == (0.0, 1.0, 2.0)  # pale at 1: converging blue, growing red
         # the analytic edge 2(1 + beta)/50 over every beta row, in the plot's log10 lr coordinates
         np.testing.assert_allclose(v.edge_line.x, np.log10(2 * (1 + m.y.values) / 50).astype(np.float32), rtol=1e-6)
         np.testing.assert_allclose(v.edge_line.y, m.y.values.astype(np.float32))
@@ -115,5 +117,18 @@ def test_a_map_without_exact_theory_says_so_and_draws_no_edge():
         v.compute_sync()
         assert len(v.edge_line.x) == 0 and len(v.best_mark.x) == 0
         assert "No exact theory" in v.theory_html.value
+    finally:
+        v.close()
+
+
+def test_a_diverged_cells_run_is_drawn_until_it_leaves_the_plot():
+    v = ov.StabilityMapView("quadratic", "momentum", resolution=10, steps=200)
+    try:
+        m = v.compute_sync()
+        i, j = np.argwhere(m.diverged)[0]
+        v.select(int(i), int(j))
+        ys = np.asarray(v.path.y)
+        assert np.abs(ys[:-1]).max() <= 4 * 1.5 + 1e-6  # inside the plot (|y| <= 4) grown by a quarter each side
+        assert abs(ys[-1]) > 6 and len(ys) < 200  # the point that left is shown, the 100-widths tail is not
     finally:
         v.close()

@@ -21,6 +21,7 @@ from optiviz.engine.surface import Surface
 from optiviz.engine.sweep_theory import MapTheory, map_theory
 
 COLOUR_BY = ("loss", "rate", "steps", "diverged")
+RATE_COLOUR_MAX = 2.0  # colour("rate") runs 0 .. 2 (1: neither converging nor growing); diverged cells get 2
 
 
 @dataclass
@@ -65,11 +66,14 @@ class StabilityMap:
         return _hparams_for(self.optimizer, {self.x.name: self.x.values[j], self.y.name: self.y.values[i]})
 
     def colour(self, by: str = "loss") -> np.ndarray:
-        """What a map view colours by: log10 loss excess, the measured rate, steps to converge, or
-        diverged (NaN where not defined)."""
+        """What a map view colours by: log10 loss excess, the measured rate (clipped to 0 .. 2;
+        diverged cells 2, cells too fast to measure 0), steps to converge, or diverged (NaN where not
+        defined)."""
         by = check_choice("colour by", by, COLOUR_BY)
-        if by == "rate":
-            return self.rate.astype(float)
+        if by == "rate":  # a colour for every cell: diverged at the top, too fast to measure at 0
+            out = np.clip(np.nan_to_num(self.rate.astype(float), nan=0.0), 0.0, RATE_COLOUR_MAX)
+            out[self.diverged] = RATE_COLOUR_MAX
+            return out
         if by == "loss":
             excess = np.maximum(self.final_loss - self.surface.f_ref, 1e-12)
             out = np.log10(excess)

@@ -6,7 +6,9 @@ is the one invisible click-catching image (the explorer's surface, the maps' hea
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from typing import Any
 
 import bqplot as bq
 import ipywidgets as widgets
@@ -67,14 +69,40 @@ def click_target(scales: dict[str, bq.Scale], on_click: Callable[[float, float],
     target = bq.Image(image=widgets.Image(value=theme.transparent_png(), format="png"),
                       x=[0, 1], y=[0, 1], scales=scales)
 
-    def clicked(_mark: bq.Image, event: dict) -> None:
-        data = event.get("data", {}) if isinstance(event, dict) else {}
-        x, y = data.get("click_x"), data.get("click_y")
-        if on_click is not None and x is not None and y is not None:
-            on_click(float(x), float(y))
+    def clicked(_mark: bq.Image, event: Any) -> None:
+        point = click_point(event)
+        if on_click is not None and point is not None:
+            on_click(*point)
 
     target.on_element_click(clicked)
     return target
 
 
-__all__ = ["SurfacePlot", "click_target", "GRID"]
+def click_point(event: Any) -> tuple[float, float] | None:
+    """(x, y) of a click message from the browser, or None for anything malformed (no data, a
+    string, NaN, a list): a message from the page is never trusted to be well formed, and a bad one
+    is ignored, not raised into the kernel's log."""
+    data = event.get("data") if isinstance(event, dict) else None
+    if not isinstance(data, dict):
+        return None
+    x, y = data.get("click_x"), data.get("click_y")
+    if isinstance(x, bool) or isinstance(y, bool) or not isinstance(x, (int, float)) or not isinstance(y, (int, float)):
+        return None
+    if not (math.isfinite(x) and math.isfinite(y)):
+        return None
+    return float(x), float(y)
+
+
+__all__ = ["SurfacePlot", "click_target", "click_point", "GRID"]
+
+
+def path_on_plot(path: np.ndarray, domain: tuple[tuple[float, float], tuple[float, float]],
+                 margin: float = 0.25) -> np.ndarray:
+    """A run's path up to the first point past the plot (its domain grown by `margin` of its size
+    on each side), that point included: a diverging run then leaves the plot visibly, without a
+    line to 100 plot widths away drawn over the axes and titles."""
+    (x0, x1), (y0, y1) = domain
+    mx, my = margin * (x1 - x0), margin * (y1 - y0)
+    inside = ((path[:, 0] >= x0 - mx) & (path[:, 0] <= x1 + mx) & (path[:, 1] >= y0 - my) & (path[:, 1] <= y1 + my))
+    out = np.flatnonzero(~inside)
+    return path if not out.size else path[: out[0] + 1]

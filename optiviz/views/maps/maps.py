@@ -19,6 +19,7 @@ from optiviz.engine.optimizers import OPTIMIZERS
 from optiviz.engine.simulator import simulate
 from optiviz.engine.surfaces import SURFACES, get_surface
 from optiviz.engine.sweeps import (
+    RATE_COLOUR_MAX,
     Axis,
     BasinMap,
     StabilityMap,
@@ -28,11 +29,13 @@ from optiviz.engine.sweeps import (
     make_axis,
 )
 from optiviz.views.common import theme
+from optiviz.views.maps.args import BASIN_STEPS, GRID, STABILITY_STEPS, check_basin_args, check_stability_args
 from optiviz.views.common.streamed import StreamedView
-from optiviz.views.common.surface_plot import SurfacePlot, click_target
+from optiviz.views.common.surface_plot import SurfacePlot, click_target, path_on_plot
 
-COLOUR_BY = {"loss": "final loss (log10 above f*)", "rate": "rate per step (< 1 converges)",
-             "steps": "steps to converge", "diverged": "diverged"}
+COLOUR_BY = {"loss": "final loss", "rate": "rate", "steps": "steps", "diverged": "diverged"}  # the buttons
+COLOUR_LABELS = {"loss": "log10 (loss − f*)", "rate": "rate per step", "steps": "steps to converge",
+                 "diverged": "diverged (1) or not (0)"}  # the colour bar
 MAP_SCHEMES = {"loss": ("#0d0887", "#7e03a8", "#cc4778", "#f89540", "#f0f921"),
                "rate": ("#08306b", "#4292c6", "#deebf7", "#fdae61", "#a50026"),  # fast .. 1 (pale) .. growing
                "steps": ("#00441b", "#41ab5d", "#c7e9c0", "#fff7bc"),
@@ -72,7 +75,10 @@ class StabilityMapView(_MapMixin, StreamedView):
     def __init__(self, surface: str = "quadratic", optimizer: str = "momentum", x: str = "lr",
                  y: str = "momentum", *, resolution: int = 80, steps: int = 300, every: int = 25,
                  colour: str = "loss", **fixed: Any) -> None:
-        super().__init__(fps=8)
+        a = check_stability_args(surface, optimizer, x, y, resolution, steps, every, colour, COLOUR_BY)
+        surface, optimizer, x, y, resolution, steps, every, colour = (
+            a["surface"], a["optimizer"], a["x"], a["y"], a["resolution"], a["steps"], a["every"], a["colour"])
+        super().__init__(fps=8)  # only now, with every argument checked: nothing is left half built
         self.start_button.description = "Compute"
         self.result: StabilityMap | None = None
         self.selected: dict[str, Any] | None = None
@@ -81,9 +87,10 @@ class StabilityMapView(_MapMixin, StreamedView):
         self.optimizer_w = widgets.Dropdown(options=list(OPTIMIZERS), value=optimizer, description="optimizer")
         self.x_w = widgets.Dropdown(options=axis_names(optimizer), value=x, description="x axis")
         self.y_w = widgets.Dropdown(options=axis_names(optimizer), value=y, description="y axis")
-        self.resolution_w = widgets.IntSlider(value=resolution, min=8, max=200, step=4, description="grid",
+        self.resolution_w = widgets.IntSlider(value=resolution, min=GRID[0], max=GRID[1], step=4, description="grid",
                                               continuous_update=False)
-        self.steps_w = widgets.IntSlider(value=steps, min=20, max=2000, step=20, description="steps",
+        self.steps_w = widgets.IntSlider(value=steps, min=STABILITY_STEPS[0], max=STABILITY_STEPS[1], step=20,
+                                         description="steps",
                                          continuous_update=False)
         self.every = every
         self.colour_w = widgets.ToggleButtons(options=[(v, k) for k, v in COLOUR_BY.items()], value=colour)
@@ -98,17 +105,17 @@ class StabilityMapView(_MapMixin, StreamedView):
                                 colors=["#ffffff"], stroke="#000000", stroke_width=2, default_size=140)
         self.click_target = click_target({"x": self._mx, "y": self._my}, self._map_clicked)
         # the theory, where it is exact (engine/sweep_theory.py): analytic edge, fastest setting
-        self.edge_line = bq.Lines(x=[], y=[], scales={"x": self._mx, "y": self._my}, colors=["#ffffff"],
-                                  stroke_width=3, line_style="dashed", display_legend=True, labels=["theory: edge"])
-        self.best_line = bq.Lines(x=[], y=[], scales={"x": self._mx, "y": self._my}, colors=["#00e5ff"],
-                                  stroke_width=3, line_style="dotted", display_legend=True, labels=["theory: fastest lr"])
+        self.edge_line = bq.Lines(x=[], y=[], scales={"x": self._mx, "y": self._my}, colors=["#000000"],
+                                  stroke_width=2.5, line_style="dashed")
+        self.best_line = bq.Lines(x=[], y=[], scales={"x": self._mx, "y": self._my}, colors=["#000000"],
+                                  stroke_width=2.5, line_style="dotted")
         self.best_mark = bq.Scatter(x=[], y=[], scales={"x": self._mx, "y": self._my}, marker="cross",
-                                    colors=["#00e5ff"], stroke="#000000", default_size=220,
-                                    display_legend=True, labels=["theory: fastest"])
+                                    colors=["#00e5ff"], stroke="#000000", default_size=220)
         self.theory_html = widgets.HTML("")
         self._ax_x = theme.axis(self._mx, "x")
         self._ax_y = theme.axis(self._my, "y", vertical=True)
-        self._ax_c = bq.ColorAxis(scale=self._cs, side="right", label=COLOUR_BY[colour])
+        # the colour bar's meaning goes in the title: a ColorAxis label sits over the map's right edge
+        self._ax_c = bq.ColorAxis(scale=self._cs, side="right")
         self.map_figure = theme.figure([self.heatmap, self.edge_line, self.best_line, self.best_mark, self._pick,
                                         self.click_target], [self._ax_x, self._ax_y, self._ax_c],
                                        title="stability map", width="620px", height="540px")
@@ -120,6 +127,7 @@ class StabilityMapView(_MapMixin, StreamedView):
                                             theme.axis(self.plot.y_scale, "y", vertical=True)],
                                            title="selected run", width="480px", height="460px")
         self.selection = widgets.HTML("Click a cell to see its run.")
+        self.selection.add_class("optiviz-map-selection")
         controls = widgets.VBox([widgets.HBox([self.surface_w, self.optimizer_w]), widgets.HBox([self.x_w, self.y_w]),
                                  widgets.HBox([self.resolution_w, self.steps_w]), self.colour_w,
                                  widgets.HBox([self.start_button, self.stop_button, self.progress]), self.status])
@@ -169,17 +177,16 @@ class StabilityMapView(_MapMixin, StreamedView):
         ys, ylabel = axis_coordinates(m.y)
         colour = m.colour(by).astype(np.float32)
         hold = [self.heatmap.hold_sync(), self._cs.hold_sync(), self._ax_x.hold_sync(), self._ax_y.hold_sync(),
-                self._ax_c.hold_sync(), self.click_target.hold_sync(), self._mx.hold_sync(), self._my.hold_sync()]
+                self._ax_c.hold_sync(), self.map_figure.hold_sync(), self.click_target.hold_sync(), self._mx.hold_sync(), self._my.hold_sync()]
         with contextlib.ExitStack() as stack:
             for h in hold:
                 stack.enter_context(h)
             self._cs.colors = list(MAP_SCHEMES[by])
-            if by == "rate":  # pale at 1: blue converges (darker is faster), red grows
-                top = float(np.nanmax(colour)) if np.isfinite(colour).any() else 1.0
-                self._cs.min, self._cs.mid, self._cs.max = 0.0, 1.0, max(top, 1.05)
+            if by == "rate":  # pale at 1: blue converges (darker is faster), red grows, deepest red diverged
+                self._cs.min, self._cs.mid, self._cs.max = 0.0, 1.0, RATE_COLOUR_MAX
             else:
                 self._cs.min = self._cs.mid = self._cs.max = None
-            self._ax_c.label = COLOUR_BY[by]
+            self.map_figure.title = f"stability map · {COLOUR_LABELS[by]}"
             self._ax_x.label, self._ax_y.label = xlabel, ylabel
             self._mx.min, self._mx.max = float(xs.min()), float(xs.max())
             self._my.min, self._my.max = float(ys.min()), float(ys.max())
@@ -202,22 +209,28 @@ class StabilityMapView(_MapMixin, StreamedView):
         for mark, (x, y) in lines.items():
             with mark.hold_sync():
                 mark.x, mark.y = x, y
-        self.theory_html.value = (f'<span class="optiviz-theory">{html.escape(theory.note)}</span>' if theory is not None
+        drawn = "dashed: the edge" + ("; cross: the fastest setting" if theory is not None and theory.best is not None
+                                      else "; dotted: the fastest lr")
+        self.theory_html.value = (f'<span class="optiviz-theory">{html.escape(theory.note)} ({drawn})</span>'
+                                  if theory is not None
                                   else '<span class="optiviz-theory">No exact theory for this map: it needs a quadratic '
                                        'surface, sgd, momentum or nesterov, and axes among lr, momentum, weight_decay.</span>')
 
     # -------------------------------------------------------------- selection
     def _map_clicked(self, x: float, y: float) -> None:
         """A click at (x, y) in plot coordinates selects the nearest cell."""
-        if self.result is None:
+        if self.result is None or self.closed:
             return
         xs, _ = axis_coordinates(self.result.x)
         ys, _ = axis_coordinates(self.result.y)
         self.select(int(np.abs(ys - y).argmin()), int(np.abs(xs - x).argmin()))
 
-    def select(self, i: int, j: int) -> dict[str, Any]:
-        """Show the run of cell (row i, column j) on the surface; returns its hyperparameters."""
+    def select(self, i: int, j: int) -> dict[str, Any] | None:
+        """Show the run of cell (row i, column j) on the surface; returns its hyperparameters (None
+        after close(), which ignores it)."""
         m = self.result
+        if self.closed:
+            return None
         if m is None:
             raise ValueError("compute the map first")
         if not (0 <= i < m.final_loss.shape[0] and 0 <= j < m.final_loss.shape[1]):
@@ -227,7 +240,8 @@ class StabilityMapView(_MapMixin, StreamedView):
         xs, _ = axis_coordinates(m.x)
         ys, _ = axis_coordinates(m.y)
         with self.path.hold_sync(), self._pick.hold_sync():
-            self.path.x, self.path.y = run.path[:, 0].astype(np.float32), run.path[:, 1].astype(np.float32)
+            shown_path = path_on_plot(run.path, m.surface.domain)
+            self.path.x, self.path.y = shown_path[:, 0].astype(np.float32), shown_path[:, 1].astype(np.float32)
             self._pick.x, self._pick.y = [float(xs[j])], [float(ys[i])]
         shown = ", ".join(f"{k} = {_fmt(v)}" for k, v in setting.items())
         outcome = {"converged": f"converged at step {run.converged_at}", "diverged": f"diverged at step {run.diverged_at}",
@@ -243,6 +257,8 @@ class StabilityMapView(_MapMixin, StreamedView):
 
     def send_to(self, explorer: Any) -> None:
         """Give the selected setting to a SurfaceExplorer (same surface, that optimizer's sliders)."""
+        if self.closed:
+            return
         if self.selected is None:
             raise ValueError("select a cell first")
         hp = dict(self.selected)
@@ -254,7 +270,10 @@ class BasinMapView(_MapMixin, StreamedView):
 
     def __init__(self, surface: str = "himmelblau", optimizers: tuple[str, ...] = ("sgd", "momentum", "adam"), *,
                  resolution: int = 60, steps: int = 400, every: int = 25, **kwargs: Any) -> None:
-        super().__init__(fps=8)
+        a = check_basin_args(surface, optimizers, resolution, steps, every)
+        surface, optimizers, resolution, steps, every = (
+            a["surface"], a["optimizers"], a["resolution"], a["steps"], a["every"])
+        super().__init__(fps=8)  # only now, with every argument checked: nothing is left half built
         self.start_button.description = "Compute"
         self.result: BasinMap | None = None
         self.kwargs = kwargs
@@ -262,9 +281,10 @@ class BasinMapView(_MapMixin, StreamedView):
         self.surface_w = widgets.Dropdown(options=list(SURFACES), value=surface, description="surface")
         self.optimizers_w = widgets.SelectMultiple(options=list(OPTIMIZERS), value=tuple(optimizers),
                                                    description="optimizers", rows=6)
-        self.resolution_w = widgets.IntSlider(value=resolution, min=8, max=200, step=4, description="grid",
+        self.resolution_w = widgets.IntSlider(value=resolution, min=GRID[0], max=GRID[1], step=4, description="grid",
                                               continuous_update=False)
-        self.steps_w = widgets.IntSlider(value=steps, min=20, max=3000, step=20, description="steps",
+        self.steps_w = widgets.IntSlider(value=steps, min=BASIN_STEPS[0], max=BASIN_STEPS[1], step=20,
+                                         description="steps",
                                          continuous_update=False)
         self.legend = widgets.HTML("")
         self.maps_box = widgets.HBox([])
@@ -290,7 +310,7 @@ class BasinMapView(_MapMixin, StreamedView):
             plot = SurfacePlot(surface, grid=64)
             cs = bq.ColorScale(colors=list(BASIN_COLORS), min=0, max=len(BASIN_COLORS) - 1)
             hm = bq.HeatMap(x=np.zeros(2), y=np.zeros(2), color=np.full((2, 2), np.nan),
-                            scales={**plot.scales, "color": cs}, null_color="#000000", opacity=0.85)
+                            scales={**plot.scales, "color": cs}, null_color="#000000")
             fig = theme.figure([hm, plot.contours, plot.minima],
                                [theme.axis(plot.x_scale, "x"), theme.axis(plot.y_scale, "y", vertical=True)],
                                title=name, width="420px", height="420px")
