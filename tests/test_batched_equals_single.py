@@ -17,10 +17,10 @@ from optiviz.engine.optimizers import _BiasCorrection, make_optimizer
 from optiviz.engine.surfaces import get_surface
 
 F32 = torch.float32
-N, STEPS = 12, 300
+N, STEPS = 8, 200
 SURFACE = get_surface("rotated_quadratic", condition=20.0)
 
-# per-run values to sweep for each hyperparameter (12 distinct values each, inside torch's ranges)
+# per-run values to sweep for each hyperparameter (N distinct values each, inside torch's ranges)
 SWEEPS = {
     "lr": lambda name: np.geomspace(1e-3, 5e-2, N) if name in ("sgd", "momentum", "nesterov") else np.geomspace(1e-3, 0.3, N),
     "momentum": lambda name: np.linspace(0.05 if name == "nesterov" else 0.0, 0.95, N),
