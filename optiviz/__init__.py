@@ -58,6 +58,7 @@ _EXPORTS: dict[str, str] = {
     "BasinMapView": "optiviz.views.maps.maps",
     "SearchView": "optiviz.views.maps.searches",
     "EnsembleView": "optiviz.views.maps.searches",
+    "close_all": "optiviz.views.common.registry",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

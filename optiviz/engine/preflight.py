@@ -61,8 +61,9 @@ def check_start(start: Any) -> None:
         raise ValueError(f"start must hold at least one point (x, y), got an empty array of shape {arr.shape}")
 
 
-def check_surface_dtype(surface: Surface, dtype: torch.dtype) -> None:
-    """The surface's loss over its domain (a FIT_GRID x FIT_GRID grid, in float64) fits `dtype`."""
+def check_surface_dtype(surface: Surface, dtype: torch.dtype, fix: str | None = None) -> None:
+    """The surface's loss over its domain (a FIT_GRID x FIT_GRID grid, in float64) fits `dtype`;
+    `fix` replaces the advice (a view that always runs float32 has no dtype to offer)."""
     largest, name = dtype_limit(dtype)
     z = surface.grid(FIT_GRID)[2]
     z = np.abs(z[np.isfinite(z)])
@@ -70,9 +71,10 @@ def check_surface_dtype(surface: Surface, dtype: torch.dtype) -> None:
     if top > largest:
         (x0, x1), (y0, y1) = surface.domain
         where = f"x in [{x0:g}, {x1:g}], y in [{y0:g}, {y1:g}]"
-        fix = "a smaller domain (domain=((x0, x1), (y0, y1)))"
-        if top <= dtype_limit(torch.float64)[0] and dtype != torch.float64:
-            fix = f"dtype=torch.float64, or {fix}"
+        if fix is None:
+            fix = "a smaller domain (domain=((x0, x1), (y0, y1)))"
+            if top <= dtype_limit(torch.float64)[0] and dtype != torch.float64:
+                fix = f"dtype=torch.float64, or {fix}"
         label = surface.title if surface.name == "expression" else surface.name  # the formula, for a user's
         raise ValueError(f"surface {shown(label)} reaches {top:.3g} on its domain ({where}), more than {name} "
                          f"holds ({largest:.3g}): the run would start from an infinite loss; use {fix}")

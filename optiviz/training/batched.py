@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from optiviz._validate import check_choice, check_int, check_unit_interval
-from optiviz.engine.devices import pick_device
+from optiviz.engine.devices import check_allocation, pick_device
 from optiviz.engine.optimizers import make_optimizer
 from optiviz.training.abort import DIVERGENCE_FACTOR, check_divergence_factor, diverging
 from optiviz.training.data import CIFAR10, EpochOrder, load_cifar10, make_generator
@@ -351,6 +351,13 @@ class ManyTrainer:
 
         given = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, dropout=dropout, **hparams)
         self.k = _count(k, given, None if isinstance(model, str) else model)
+        kw = dict(width=width, depth=depth, batch_norm=batch_norm, activation=activation, init=init,
+                  dropout_mode=dropout_mode)
+        if isinstance(model, str):  # K nets must fit (k=10**9 would build nets until the kernel dies)
+            with torch.device("meta"):
+                weights = sum(p.numel() for p in build_model(model, **kw).parameters())
+            check_allocation(f"k={self.k:,} nets of {weights:,} weights", 16 * weights * self.k + 64 * self.k,
+                             self.device, "train fewer nets at once")
         if init_seeds is None:
             seeds = [self.seed + i for i in range(self.k)]
         else:
@@ -360,8 +367,6 @@ class ManyTrainer:
         self.seeds = np.asarray(seeds, dtype=np.int64)
 
         if isinstance(model, str):
-            kw = dict(width=width, depth=depth, batch_norm=batch_norm, activation=activation, init=init,
-                      dropout_mode=dropout_mode)
             nets = [build_model(model, seed=self.seed if same_init else s, **kw) for s in seeds]
         else:
             nets = list(model)

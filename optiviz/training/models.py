@@ -151,11 +151,12 @@ def build_model(
 
     make = _convnet if name == "convnet" else _mlp
     args = (in_shape, n_classes, width, depth, batch_norm, dropout, dropout_mode, activation)
-    with torch.device("meta"):  # count the weights first, allocating nothing: width=10**9 must not take the machine
-        n_weights = sum(p.numel() for m in make(*args)[0].values() for p in m.parameters())
-    # weights, their gradients and two optimizer buffers, in float32
-    check_allocation(f"model {name!r} with width={width:,} and depth={depth}", 16 * n_weights, torch.device("cpu"),
-                     "choose a smaller width or depth")
+    if torch.get_default_device().type != "meta":  # (a net counted on the meta device allocates nothing)
+        with torch.device("meta"):  # count the weights first, allocating nothing: width=10**9 must not take the machine
+            n_weights = sum(p.numel() for m in make(*args)[0].values() for p in m.parameters())
+        # at least the weights and their gradients, in float32 (a trainer's fuller estimate is its own)
+        check_allocation(f"model {name!r} with width={width:,} and depth={depth}", 8 * n_weights,
+                         torch.device("cpu"), "choose a smaller width or depth")
     modules, layers = make(*args)
     net = Net(modules, name=name, activation=activation, probe_layers=layers, config=config)
     initialize(net, init, seed=seed)

@@ -21,9 +21,9 @@ from typing import Any
 
 import torch
 
-from optiviz._validate import check_choice, check_int
+from optiviz._validate import check_choice, check_int, shown
 from optiviz.engine.devices import MEMORY_HEADROOM, free_memory
-from optiviz.engine.hparams import DASHBOARD_SGD_LR, LIVE_TRAINING_HPARAMS, TRAINING_LR
+from optiviz.engine.hparams import DASHBOARD_SGD_LR, HPARAMS, LIVE_TRAINING_HPARAMS, TRAINING_LR
 from optiviz.engine.optimizers import OPTIMIZERS
 from optiviz.engine.schedules import make_schedule, schedule_spec
 from optiviz.labels import format_value
@@ -96,8 +96,8 @@ class RunSpec:
 def validate_spec(spec: RunSpec) -> RunSpec:
     """A checked copy (the caller's spec is not changed) of the fields a trainer does not check
     itself; the trainer checks the rest while building."""
-    if spec.model not in MODEL_PRESETS:
-        raise ValueError(f"unknown model {spec.model!r}; presets: {', '.join(MODEL_PRESETS)}")
+    if not isinstance(spec.model, str) or spec.model not in MODEL_PRESETS:
+        raise ValueError(f"unknown model {shown(spec.model)}; presets: {', '.join(MODEL_PRESETS)}")
     kind, params = schedule_spec(spec.schedule)
     make_schedule(kind, **params)  # ValueError names the bad parameter
     return dataclasses.replace(
@@ -108,7 +108,7 @@ def validate_spec(spec: RunSpec) -> RunSpec:
         batch_size=check_int("batch_size", spec.batch_size, 1, 65536),
         seed=check_int("seed", spec.seed),
         schedule=(kind, dict(params)),
-        betas=None if spec.betas is None else tuple(float(b) for b in spec.betas),
+        betas=None if spec.betas is None else tuple(float(b) for b in HPARAMS["adam"]["betas"].check(spec.betas)),
     )
 
 

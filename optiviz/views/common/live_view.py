@@ -10,7 +10,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from optiviz.views.common import theme
+from optiviz.views.common import registry, theme
 from optiviz.views.common.live_controller import LiveController
 from optiviz.views.common.widget_tree import owned_widgets
 
@@ -27,6 +27,7 @@ class LiveView(widgets.VBox):
         self.error_html = widgets.HTML()
         self.error_html.add_class("optiviz-error-line")
         self._closed = False
+        registry.register(self)  # a view of an earlier run of this cell is closed (registry.py's rule)
 
     def attach(self, controller: LiveController) -> None:
         self.controller = controller
@@ -65,11 +66,16 @@ class LiveView(widgets.VBox):
         return self.controller.error
 
     def close(self) -> None:
-        """Stop the controller's worker, then close every widget this view made."""
-        if self._closed:
+        """Stop the controller's worker, then close every widget this view made. Afterwards the
+        view ignores every call (nothing runs, nothing is drawn, nothing raises). Safe on a view
+        whose constructor failed half way (ipywidgets calls close() from __del__)."""
+        if getattr(self, "_closed", False):
             return
         self._closed = True
-        self.controller.close()
+        registry.forget(self)
+        controller = getattr(self, "controller", None)
+        if controller is not None:
+            controller.close()
         for child in self.children:
             for w in owned_widgets(child, skip=self):
                 w.close()

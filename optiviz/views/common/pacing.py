@@ -10,13 +10,15 @@ import threading
 import time
 from collections.abc import Callable
 
+from optiviz._validate import check_positive
+
 
 class Pacer:
     """Sleep until the next tick of a `fps` clock; never bunch up ticks after a slow chunk."""
 
     def __init__(self, fps: float, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] | None = None) -> None:
-        self.interval = 1.0 / float(fps)
+        self.interval = 1.0 / float(check_positive("fps", fps))  # fps=0 is refused by name
         self._clock = clock
         self._wake = threading.Event()
         self._sleep = sleep or (lambda s: self._wake.wait(s))

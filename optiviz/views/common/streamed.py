@@ -13,7 +13,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from optiviz.stream.runner import DONE, LiveRunner
-from optiviz.views.common import theme
+from optiviz.views.common import registry, theme
 from optiviz.views.common.widget_tree import close_tree
 
 
@@ -26,6 +26,7 @@ class StreamedView(widgets.VBox):
 
     def __init__(self, *, fps: float = 5, **kw: Any) -> None:
         super().__init__(**kw)
+        self.closed = False
         self.add_class(theme.CSS_CLASS)
         self._iter: Iterator[Any] | None = None
         self.progress = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, description="progress")
@@ -35,8 +36,9 @@ class StreamedView(widgets.VBox):
         self.start_button.on_click(lambda _b: self.start())
         self.stop_requested = False  # long steps (training) poll this to end early
         self.stop_button.on_click(lambda _b: self.stop())
-        self.runner = LiveRunner(self._next, publish=self._publish, on_error=self._show_error, fps=fps,
+        self.runner = LiveRunner(self._next, publish=self._drain, on_error=self._show_error, fps=fps,
                                  name=type(self).__name__)
+        registry.register(self)  # a view of an earlier run of this cell is closed (registry.py's rule)
 
     def _next(self) -> Any:
         try:
@@ -45,12 +47,19 @@ class StreamedView(widgets.VBox):
             return DONE
 
     def _show_error(self, message: str) -> None:
-        self.status.value = f'<span class="optiviz-error">{html.escape(message)}</span>'
+        if not self.closed:
+            self.status.value = f'<span class="optiviz-error">{html.escape(message)}</span>'
+
+    def _drain(self, records: list[Any]) -> None:
+        """The runner's publish: what arrived is drawn, unless the view was closed meanwhile."""
+        if not self.closed:
+            self._publish(records)
 
     def stop(self) -> None:
         """Stop after the step in progress (a step that polls `stop_requested` ends sooner)."""
         self.stop_requested = True
-        self.runner.pause()
+        if not self.closed:
+            self.runner.pause()
 
     def _prepare(self) -> bool:
         self.stop_requested = False
@@ -64,7 +73,9 @@ class StreamedView(widgets.VBox):
         return True
 
     def start(self) -> None:
-        """Compute in the background; results stream in."""
+        """Compute in the background; results stream in. Ignored after close()."""
+        if self.closed:
+            return
         self.runner.pause()
         if self._prepare():
             self.runner.play()
@@ -72,7 +83,10 @@ class StreamedView(widgets.VBox):
     result: Any = None  # what subclasses have drawn last (a map, the points, the rows)
 
     def run_sync(self) -> Any:
-        """Compute to the end in this thread (scripts, tests, notebooks executed headless)."""
+        """Compute to the end in this thread (scripts, tests, notebooks executed headless). After
+        close() nothing runs: the last result is returned as it was."""
+        if self.closed:
+            return self.result
         self.runner.pause()
         if self._prepare():
             try:
@@ -83,8 +97,16 @@ class StreamedView(widgets.VBox):
         return self.result
 
     def close(self) -> None:
-        """Stop the worker, then close every widget this view made."""
-        self.runner.close()
+        """Stop the worker, then close every widget this view made. Afterwards the view ignores every
+        call (nothing runs, nothing is drawn, nothing raises), as the live views do. Safe on a view
+        whose constructor failed half way (ipywidgets calls close() from __del__)."""
+        if getattr(self, "closed", False):
+            return
+        self.closed = True
+        registry.forget(self)
+        runner = getattr(self, "runner", None)
+        if runner is not None:
+            runner.close()
         for child in self.children:
             close_tree(child)
         super().close()

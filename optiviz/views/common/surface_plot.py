@@ -88,9 +88,11 @@ def click_point(event: Any) -> tuple[float, float] | None:
     x, y = data.get("click_x"), data.get("click_y")
     if isinstance(x, bool) or isinstance(y, bool) or not isinstance(x, (int, float)) or not isinstance(y, (int, float)):
         return None
-    if not (math.isfinite(x) and math.isfinite(y)):
+    try:
+        x, y = float(x), float(y)
+    except OverflowError:  # an integer beyond any float
         return None
-    return float(x), float(y)
+    return (x, y) if math.isfinite(x) and math.isfinite(y) else None
 
 
 __all__ = ["SurfacePlot", "click_target", "click_point", "GRID"]

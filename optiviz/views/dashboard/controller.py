@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from optiviz._validate import check_int, shown
 from optiviz.engine.schedules import schedule_spec
 from optiviz.stream.runner import DONE
 from optiviz.training.data import CIFAR10
@@ -54,8 +55,12 @@ class SnapshotSet:
 
 def compare_overrides(settings: Sequence[str | Mapping[str, Any]] | None) -> list[dict[str, Any]] | None:
     """compare=[...] as a list of dicts ("adam" is {"optimizer": "adam"}); None or [] is a single run."""
-    if not settings:
+    if settings is None or (isinstance(settings, (list, tuple)) and not settings):
         return None
+    if isinstance(settings, (str, Mapping)) or not isinstance(settings, Sequence) or \
+            not all(isinstance(v, (str, Mapping)) for v in settings):
+        raise TypeError(f"compare must be a list of optimizer names or dicts of settings, e.g. "
+                        f"['sgd', {{'optimizer': 'adam', 'lr': 3e-4}}], got {shown(settings)}")
     return [{"optimizer": v} if isinstance(v, str) else dict(v) for v in settings]
 
 
@@ -64,9 +69,11 @@ class DashboardController(LiveController):
 
     def __init__(self, spec: RunSpec, data: CIFAR10, *, compare: Sequence[str | Mapping[str, Any]] | None = None,
                  probe_every: int = 10, val_every: int | None = None, fps: float = 10.0) -> None:
+        if not isinstance(data, CIFAR10):
+            raise TypeError(f"data must be a CIFAR10 from ov.load_cifar10(), got {type(data).__name__}")
         self.data = data
-        self.probe_every = int(probe_every)
-        self.val_every = val_every
+        self.probe_every = check_int("probe_every", probe_every, 0)
+        self.val_every = None if val_every is None else check_int("val_every", val_every, 1)
         self.runs: list[Run] = []
         self.series: list[RunSeries] = []
         self.snapshots: list[SnapshotSet] = []

@@ -26,6 +26,7 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
+from optiviz._validate import check_int
 from optiviz.engine.schedules import schedule_spec
 from optiviz.stream.runner import LiveRunner
 from optiviz.training.data import CIFAR10, load_cifar10
@@ -87,13 +88,15 @@ class TrainingDashboard(LiveView):
         fps: float = 10.0,
         max_points: int = 500,
     ) -> None:
-        super().__init__()
-        self.add_class("optiviz-dashboard")
+        # every argument is checked before a widget exists: a refused one leaves nothing half built
+        max_points = check_int("max_points", max_points, 2, 100_000)
         spec = RunSpec(model=model, optimizer=optimizer, lr=lr, momentum=momentum, betas=betas, dropout=dropout,
                        weight_decay=weight_decay, batch_size=batch_size, batch_norm=batch_norm, activation=activation,
                        init=init, schedule=schedule_spec(schedule), width=width, depth=depth, seed=seed)
         controller = DashboardController(spec, _prepare_data(data, n_train, n_val, device), compare=compare,
                                          probe_every=probe_every, val_every=val_every, fps=fps)
+        super().__init__()
+        self.add_class("optiviz-dashboard")
         self._quiet = Quiet()
         self._drawn_generation = -1
         self.panels = Panels(max_points)
@@ -426,8 +429,8 @@ def _prepare_data(data: CIFAR10 | None, n_train: int | None, n_val: int | None,
         raise ValueError(f"data must be a CIFAR10 from ov.load_cifar10(), got {type(data).__name__}")
     elif device is not None:
         data = data.to(device)
-    if n_train is not None or n_val is not None:
-        data = data.subset(n_train or data.n_train, n_val, 0)
+    if n_train is not None or n_val is not None:  # n_train=0 is refused by subset(), not read as "all"
+        data = data.subset(data.n_train if n_train is None else n_train, n_val, 0)
     return data
 
 

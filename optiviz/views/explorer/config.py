@@ -10,9 +10,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from optiviz._validate import check_choice, check_positive
+from optiviz._validate import check_choice, check_positive, shown
 from optiviz.engine.hparams import HPARAMS
 from optiviz.engine.optimizers import OPTIMIZERS
+from optiviz.engine.preflight import optimizer_names
 from optiviz.engine import transforms
 from optiviz.engine.schedules import SCHEDULES, make_schedule
 from optiviz.engine.surface import Surface
@@ -29,6 +30,37 @@ def build_transform(kind: str, amount: float) -> Any:
         return None
     amount = float(check_positive("clip at", amount))
     return {"value": transforms.clip_by_value, "norm": transforms.clip_by_norm, "sign": transforms.sign}[kind](amount)
+
+
+def clip_spec(value: Any, amount: float = 1.0) -> tuple[str, float]:
+    """What a clip argument means as (kind, amount): None is ("none", 1.0), a kind alone keeps `amount`,
+    else (kind, amount > 0); ValueError naming clip otherwise."""
+    if value is None:
+        return ("none", 1.0)
+    if isinstance(value, str):
+        return (check_choice("clip", value, CLIP_KINDS), float(amount))
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise ValueError(f"clip must be a kind ({', '.join(CLIP_KINDS)}) or (kind, amount), e.g. ('norm', 1.0), "
+                         f"got {shown(value)}")
+    return (check_choice("clip", value[0], CLIP_KINDS), float(check_positive("clip amount", value[1])))
+
+
+def optimizer_list(value: Any) -> tuple[str, ...]:
+    """A name or a list of names of OPTIMIZERS, checked (an empty list is the simulator's to refuse)."""
+    return tuple(check_choice("optimizer", name, OPTIMIZERS) for name in optimizer_names(value))
+
+
+def checked_start(surface: Surface, value: Any) -> tuple[float, float]:
+    """A start point (x, y) inside the surface's domain, the same rule for the constructor, set() and a click."""
+    try:
+        x, y = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"start must be a point (x, y), got {shown(value)}") from None
+    (x0, x1), (y0, y1) = surface.domain
+    if not (x0 <= x <= x1 and y0 <= y <= y1):
+        raise ValueError(f"start ({x:.3g}, {y:.3g}) is outside the surface's domain "
+                         f"x in [{x0:g}, {x1:g}], y in [{y0:g}, {y1:g}]: click inside the map")
+    return (x, y)
 
 
 def build_schedule(kind: str, params: Mapping[str, Any] | None = None) -> Any:
@@ -58,7 +90,7 @@ class ExplorerConfig:
 def get_preset(name: str) -> Preset:
     """A preset by name; ValueError listing them otherwise."""
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
+        raise ValueError(f"unknown preset {shown(name)}; presets: {', '.join(PRESETS)}")
     return PRESETS[name]
 
 
@@ -73,6 +105,9 @@ def preset_config(p: Preset) -> ExplorerConfig:
 
 def full_hparams(surface: Surface, names: Sequence[str], given: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """Every optimizer's complete hyperparameters: spec defaults, the surface's lr, then `given`."""
+    if not isinstance(given, Mapping) or not all(isinstance(v, Mapping) for v in given.values()):
+        raise TypeError(f'hparams must map optimizer names to dicts of settings, e.g. {{"adam": {{"lr": 0.1}}}}, '
+                        f"got {shown(given)}")
     unknown = set(given) - set(OPTIMIZERS)
     if unknown:
         raise ValueError(f"hparams names unknown optimizers {sorted(unknown)}; known: {', '.join(OPTIMIZERS)}")

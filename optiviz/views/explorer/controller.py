@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from optiviz._validate import check_choice, check_int
+from optiviz._validate import check_choice, check_finite_float, check_int
 from optiviz.engine.hparams import HPARAMS
 from optiviz.engine.optimizers import OPTIMIZERS
+from optiviz.engine.preflight import check_surface_dtype
 from optiviz.engine.schedules import schedule_spec
 from optiviz.engine.simulator import CONVERGED, DIVERGED, Simulator, SimRecord, resolve_surface
 from optiviz.engine.surface import Surface
@@ -36,8 +37,11 @@ from optiviz.views.explorer.config import (
     ExplorerConfig,
     build_schedule,
     build_transform,
+    checked_start,
+    clip_spec,
     full_hparams,
     get_preset,
+    optimizer_list,
     preset_config,
 )
 from optiviz.views.explorer.presets import PRESETS
@@ -45,6 +49,7 @@ from optiviz.views.explorer.race import RaceSeries, status_texts
 
 SURFACE_KEYS = frozenset({"surface", "expression"} | {p for ps in SURFACE_PARAMS.values() for p in ps})
 MAX_SPEED = 100_000
+MAX_POINTS = 100_000  # points one frame may send per line (max_path_points, max_curve_points)
 DONE_NOTE = " (every optimizer converged or diverged: Reset, or click to start elsewhere)"
 
 
@@ -90,30 +95,31 @@ class ExplorerController(LiveController):
         seed: int = 0,
         **surface_params: Any,
     ) -> None:
-        self.max_path_points = int(max_path_points)
-        self.max_curve_points = int(max_curve_points)
+        # every argument is checked here, before anything is built (ValueError / TypeError naming it)
+        self.max_path_points = check_int("max_path_points", max_path_points, 2, MAX_POINTS)
+        self.max_curve_points = check_int("max_curve_points", max_curve_points, 2, MAX_POINTS)
         self._device = device
-        self._seed = int(seed)
+        self._seed = check_int("seed", seed, 0)
         self.generation = 0  # one per (re)start: records of an older run are dropped
         self.playing = False
         self._sync_steps: int | None = None  # .step(n): the next chunk's size, instead of speed
         self.pacer = Pacer(fps)
+        speed = None if speed is None else check_int("speed", speed, 1, MAX_SPEED)  # 0 is refused, not replaced
         if preset is not None:
             cfg = preset_config(get_preset(preset))
-            if speed is not None:
-                cfg.speed = check_int("speed", speed, 1, MAX_SPEED)
+            cfg.speed = cfg.speed if speed is None else speed
             built = resolve_surface(cfg.surface, **cfg.surface_params)
         else:
-            names = (optimizers,) if isinstance(optimizers, str) else tuple(optimizers)
+            if isinstance(surface, Surface) and surface_params:
+                raise ValueError(f"parameters {sorted(surface_params)} cannot be applied to an already built surface")
+            built = surface if isinstance(surface, Surface) else resolve_surface(surface, **surface_params)
             cfg = ExplorerConfig(
                 surface=surface if isinstance(surface, str) else surface.name,
-                surface_params=dict(surface_params), optimizers=tuple(n.lower() for n in names),
-                start=None if start is None else (float(start[0]), float(start[1])),
-                grad_noise=float(grad_noise), clip=clip or ("none", 1.0),
-                schedule=schedule_spec(schedule), speed=check_int("speed", speed or 2, 1, MAX_SPEED),
-                shared_lr=lr,
+                surface_params=dict(surface_params), optimizers=optimizer_list(optimizers),
+                start=None if start is None else checked_start(built, start),  # the rule set() and a click follow
+                grad_noise=check_finite_float("grad_noise", grad_noise), clip=clip_spec(clip),
+                schedule=schedule_spec(schedule), speed=2 if speed is None else speed, shared_lr=lr,
             )
-            built = surface if isinstance(surface, Surface) else resolve_surface(cfg.surface, **cfg.surface_params)
         cfg.hparams = full_hparams(built, OPTIMIZERS, hparams or cfg.hparams)
         self.config = cfg
         self.surface = built
@@ -307,9 +313,9 @@ class ExplorerController(LiveController):
         self.config.grad_noise = float(value)
 
     def _set_clip(self, value: Any) -> None:
-        kind, amount = (value, self.config.clip[1]) if isinstance(value, str) else value
+        kind, amount = clip_spec(value, self.config.clip[1])
         self.sim.set_transforms(build_transform(kind, amount))
-        self.config.clip = (kind, float(amount))
+        self.config.clip = (kind, amount)
 
     def _set_schedule(self, value: Any) -> None:
         spec = schedule_spec(value)
@@ -320,14 +326,7 @@ class ExplorerController(LiveController):
         self.config.speed = check_int("speed (steps per frame)", value, 1, MAX_SPEED)
 
     def _set_start(self, value: Any) -> None:
-        try:
-            x, y = (float(v) for v in value)
-        except (TypeError, ValueError):
-            raise ValueError(f"start must be a point (x, y), got {value!r}") from None
-        (x0, x1), (y0, y1) = self.surface.domain
-        if not (x0 <= x <= x1 and y0 <= y <= y1):
-            raise ValueError(f"start ({x:.3g}, {y:.3g}) is outside the surface's domain "
-                             f"x in [{x0:g}, {x1:g}], y in [{y0:g}, {y1:g}]: click inside the map")
+        x, y = checked_start(self.surface, value)
         self.sim.restart(np.array([[x, y]]))
         self.config.start = (x, y)
         self._start_run()
@@ -337,10 +336,9 @@ class ExplorerController(LiveController):
         self._start_run()
 
     def _set_optimizers(self, value: Any) -> None:
-        names = (value,) if isinstance(value, str) else tuple(value)
+        names = optimizer_list(value)
         if not names:
             raise ValueError("choose at least one optimizer")
-        names = tuple(check_choice("optimizer", n.lower(), OPTIMIZERS) for n in names)
         self._swap(dataclasses.replace(self.config, optimizers=names), self.surface, self.preset)
 
     def _set_surface(self, value: Any) -> None:
@@ -368,6 +366,8 @@ class ExplorerController(LiveController):
         if cfg.shared_lr is not None:
             for hp in hparams.values():
                 hp["lr"] = cfg.shared_lr
+        check_surface_dtype(surface, torch.float32, fix="a formula whose values stay within float32 on the plot "
+                            "(a lower power, a smaller factor)")
         start = np.array([cfg.start if cfg.start is not None else surface.start], dtype=np.float64)
         sim = Simulator(surface, cfg.optimizers, start=start, n=1, hparams=hparams,
                         grad_noise=cfg.grad_noise, schedule=build_schedule(*cfg.schedule),

@@ -19,6 +19,7 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
+from optiviz._validate import check_int
 from optiviz.engine.simulator import Simulator
 from optiviz.engine.surface import Surface
 from optiviz.stream.runner import LiveRunner
@@ -76,12 +77,14 @@ class SurfaceExplorer(LiveView):
         seed: int = 0,
         **surface_params: Any,
     ) -> None:
-        super().__init__()
+        # every argument is checked before a widget exists: a refused one leaves nothing half built
+        grid = check_int("grid", grid, 2, 1000)
         c = ExplorerController(surface, optimizers, preset=preset, start=start, hparams=hparams, lr=lr,
                                grad_noise=grad_noise, clip=clip, schedule=schedule, speed=speed, fps=fps,
                                max_path_points=max_path_points, max_curve_points=max_curve_points,
                                device=device, seed=seed, **surface_params)
-        self.figures = ExplorerFigures(c.surface, on_click=c.click, grid=int(grid))
+        super().__init__()
+        self.figures = ExplorerFigures(c.surface, on_click=c.click, grid=grid)
         self.caption_html = widgets.HTML()
         self.legend_html = widgets.HTML()
         self.legend_html.add_class("optiviz-legend")

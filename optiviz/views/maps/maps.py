@@ -29,6 +29,7 @@ from optiviz.engine.sweeps import (
     make_axis,
 )
 from optiviz.views.common import theme
+from optiviz.views.maps.args import BASIN_STEPS, GRID, STABILITY_STEPS, check_basin_args, check_stability_args
 from optiviz.views.common.streamed import StreamedView
 from optiviz.views.common.surface_plot import SurfacePlot, click_target, path_on_plot
 
@@ -74,7 +75,10 @@ class StabilityMapView(_MapMixin, StreamedView):
     def __init__(self, surface: str = "quadratic", optimizer: str = "momentum", x: str = "lr",
                  y: str = "momentum", *, resolution: int = 80, steps: int = 300, every: int = 25,
                  colour: str = "loss", **fixed: Any) -> None:
-        super().__init__(fps=8)
+        a = check_stability_args(surface, optimizer, x, y, resolution, steps, every, colour, COLOUR_BY)
+        surface, optimizer, x, y, resolution, steps, every, colour = (
+            a["surface"], a["optimizer"], a["x"], a["y"], a["resolution"], a["steps"], a["every"], a["colour"])
+        super().__init__(fps=8)  # only now, with every argument checked: nothing is left half built
         self.start_button.description = "Compute"
         self.result: StabilityMap | None = None
         self.selected: dict[str, Any] | None = None
@@ -83,9 +87,10 @@ class StabilityMapView(_MapMixin, StreamedView):
         self.optimizer_w = widgets.Dropdown(options=list(OPTIMIZERS), value=optimizer, description="optimizer")
         self.x_w = widgets.Dropdown(options=axis_names(optimizer), value=x, description="x axis")
         self.y_w = widgets.Dropdown(options=axis_names(optimizer), value=y, description="y axis")
-        self.resolution_w = widgets.IntSlider(value=resolution, min=8, max=200, step=4, description="grid",
+        self.resolution_w = widgets.IntSlider(value=resolution, min=GRID[0], max=GRID[1], step=4, description="grid",
                                               continuous_update=False)
-        self.steps_w = widgets.IntSlider(value=steps, min=20, max=2000, step=20, description="steps",
+        self.steps_w = widgets.IntSlider(value=steps, min=STABILITY_STEPS[0], max=STABILITY_STEPS[1], step=20,
+                                         description="steps",
                                          continuous_update=False)
         self.every = every
         self.colour_w = widgets.ToggleButtons(options=[(v, k) for k, v in COLOUR_BY.items()], value=colour)
@@ -214,15 +219,18 @@ class StabilityMapView(_MapMixin, StreamedView):
     # -------------------------------------------------------------- selection
     def _map_clicked(self, x: float, y: float) -> None:
         """A click at (x, y) in plot coordinates selects the nearest cell."""
-        if self.result is None:
+        if self.result is None or self.closed:
             return
         xs, _ = axis_coordinates(self.result.x)
         ys, _ = axis_coordinates(self.result.y)
         self.select(int(np.abs(ys - y).argmin()), int(np.abs(xs - x).argmin()))
 
-    def select(self, i: int, j: int) -> dict[str, Any]:
-        """Show the run of cell (row i, column j) on the surface; returns its hyperparameters."""
+    def select(self, i: int, j: int) -> dict[str, Any] | None:
+        """Show the run of cell (row i, column j) on the surface; returns its hyperparameters (None
+        after close(), which ignores it)."""
         m = self.result
+        if self.closed:
+            return None
         if m is None:
             raise ValueError("compute the map first")
         if not (0 <= i < m.final_loss.shape[0] and 0 <= j < m.final_loss.shape[1]):
@@ -249,6 +257,8 @@ class StabilityMapView(_MapMixin, StreamedView):
 
     def send_to(self, explorer: Any) -> None:
         """Give the selected setting to a SurfaceExplorer (same surface, that optimizer's sliders)."""
+        if self.closed:
+            return
         if self.selected is None:
             raise ValueError("select a cell first")
         hp = dict(self.selected)
@@ -260,7 +270,10 @@ class BasinMapView(_MapMixin, StreamedView):
 
     def __init__(self, surface: str = "himmelblau", optimizers: tuple[str, ...] = ("sgd", "momentum", "adam"), *,
                  resolution: int = 60, steps: int = 400, every: int = 25, **kwargs: Any) -> None:
-        super().__init__(fps=8)
+        a = check_basin_args(surface, optimizers, resolution, steps, every)
+        surface, optimizers, resolution, steps, every = (
+            a["surface"], a["optimizers"], a["resolution"], a["steps"], a["every"])
+        super().__init__(fps=8)  # only now, with every argument checked: nothing is left half built
         self.start_button.description = "Compute"
         self.result: BasinMap | None = None
         self.kwargs = kwargs
@@ -268,9 +281,10 @@ class BasinMapView(_MapMixin, StreamedView):
         self.surface_w = widgets.Dropdown(options=list(SURFACES), value=surface, description="surface")
         self.optimizers_w = widgets.SelectMultiple(options=list(OPTIMIZERS), value=tuple(optimizers),
                                                    description="optimizers", rows=6)
-        self.resolution_w = widgets.IntSlider(value=resolution, min=8, max=200, step=4, description="grid",
+        self.resolution_w = widgets.IntSlider(value=resolution, min=GRID[0], max=GRID[1], step=4, description="grid",
                                               continuous_update=False)
-        self.steps_w = widgets.IntSlider(value=steps, min=20, max=3000, step=20, description="steps",
+        self.steps_w = widgets.IntSlider(value=steps, min=BASIN_STEPS[0], max=BASIN_STEPS[1], step=20,
+                                         description="steps",
                                          continuous_update=False)
         self.legend = widgets.HTML("")
         self.maps_box = widgets.HBox([])

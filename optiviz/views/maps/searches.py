@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import html
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import bqplot as bq
 import ipywidgets as widgets
 import numpy as np
 
+from optiviz._validate import shown
 from optiviz.training.ensembles import EnsembleRow, iter_ensemble_table
 from optiviz.training.search import (
     COARSE_TO_FINE,
@@ -31,23 +32,31 @@ from optiviz.training.search import (
 )
 from optiviz.views.common import theme
 from optiviz.views.common.streamed import StreamedView
+from optiviz.views.maps.args import BUDGET, check_search_args
 
 METHOD_MARKERS = {"random": "circle", "grid": "square"}
 ACC_SCHEME = ("#440154", "#3b528b", "#21918c", "#5ec962", "#fde725")
 
 
 class SearchView(StreamedView):
-    """Random vs grid search with the same budget: validation accuracy over (lr, weight decay)."""
+    """Random vs grid search with the same budget: validation accuracy over (lr, weight decay).
+
+    x, y: the hyperparameters on the axes, names of `space` (default: lr and weight_decay where it has them).
+    """
 
     def __init__(self, budget: int = 32, space: dict[str, Any] | None = None, *, coarse_to_fine: bool = True,
-                 x: str = "lr", y: str = "weight_decay", **train_kwargs: Any) -> None:
-        super().__init__()
-        self.space = dict(LECTURE_SPACE if space is None else space)
+                 x: str | None = None, y: str | None = None, **train_kwargs: Any) -> None:
+        space = LECTURE_SPACE if space is None else space
+        if not isinstance(space, Mapping):
+            raise TypeError(f"space must map hyperparameter names to (low, high) or a number, got {shown(space)}")
+        budget, x, y = check_search_args(budget, space, x, y)  # the space's values: when it runs (status line)
+        super().__init__()  # only now, with the arguments checked: nothing is left half built
+        self.space = dict(space)
         self.x_name, self.y_name = x, y
         self.train_kwargs = train_kwargs
         self.points: dict[str, list[SearchPoint]] = {"random": [], "grid": []}
         self.result = self.points
-        self.budget_w = widgets.IntSlider(value=budget, min=4, max=512, step=4, description="budget",
+        self.budget_w = widgets.IntSlider(value=budget, min=BUDGET[0], max=BUDGET[1], step=4, description="budget",
                                           continuous_update=False)
         self.c2f_w = widgets.Checkbox(value=coarse_to_fine, description="random: coarse to fine")
         self._sx, self._sy = bq.LogScale(), bq.LogScale()
