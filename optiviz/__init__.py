@@ -47,6 +47,7 @@ _EXPORTS: dict[str, str] = {
     "grid_search": "optiviz.training.search",
     "ensemble_table": "optiviz.training.ensembles",
     "train_many": "optiviz.training.batched",
+    "gradient_check": "optiviz.training.gradcheck",
     # stream
     "LiveRunner": "optiviz.stream.runner",
     "SeriesBuffer": "optiviz.stream.series",
