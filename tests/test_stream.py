@@ -660,3 +660,55 @@ def test_a_callback_that_steps_again_is_refused_not_deadlocked():
     assert runner.step_once()
     assert errors[0] == "lr must be positive" and "cannot be called from inside" in errors[1]
     holder.clear()
+
+
+def test_frame_clock_ticks_never_bunch_up_after_a_slow_chunk():
+    now = [0.0]
+    slept = []
+
+    def sleep(s):
+        slept.append(round(s, 6))
+        now[0] += s
+
+    clock = FrameClock(10.0, clock=lambda: now[0], sleep=sleep)
+    clock.wait_tick()  # the first tick is at once
+    assert slept == [] and now[0] == 0.0
+    now[0] += 0.03  # a 30 ms chunk
+    clock.wait_tick()
+    assert slept == [0.07]  # the tick 100 ms after the first
+    now[0] += 0.35  # a slow chunk: 3.5 ticks late
+    clock.wait_tick()  # at once, and the next tick is one interval later, not three at once
+    now[0] += 0.01
+    clock.wait_tick()
+    assert slept == [0.07, 0.09]
+    clock.restart()
+    clock.wait_tick()
+    assert slept == [0.07, 0.09]  # after a pause the first frame does not lag
+
+
+def test_a_paced_runner_draws_every_chunk_on_one_clock():
+    """The explorer's pacing sleep and the runner's frame clock at the same rate beat against
+    each other (~12 of 20 frames drawn); a paced runner publishes every chunk at its ticks."""
+    for paced in (True, False):
+        published = []
+        runner = LiveRunner(lambda: 1, publish=lambda recs: published.append(len(recs)), fps=50.0, paced=paced)
+        runner.play()
+        time.sleep(0.6)
+        runner.pause()
+        runner.wait(2.0)
+        chunks = runner.chunks
+        runner.stop()
+        if paced:
+            assert 5 <= chunks <= 40  # about 30: one chunk per 20 ms tick, not as fast as it can
+            assert published and max(published) == 1 and sum(published) == chunks  # every chunk its own frame
+        else:
+            assert chunks > 100 and len(published) < chunks / 10  # unpaced: many chunks per frame
+
+
+def test_a_paced_runner_stops_without_waiting_for_its_tick():
+    runner = LiveRunner(lambda: 1, publish=lambda recs: None, fps=0.5, paced=True)  # a tick every 2 s
+    runner.play()
+    time.sleep(0.2)  # the worker now sleeps toward its second tick
+    t0 = time.monotonic()
+    assert runner.stop(timeout=5.0)
+    assert time.monotonic() - t0 < 1.5

@@ -50,12 +50,39 @@ class FrameClock:
     """At most `fps` frames a second on an injectable clock (tests pass a fake one).
 
     `due()` is true once 1/fps has passed since the last `mark()`; the first frame is due at once.
+    A paced runner (one chunk per frame: the explorer, whose speed means steps per frame) instead
+    waits for each tick with `wait_tick()` and publishes every chunk: one clock decides. Two clocks
+    at the same rate (a pacing sleep in the step and this one deciding when to publish) beat
+    against each other and drew ~12 of 20 frames a second.
     """
 
-    def __init__(self, fps: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, fps: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Any] | None = None) -> None:
         self.fps = fps
         self._clock = clock
         self._last = -math.inf
+        self._next = -math.inf  # the next tick of a paced run
+        self._wake = threading.Event()
+        self._sleep = sleep or self._wake.wait
+
+    def wait_tick(self) -> None:
+        """Block until the next tick (at once for the first, or after falling behind: ticks never
+        bunch up after a slow chunk)."""
+        now = self._clock()
+        if self._next > now:
+            self._sleep(self._next - now)
+            now = self._clock()
+        following = self._next + self.interval  # on time: the grid of ticks, no drift
+        self._next = following if following > now else now + self.interval  # late: one interval from now
+
+    def restart(self) -> None:
+        """The next tick is at once (after a pause the first frame should not lag)."""
+        self._next = -math.inf
+        self._wake.clear()
+
+    def interrupt(self) -> None:
+        """Cut a tick's sleep short (stopping should not wait for a tick)."""
+        self._wake.set()
 
     @property
     def fps(self) -> float:
@@ -122,6 +149,8 @@ def _worker(ref: weakref.ReferenceType[LiveRunner], play: threading.Event, stop:
             runner = ref()
             if runner is None:
                 return
+            if runner.paced:
+                runner._frames.wait_tick()  # outside the cycle lock: requests still get in
             runner._worker_cycle()
             del runner
         runner = ref()
@@ -168,6 +197,7 @@ class LiveRunner:
         fps: float = 20.0,
         clock: Callable[[], float] = time.monotonic,
         name: str = "runner",
+        paced: bool = False,
     ) -> None:
         for label, fn in (("step", step), ("publish", publish), ("apply", apply), ("on_error", on_error), ("on_status", on_status)):
             if fn is not None and not callable(fn):
@@ -178,6 +208,7 @@ class LiveRunner:
         self._on_error = on_error
         self._on_status = on_status
         self._frames = FrameClock(fps, clock)
+        self.paced = bool(paced)  # one chunk per frame tick, each published (see FrameClock)
         self.name = name
 
         self._requests = LatestRequests()
@@ -234,6 +265,7 @@ class LiveRunner:
                 raise RuntimeError(f"{self.name} was stopped; build a new LiveRunner")
             self._ensure_thread()
             self._set_state_locked("playing")
+            self._frames.restart()
             self._play.set()
         self._notify()
 
@@ -333,6 +365,7 @@ class LiveRunner:
         with self._state_cond:
             self._stop.set()
             self._play.set()  # wake a resting worker so it sees the stop
+            self._frames.interrupt()  # and a paced one waiting for its tick
             self._set_state_locked("stopped")
         self._notify()
         thread = self._thread
@@ -432,7 +465,7 @@ class LiveRunner:
                 if outcome == "done":
                     self._flush()
                     self._settle("done")
-                elif outcome == "ok" and self._frames.due():
+                elif outcome == "ok" and (self.paced or self._frames.due()):
                     self._flush()
         except Exception as exc:  # a bug of ours: still never die silently
             self._fail("runner failed", exc)

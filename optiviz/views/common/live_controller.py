@@ -38,13 +38,14 @@ class LiveController:
     into the state the view draws).
     """
 
-    def __init__(self, *, fps: float, name: str) -> None:
+    def __init__(self, *, fps: float, name: str, paced: bool = False) -> None:
         self._handlers: Mapping[str, Callable[..., Any]] = self.handlers()
         self._listeners: list[Listener] = []
         self.error = ""
         self.closed = False
         self.runner = LiveRunner(self.step_chunk, apply=self._apply, publish=self.publish,
-                                 on_error=self.show_error, on_status=self._on_status, fps=fps, name=name)
+                                 on_error=self.show_error, on_status=self._on_status, fps=fps, name=name,
+                                 paced=paced)
 
     # ---- what subclasses provide -------------------------------------------------------------
     def handlers(self) -> Mapping[str, Callable[..., Any]]:

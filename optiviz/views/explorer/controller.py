@@ -32,7 +32,6 @@ from optiviz.engine.surfaces import SURFACE_PARAMS
 from optiviz.labels import change_label
 from optiviz.stream.runner import DONE
 from optiviz.views.common.live_controller import LiveController
-from optiviz.views.common.pacing import Pacer
 from optiviz.views.explorer.config import (
     ExplorerConfig,
     build_schedule,
@@ -103,7 +102,6 @@ class ExplorerController(LiveController):
         self.generation = 0  # one per (re)start: records of an older run are dropped
         self.playing = False
         self._sync_steps: int | None = None  # .step(n): the next chunk's size, instead of speed
-        self.pacer = Pacer(fps)
         speed = None if speed is None else check_int("speed", speed, 1, MAX_SPEED)  # 0 is refused, not replaced
         if preset is not None:
             cfg = preset_config(get_preset(preset))
@@ -125,7 +123,8 @@ class ExplorerController(LiveController):
         self.surface = built
         self.preset = preset
         self.sim = self._new_simulator(cfg, built)  # errors here are the caller's to see
-        super().__init__(fps=fps, name="surface-explorer")
+        # paced: a chunk of `speed` steps per frame tick, every one drawn (the runner's one clock)
+        super().__init__(fps=fps, name="surface-explorer", paced=True)
         self._start_run()
 
     # ================================================================== what the view draws
@@ -176,7 +175,6 @@ class ExplorerController(LiveController):
         if self.closed:
             return
         self.playing = True
-        self.pacer.reset()
         self.runner.play()
 
     def pause(self) -> None:
@@ -254,14 +252,12 @@ class ExplorerController(LiveController):
         }
 
     def step_chunk(self) -> Any:
-        """Runner's step: one frame's worth of steps (paced when playing live)."""
+        """Runner's step: one frame's worth of steps (the runner paces them to its frame clock)."""
         if all(int(s) in (CONVERGED, DIVERGED) for s in self.sim.status.tolist()):
             return DONE
         steps = self._sync_steps
         if steps is None:
             steps = self.config.speed
-            if self.playing:
-                self.pacer.wait()
         if steps <= 0:
             return None
         return Chunk(self.generation, self.sim.advance(steps))
@@ -273,7 +269,6 @@ class ExplorerController(LiveController):
 
     def close(self) -> None:
         self.playing = False
-        self.pacer.interrupt()
         super().close()
 
     # ================================================================== handlers
