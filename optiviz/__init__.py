@@ -48,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     "ensemble_table": "optiviz.training.ensembles",
     "train_many": "optiviz.training.batched",
     "gradient_check": "optiviz.training.gradcheck",
+    "dropout_test_time": "optiviz.training.dropout_test",
     # stream
     "LiveRunner": "optiviz.stream.runner",
     "SeriesBuffer": "optiviz.stream.series",
