@@ -15,6 +15,8 @@ one thread at a time, so views that append and redraw inside `publish` need no l
 """
 from __future__ import annotations
 
+import collections
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,12 +37,14 @@ class Growable:
         self.data = np.empty((max(capacity, 1), *row), dtype=dtype)
         self.n = 0
 
-    def reserve(self, n: int) -> None:
-        """Room for n rows (the rows in use kept)."""
+    def reserve(self, n: int, limit: int | None = None) -> None:
+        """Room for n rows (the rows in use kept); doubling stops at `limit` rows (when n fits it)."""
         cap = self.data.shape[0]
         if n > cap:
             while cap < n:
                 cap *= 2
+            if limit is not None:
+                cap = max(n, min(cap, limit))
             grown = np.empty((cap,) + self.data.shape[1:], dtype=self.data.dtype)
             grown[: self.n] = self.data[: self.n]
             self.data = grown
@@ -138,6 +142,123 @@ class _MinMaxPyramid:
         return los[best_lo, self._cols], his[best_hi, self._cols]
 
 
+class _Cap:
+    """What keeps a SeriesBuffer at most about `max_rows` rows over a run of any length.
+
+    The first `head` samples are kept as they came. After them the history is decimated evenly in
+    step: each retained row stands for a group of `group` samples (1 until the buffer first fills).
+    When the buffer fills, the rows after the head are halved, and the group doubles for what comes
+    next: a stride buffer keeps every other row (a sample every `group` from then on); a minmax
+    buffer keeps, of each four rows, the lowest and the highest (by the first value, in time order:
+    two rows a group), so every spike survives. The newest sample (and, for minmax, the extremes of
+    the group still filling) is kept aside, exact: `last`, views and legends read it. A compaction
+    costs O(max_rows) once per ~max_rows / 2 rows: amortized O(1) a sample.
+    """
+
+    def __init__(self, buf: SeriesBuffer, max_rows: int, head: int) -> None:
+        if max_rows % 4 or head % 4:
+            raise ValueError(f"max_rows and keep_first must be multiples of 4, got {max_rows} and {head}")
+        self.buf, self.max_rows, self.head = buf, max_rows, head
+        self.reset()
+
+    def reset(self) -> None:
+        self.seen = 0  # samples appended
+        self.group = 1  # samples per retained row (stride) or per pair of rows (minmax)
+        self.compactions = 0
+        self.latest: tuple[float, np.ndarray] | None = None
+        self.stage: tuple[int, int, np.ndarray, np.ndarray] | None = None  # minmax: the filling group's extremes
+
+    def add(self, steps: np.ndarray, values: np.ndarray) -> None:
+        self.latest = (float(steps[-1]), values[-1].copy())
+        pos = 0
+        while pos < len(steps):
+            pos += self._take(steps[pos:], values[pos:])
+            n = self.buf._n
+            if n >= self.max_rows and (not self.buf.minmax or (n - self.head) % 4 == 0):
+                self._compact()
+
+    def _take(self, s: np.ndarray, v: np.ndarray) -> int:
+        """Store what the first samples of (s, v) leave; returns how many samples were used."""
+        buf, h, k, n = self.buf, self.head, len(s), self.buf._n
+        if self.seen < h or self.group == 1:
+            t = min(k, h - self.seen) if self.seen < h else min(k, self.max_rows - n)
+            buf._write(s[:t], v[:t])
+            self.seen += t
+            return t
+        g, rel = self.group, self.seen - h
+        if not buf.minmax:
+            keep = np.flatnonzero((rel + np.arange(k)) % g == 0)
+            room = self.max_rows - n
+            t = int(keep[room]) if len(keep) > room else k
+            keep = keep[:room]
+            buf._write(s[keep], v[keep])
+            self.seen += t
+            return t
+        if rel % g == 0 and self.stage is None and k >= g:  # whole groups at once, up to the next compaction
+            groups = -(-(self.max_rows - n) // 2)
+            if ((n - h) // 2 + groups) % 2:
+                groups += 1  # compact at an even number of groups, so the doubled groups stay aligned
+            m = min(k // g, max(groups, 1))
+            col = v[: m * g, 0].reshape(m, g)
+            lo, hi = _min_key(col).argmin(axis=1), _max_key(col).argmax(axis=1)
+            base = g * np.arange(m)
+            idx = np.stack([base + np.minimum(lo, hi), base + np.maximum(lo, hi)], axis=1).reshape(-1)
+            buf._write(s[idx], v[idx])
+            self.seen += m * g
+            return m * g
+        t = min(k, g - rel % g)  # finish (or go on filling) the current group
+        lo, hi = int(_min_key(v[:t, 0]).argmin()), int(_max_key(v[:t, 0]).argmax())
+        cand = (s[lo], s[hi], v[lo].copy(), v[hi].copy())
+        if self.stage is not None:  # ties keep the earlier sample
+            old = self.stage
+            cand = (old[0] if _min_key(old[2][:1]) <= _min_key(cand[2][:1]) else cand[0],
+                    old[1] if _max_key(old[3][:1]) >= _max_key(cand[3][:1]) else cand[1],
+                    old[2] if _min_key(old[2][:1]) <= _min_key(cand[2][:1]) else cand[2],
+                    old[3] if _max_key(old[3][:1]) >= _max_key(cand[3][:1]) else cand[3])
+        self.seen += t
+        if (rel + t) % g:
+            self.stage = cand
+            return t
+        self.stage = None
+        first = 0 if cand[0] <= cand[1] else 1
+        buf._write(np.array([cand[first], cand[1 - first]]), np.stack([cand[2 + first], cand[3 - first]]))
+        return t
+
+    def _compact(self) -> None:
+        buf, h, n = self.buf, self.head, self.buf._n
+        if buf.minmax:
+            col = buf._values[h:n, 0].reshape(-1, 4)
+            lo, hi = _min_key(col).argmin(axis=1), _max_key(col).argmax(axis=1)
+            base = h + 4 * np.arange(col.shape[0])
+            tail = np.stack([base + np.minimum(lo, hi), base + np.maximum(lo, hi)], axis=1).reshape(-1)
+            self.group = 4 if self.group == 1 else 2 * self.group
+        else:
+            tail = np.arange(h, n, 2)
+            self.group *= 2
+        idx = np.concatenate([np.arange(h), tail])
+        buf._steps[: len(idx)] = buf._steps[idx]  # fancy indexing copies first: the overlap is safe
+        buf._values[: len(idx)] = buf._values[idx]
+        buf._n = len(idx)
+        if buf._pyramid is not None:
+            buf._pyramid = _MinMaxPyramid(buf._w)
+            buf._pyramid.update(buf._values, buf._n)
+        self.compactions += 1
+
+    def pending(self, after: float) -> tuple[np.ndarray, np.ndarray]:
+        """Rows not stored yet, newer than `after`: the filling group's extremes, then the newest."""
+        rows: list[tuple[float, np.ndarray]] = []
+        if self.stage is not None:
+            rows += sorted([(float(self.stage[0]), self.stage[2]), (float(self.stage[1]), self.stage[3])],
+                           key=lambda r: r[0])
+        if self.latest is not None:
+            rows.append(self.latest)
+        rows = [r for r in rows if r[0] > after]
+        rows = [r for i, r in enumerate(rows) if i == 0 or r[0] > rows[i - 1][0]]
+        w = self.buf._w
+        return (np.array([r[0] for r in rows], dtype=np.float64),
+                np.array([r[1] for r in rows], dtype=np.float64).reshape(-1, w))
+
+
 class SeriesBuffer:
     """Append-only (step, values) history with O(max_points) decimated float32 views.
 
@@ -147,12 +268,22 @@ class SeriesBuffer:
     the extremes of x and y would draw points that were never visited.
 
     Steps are stored as float64 and must be finite; values are stored as float64 as given.
+
+    max_rows (a multiple of 4; None: keep every row) bounds what a run of any length holds: past it
+    the history is decimated evenly in step, the first `keep_first` rows kept as they came and the
+    newest sample always exact (see _Cap). Steps must then come in increasing order (views append
+    them so). `len()` counts the rows held, `samples` the rows appended.
     """
 
-    def __init__(self, width: int | None = None, *, minmax: bool = False, capacity: int = 1024) -> None:
+    def __init__(self, width: int | None = None, *, minmax: bool = False, capacity: int = 1024,
+                 max_rows: int | None = None, keep_first: int = 0) -> None:
         if width is not None:
             width = check_int("width", width, 1)
         capacity = check_int("capacity", capacity, 1)
+        if max_rows is not None:
+            max_rows = check_int("max_rows", max_rows, 64)
+            keep_first = check_int("keep_first", keep_first, 0, max_rows // 4)
+            capacity = min(capacity, max_rows)
         self._width = width
         self._w = 1 if width is None else width
         self._step_rows = Growable((), np.float64, capacity)
@@ -160,6 +291,7 @@ class SeriesBuffer:
         self._steps, self._values = self._step_rows.data, self._value_rows.data  # what reads index
         self._n = 0
         self._pyramid = _MinMaxPyramid(self._w) if minmax else None
+        self._cap = None if max_rows is None else _Cap(self, max_rows, keep_first)
 
     # ---- writing ---------------------------------------------------------------------------
     @property
@@ -173,12 +305,23 @@ class SeriesBuffer:
     def __len__(self) -> int:
         return self._n
 
+    @property
+    def samples(self) -> int:
+        """Rows appended since the last clear(); len() once the history is decimated (max_rows)."""
+        return self._n if self._cap is None else self._cap.seen
+
+    @property
+    def compactions(self) -> int:
+        """How often the history was halved to stay within max_rows (0: every row is held)."""
+        return 0 if self._cap is None else self._cap.compactions
+
     def _reserve(self, n: int) -> None:
         if n <= self._steps.shape[0]:
             return
+        limit = None if self._cap is None else self._cap.max_rows + 4
         for rows in (self._step_rows, self._value_rows):
             rows.n = self._n
-            rows.reserve(n)
+            rows.reserve(n, limit)
         self._steps, self._values = self._step_rows.data, self._value_rows.data
 
     def _row(self, values: Any) -> np.ndarray:
@@ -197,6 +340,9 @@ class SeriesBuffer:
         if not np.isfinite(step):
             raise ValueError(f"step must be finite, got {step!r}")
         row = self._row(values)
+        if self._cap is not None:
+            self._cap.add(np.array([step]), row.reshape(1, self._w))
+            return
         n = self._n
         if n == self._steps.shape[0]:
             self._reserve(n + 1)
@@ -218,10 +364,17 @@ class SeriesBuffer:
             return
         if not np.all(np.isfinite(s)):
             raise ValueError("steps must be finite")
-        n = self._n
+        if self._cap is not None:
+            self._cap.add(s, v.reshape(k, self._w))
+        else:
+            self._write(s, v.reshape(k, self._w))
+
+    def _write(self, s: np.ndarray, v: np.ndarray) -> None:
+        """Store rows as they are (the capped path decides which first)."""
+        n, k = self._n, len(s)
         self._reserve(n + k)
         self._steps[n : n + k] = s
-        self._values[n : n + k] = v.reshape(k, self._w)
+        self._values[n : n + k] = v
         self._n = n + k
         if self._pyramid is not None:
             self._pyramid.update(self._values, self._n)
@@ -231,15 +384,32 @@ class SeriesBuffer:
         self._n = 0
         if self._pyramid is not None:
             self._pyramid = _MinMaxPyramid(self._w)
+        if self._cap is not None:
+            self._cap.reset()
 
     # ---- reading ---------------------------------------------------------------------------
     @property
     def last(self) -> tuple[float, Any] | None:
-        """(step, values) of the newest row, exactly as stored, or None when empty."""
-        if self._n == 0:
+        """(step, values) of the newest row, exactly as appended, or None when empty."""
+        if self._cap is not None and self._cap.latest is not None:
+            step, row = self._cap.latest
+        elif self._n == 0:
             return None
-        row = self._values[self._n - 1]
-        return float(self._steps[self._n - 1]), (float(row[0]) if self._width is None else row.copy())
+        else:
+            step, row = float(self._steps[self._n - 1]), self._values[self._n - 1]
+        return step, (float(row[0]) if self._width is None else row.copy())
+
+    def value_at(self, step: float) -> Any:
+        """The value at `step`, or at the nearest step before it that is held (a decimated history
+        holds fewer); None before the first row. Steps in increasing order; O(log len)."""
+        last = self.last
+        if last is not None and step >= last[0]:
+            return last[1]
+        i = int(np.searchsorted(self._steps[: self._n], float(step), side="right")) - 1
+        if i < 0:
+            return None
+        row = self._values[i]
+        return float(row[0]) if self._width is None else row.copy()
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """Read-only float64 views of the whole history (no copy): for export and tests, not drawing."""
@@ -264,14 +434,24 @@ class SeriesBuffer:
         if type(max_points) is not int or max_points < 2:  # the full check costs ~10 us a frame
             max_points = check_int("max_points", max_points, 2)
         n = self._n
+        extra = None
+        if self._cap is not None:  # what is not stored yet: the newest sample (and a filling group)
+            extra = self._cap.pending(self._steps[n - 1] if n else -np.inf)
+            max_points = max(2, max_points - len(extra[0]))
         if n <= max_points:
             idx = np.arange(n)
             steps, values = self._steps[idx], self._values[idx]
         elif self._pyramid is not None and max_points >= 6:
             steps, values = self._minmax_rows(self._pyramid, n, max_points)
+        elif self.compactions:  # the first rows are denser than the decimated rest: pick evenly in step
+            targets = np.linspace(self._steps[0], self._steps[n - 1], max_points)
+            idx = np.unique(np.searchsorted(self._steps[:n], targets).clip(0, n - 1))
+            steps, values = self._steps[idx], self._values[idx]
         else:
             idx = np.rint(np.linspace(0, n - 1, max_points)).astype(np.intp)
             steps, values = self._steps[idx], self._values[idx]
+        if extra is not None and len(extra[0]):
+            steps, values = np.concatenate([steps, extra[0]]), np.concatenate([values, extra[1]])
         return self._finish(steps, values, breaks)
 
     def _minmax_rows(self, pyr: _MinMaxPyramid, n: int, max_points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -338,12 +518,16 @@ class SeriesBuffer:
 class Markers:
     """Events on a run's time axis ("lr 0.01 -> 0.1" at step 1200) that views draw on curves.
 
-    Events are rare, so a plain list is enough; `view()` bounds what one frame sends.
+    `view()` bounds what one frame sends; max_events (None: all) bounds what is kept: a slider
+    dragged for an hour adds a marker a step boundary, and only the newest max_events stay.
+    `added` counts every event since the last clear() (what a frame compares to redraw).
     """
 
-    def __init__(self) -> None:
-        self._steps: list[float] = []
-        self._labels: list[str] = []
+    def __init__(self, max_events: int | None = None) -> None:
+        limit = None if max_events is None else check_int("max_events", max_events, 1)
+        self._steps: collections.deque[float] = collections.deque(maxlen=limit)
+        self._labels: collections.deque[str] = collections.deque(maxlen=limit)
+        self.added = 0
 
     def add(self, step: float, label: str) -> None:
         step = float(step)
@@ -351,6 +535,7 @@ class Markers:
             raise ValueError(f"step must be finite, got {step!r}")
         self._steps.append(step)
         self._labels.append(str(label))
+        self.added += 1
 
     def __len__(self) -> int:
         return len(self._steps)
@@ -365,12 +550,14 @@ class Markers:
     def clear(self) -> None:
         self._steps.clear()
         self._labels.clear()
+        self.added = 0
 
     def view(self, max_markers: int = 100) -> tuple[np.ndarray, list[str]]:
         """The newest `max_markers` events: steps float32 and their labels, in order of arrival."""
         max_markers = check_int("max_markers", max_markers, 0)
         start = max(0, len(self._steps) - max_markers)
-        return np.asarray(self._steps[start:], dtype=np.float32), list(self._labels[start:])
+        return (np.asarray(list(itertools.islice(self._steps, start, None)), dtype=np.float32),
+                list(itertools.islice(self._labels, start, None)))
 
 
 __all__ = ["SeriesBuffer", "Markers"]

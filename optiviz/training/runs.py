@@ -43,6 +43,7 @@ LIVE_KEYS = LIVE_TRAINING_HPARAMS  # act on a running net (engine/hparams.py)
 RESTART_KEYS = ("model", "optimizer", "batch_size", "batch_norm", "activation", "init", "schedule",
                 "width", "depth", "seed")
 COMPARE_KEYS = ("optimizer", "lr", "momentum", "betas", "dropout", "weight_decay", "schedule", "label")
+KEEP_PROBES = 1000  # a dashboard run keeps its newest probe records (histograms), not an hour of them
 OUT_OF_MEMORY = (torch.OutOfMemoryError, MemoryError)  # the exception types that mean "does not fit"
 
 
@@ -162,7 +163,7 @@ def build_trainer(spec: RunSpec, data: CIFAR10, *, probe_every: int, val_every: 
             model, data, optimizer=spec.optimizer, lr=spec.effective_lr, momentum=spec.momentum, betas=spec.betas,
             weight_decay=spec.weight_decay, batch_size=spec.batch_size,
             schedule=None if kind == "constant" else (kind, params), seed=spec.seed,
-            probe_every=probe_every, val_every=val_every, test_each_epoch=False,
+            probe_every=probe_every, max_probes=KEEP_PROBES, val_every=val_every, test_each_epoch=False,
         )
     except OUT_OF_MEMORY as exc:
         raise ResourceError(out_of_memory_text(spec, exc)) from None

@@ -32,7 +32,7 @@ from optiviz.training.abort import DIVERGENCE_FACTOR, check_divergence_factor, d
 from optiviz.training.data import CIFAR10, EpochOrder, load_cifar10, make_generator
 from optiviz.training.models import Net, build_model
 from optiviz.training.probes import Probes
-from optiviz.training.records import HISTORY_KEYS, EvalRecord, StepRecord, TrainRun, history_arrays
+from optiviz.training.records import EvalRecord, StepRecord, TrainRun, copy_history, history_arrays, new_history
 
 OPTIMIZER_SETTINGS = ("lr", "momentum", "betas", "weight_decay")
 SETTABLE = OPTIMIZER_SETTINGS + tuple(TRAINING_SETTINGS)
@@ -70,7 +70,8 @@ class Trainer:
     Gradient transforms run after backprop, in this order, as engine/transforms.py's over the whole
     net's gradient as one vector: noise N(0, grad_noise / (1 + t)^0.55), clip by value, clip by
     norm, sign (g = sign * sign(g)); weight decay stays inside the optimizer.
-    probe_every: steps between per-layer probes (0: off). val_every: steps between validation
+    probe_every: steps between per-layer probes (0: off); max_probes: how many of the newest probe
+    records to keep (None: all; a dashboard keeps 1,000). val_every: steps between validation
     evaluations (None: at each epoch end). The test split is evaluated at each epoch end unless
     test_each_epoch is False (then history["test_acc"] stays empty; call evaluate("test")).
     divergence_factor: stop when the loss exceeds this many times the first step's loss (None: never).
@@ -102,6 +103,7 @@ class Trainer:
         seed: int = 0,
         device: str | torch.device | None = None,
         probe_every: int = 10,
+        max_probes: int | None = None,
         val_every: int | None = None,
         eval_batch_size: int = 500,
         test_each_epoch: bool = True,
@@ -113,6 +115,7 @@ class Trainer:
         self.seed = check_int("seed", seed)
         self.batch_size = check_int("batch_size", batch_size, 1)
         self.probe_every = check_int("probe_every", probe_every, 0)
+        self.max_probes = None if max_probes is None else check_int("max_probes", max_probes, 1)
         self.val_every = None if val_every is None else check_int("val_every", val_every, 1)
         self.eval_batch_size = check_int("eval_batch_size", eval_batch_size, 1)
         self.test_each_epoch = bool(test_each_epoch)
@@ -167,7 +170,7 @@ class Trainer:
         self._ep_loss = 0.0
         self._ep_correct = 0.0
         self._ep_seen = 0
-        self._history: dict[str, list] = {k: [] for k in HISTORY_KEYS}
+        self._history = new_history()
         self.probe_records: list = []
         self.events: list[tuple[int, str, Any]] = []  # (step it acts from, setting, value)
         self._changes: dict[str, Any] = {}  # set() since the last step: the next StepRecord's `changes`
@@ -328,6 +331,7 @@ class Trainer:
         evaluation = self._evaluate_after_step(epoch_end)
         if probe is not None:
             self.probe_records.append(probe)
+            del self.probe_records[: max(0, len(self.probe_records) - (self.max_probes or len(self.probe_records)))]
         return StepRecord(t, self.epoch - int(epoch_end), loss_value, lr, grad_norm_value, changes,
                           probe=probe, eval=evaluation, epoch_end=epoch_end)
 
@@ -402,7 +406,7 @@ class Trainer:
             dropout=[m.p for m in self.model.dropouts()] if isinstance(self.model, Net) else [],
             tx=dict(self._tx), initial_loss=self._initial_loss, halted=self._halted, stop_reason=self.stop_reason,
             epoch_acc=(self._ep_loss, self._ep_correct, self._ep_seen),
-            history={k: list(v) for k, v in self._history.items()},
+            history=copy_history(self._history),
             probe_records=list(self.probe_records), events=list(self.events), changes=dict(self._changes),
             probes=copy.deepcopy(self.probes.state_dict()),
         )
@@ -427,7 +431,7 @@ class Trainer:
         self._transform = _gradient_transform(self._tx, self._noise_gen)
         self._initial_loss, self._halted, self.stop_reason = s["initial_loss"], s["halted"], s["stop_reason"]
         self._ep_loss, self._ep_correct, self._ep_seen = s["epoch_acc"]
-        self._history = {k: list(v) for k, v in s["history"].items()}
+        self._history = copy_history(s["history"])
         self.probe_records = list(s["probe_records"])
         self.events = list(s["events"])
         self._changes = dict(s["changes"])

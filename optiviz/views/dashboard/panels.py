@@ -191,7 +191,7 @@ class Panels:
     def draw(self, series: Sequence[RunSeries], focus: int, stack: ExitStack) -> None:
         """One frame: every mark whose data changed since the last frame gets one message."""
         n = self.max_points
-        lengths = tuple(len(s.loss) for s in series)
+        lengths = tuple(s.loss.samples for s in series)  # rows appended: a decimated series holds fewer
         last = max((s.last_step for s in series), default=-1)
         if self._changed("steps", last):
             self._draw_step_range(max(last, 1), stack)
@@ -202,13 +202,13 @@ class Panels:
             lrs = [(x, np.maximum(y, 1e-12)) for x, y in (s.lr.view(n) for s in series)]
             self._rows("lr", self.lr, lrs, stack)
             self._ticks(self.lr_axis, [y for _, y in lrs], stack)
-        if self._changed("loss_ticks", (lengths, tuple(len(s.val) for s in series))):
+        if self._changed("loss_ticks", (lengths, tuple(s.val.samples for s in series))):
             rows = [s.loss.view(n)[1] for s in series] + [s.val.view(n)[1][:, 0] for s in series]
             self._ticks(self.loss_axis, [np.maximum(r, LOSS_FLOOR) for r in rows], stack)
-        if self._changed("loss_markers", (lengths, tuple(len(s.markers) for s in series))):
+        if self._changed("loss_markers", (lengths, tuple(s.markers.added for s in series))):
             self._draw_markers(series, stack)
-        vlen = tuple(len(s.val) for s in series)
-        elen = tuple(len(s.epoch) for s in series)
+        vlen = tuple(s.val.samples for s in series)
+        elen = tuple(s.epoch.samples for s in series)
         if self._changed("val", vlen):
             views = [s.val.view(n) for s in series]
             self._rows("val_loss", self.val_loss, [(x, np.maximum(v[:, 0], LOSS_FLOOR)) for x, v in views], stack)
@@ -217,7 +217,7 @@ class Panels:
             self._rows("train_acc", self.train_acc, [(x, v[:, 0]) for x, v in (s.epoch.view(n) for s in series)], stack)
         if series and self._changed("gap", (vlen, elen, focus)):
             self._draw_gap(series[focus], stack)
-        if series and self._changed("layers", (len(series[focus].ratio), focus)):
+        if series and self._changed("layers", (series[focus].ratio.samples, focus)):
             self._draw_layers(series[focus], stack)
 
     def _draw_step_range(self, last: int, stack: ExitStack) -> None:

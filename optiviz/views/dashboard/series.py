@@ -17,20 +17,30 @@ from optiviz.training.records import StepRecord
 from optiviz.training.trainer import Trainer
 
 
+# What one run's drawing cache holds per series, however long it trains (SeriesBuffer's max_rows):
+# past it a series is decimated evenly in step, its first rows kept as they came (the health
+# checks read the first steps' loss), the newest exact. The trainer's own records are the truth.
+STEP_ROWS = 1 << 15  # per-step series (loss, lr)
+EVENT_ROWS = 1 << 12  # per-validation, per-epoch and per-probe series
+MAX_MARKERS = 1000
+
+
 class RunSeries:
     """Per-step, per-evaluation, per-epoch and per-probe series of one run, plus its change markers."""
 
     def __init__(self, layers: tuple[str, ...]) -> None:
         self.layers = layers
         width = max(1, len(layers))
-        self.loss = SeriesBuffer(minmax=True)  # train loss per step
-        self.lr = SeriesBuffer(minmax=True)  # lr in use per step (schedule included)
-        self.val = SeriesBuffer(2)  # (val_loss, val_acc) at val_step
-        self.epoch = SeriesBuffer(3)  # (train_acc, epoch train loss, epoch) at epoch_step
-        self.ratio = SeriesBuffer(width)  # per-layer update/weight ratio at probe steps
-        self.grad = SeriesBuffer(width)  # per-layer gradient norm
-        self.dead = SeriesBuffer(width)  # per-layer dead / saturated fraction
-        self.markers = Markers()  # control changes at the step they took effect
+        steps = dict(max_rows=STEP_ROWS, keep_first=min(1 << 10, STEP_ROWS // 4))
+        events = dict(max_rows=EVENT_ROWS, keep_first=min(64, EVENT_ROWS // 4))
+        self.loss = SeriesBuffer(minmax=True, **steps)  # train loss per step
+        self.lr = SeriesBuffer(minmax=True, **steps)  # lr in use per step (schedule included)
+        self.val = SeriesBuffer(2, **events)  # (val_loss, val_acc) at val_step
+        self.epoch = SeriesBuffer(3, **events)  # (train_acc, epoch train loss, epoch) at epoch_step
+        self.ratio = SeriesBuffer(width, **events)  # per-layer update/weight ratio at probe steps
+        self.grad = SeriesBuffer(width, **events)  # per-layer gradient norm
+        self.dead = SeriesBuffer(width, **events)  # per-layer dead / saturated fraction
+        self.markers = Markers(MAX_MARKERS)  # control changes at the step they took effect
         self.images = 0  # training images seen (progress / throughput)
 
     def add(self, rec: StepRecord, batch_size: int) -> None:
@@ -87,4 +97,4 @@ class RunSeries:
         return -1 if last is None else int(last[0])
 
 
-__all__ = ["RunSeries"]
+__all__ = ["RunSeries", "STEP_ROWS", "EVENT_ROWS", "MAX_MARKERS"]

@@ -17,6 +17,12 @@ from optiviz.stream.series import Markers, SeriesBuffer
 
 LOSS_FLOOR = 1e-30  # log axes cannot show 0: an exactly converged run sits on the floor
 SERIES = ("path", "loss", "len")
+# What one run holds per optimizer and series, whatever its length (SeriesBuffer's max_rows): past
+# it the history is decimated evenly in step, the first HEAD_ROWS steps kept as they came (the
+# zigzags at the start), the newest exact; about 2 MB per optimizer in all (bench_memory.py).
+HISTORY_ROWS = 1 << 15
+HEAD_ROWS = 1 << 12
+MAX_MARKERS = 1000  # change markers kept per optimizer (the newest)
 
 
 def trajectory_view(buf: SeriesBuffer, max_points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -24,18 +30,23 @@ def trajectory_view(buf: SeriesBuffer, max_points: int) -> tuple[np.ndarray, np.
 
     An even stride over 100,000 steps would keep one point of the first hundred, where the
     zigzags the lectures talk about happen; half the points here are spaced evenly in log(step)
-    and half evenly in step. O(max_points), like SeriesBuffer.view (whose arrays() it reads).
+    and half evenly in step (picked by step, so a history decimated past HISTORY_ROWS reads the
+    same), and the newest point is always last. O(max_points log len), like SeriesBuffer.view.
     """
     n = len(buf)
-    if n <= max_points:
+    if n < max_points:  # everything held, plus the newest sample if the buffer keeps it aside
         return buf.view(max_points)
     steps, values = buf.arrays()
+    last_step, last_xy = buf.last
     half = max_points // 2
-    idx = np.unique(np.concatenate([
-        np.rint(np.geomspace(1, n, max_points - half)).astype(np.intp) - 1,
-        np.rint(np.linspace(0, n - 1, half)).astype(np.intp),
-    ]))
-    return steps[idx].astype(np.float32), values[idx].astype(np.float32)
+    span = last_step - steps[0] + 1.0
+    targets = np.concatenate([steps[0] - 1.0 + np.geomspace(1.0, span, max_points - half - 1),
+                              np.linspace(steps[0], last_step, half)])
+    idx = np.unique(np.searchsorted(steps, targets, side="left").clip(0, n - 1))
+    out_s, out_v = steps[idx], values[idx]
+    if out_s[-1] < last_step:
+        out_s, out_v = np.append(out_s, last_step), np.vstack([out_v, last_xy])
+    return out_s.astype(np.float32), out_v.astype(np.float32)
 
 
 RUNNING_TEXT = "running"
@@ -74,12 +85,13 @@ class RaceSeries:
         self.domain = domain  # the plot's extent: a run outside it reads "running, off the plot"
         self.f_ref = float(f_ref)
         self.loss_log = bool(loss_log)  # unbounded surfaces (no f_min): a linear loss axis
+        bounded = dict(max_rows=HISTORY_ROWS, keep_first=HEAD_ROWS)
         self.buffers: dict[str, dict[str, SeriesBuffer]] = {
-            "path": {o: SeriesBuffer(2) for o in self.optimizers},
-            "loss": {o: SeriesBuffer(minmax=True) for o in self.optimizers},
-            "len": {o: SeriesBuffer(minmax=True) for o in self.optimizers},
+            "path": {o: SeriesBuffer(2, **bounded) for o in self.optimizers},
+            "loss": {o: SeriesBuffer(minmax=True, **bounded) for o in self.optimizers},
+            "len": {o: SeriesBuffer(minmax=True, **bounded) for o in self.optimizers},
         }
-        self.markers = {o: Markers() for o in self.optimizers}
+        self.markers = {o: Markers(MAX_MARKERS) for o in self.optimizers}
         self.statuses = dict(statuses)
         for k, o in enumerate(self.optimizers):
             self.buffers["path"][o].append(0, np.asarray(x0[k], dtype=np.float64))
@@ -107,7 +119,7 @@ class RaceSeries:
     # ---- what a frame draws ------------------------------------------------------------------
     def lengths(self, kind: str) -> tuple[int, ...]:
         """Samples per optimizer in one series: a frame redraws a panel only when these change."""
-        return tuple(len(self.buffers[kind][o]) for o in self.optimizers)
+        return tuple(self.buffers[kind][o].samples for o in self.optimizers)
 
     def rows(self, kind: str, max_points: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Decimated float32 (x, y) per optimizer: path points, or (step, value) of a curve."""
@@ -127,7 +139,7 @@ class RaceSeries:
 
     def marker_signature(self) -> tuple[tuple[int, int], ...]:
         """Changes when a marker is added or the loss at a marker's step arrives (a frame later)."""
-        return tuple((len(self.markers[o]), min(len(self.buffers["loss"][o]), int(self.markers[o].last[0]) + 1))
+        return tuple((self.markers[o].added, int(self.buffers["loss"][o].last[0] >= self.markers[o].last[0]))
                      for o in self.optimizers if len(self.markers[o]))
 
     def marker_points(self, max_markers: int = 20) -> list[tuple[str, float, float, str]]:
@@ -137,10 +149,10 @@ class RaceSeries:
             steps, labels = self.markers[o].view(max_markers)
             if not len(steps):
                 continue
-            _hist_steps, hist_loss = self.buffers["loss"][o].arrays()
-            for s, label in zip(steps, labels):
-                i = int(min(max(s, 0), len(hist_loss) - 1))
-                out.append((o, float(s), float(hist_loss[i]), label))
+            loss = self.buffers["loss"][o]
+            for s, label in zip(steps, labels):  # the loss at the marker's step (the newest, if not yet run)
+                value = loss.value_at(max(float(s), 0.0))
+                out.append((o, float(s), float(loss.last[1] if value is None else value), label))
         return out
 
     @property
@@ -149,4 +161,5 @@ class RaceSeries:
         return not any(s.startswith(RUNNING_TEXT) for s in self.statuses.values())
 
 
-__all__ = ["RaceSeries", "trajectory_view", "status_texts", "RUNNING_TEXT", "LOSS_FLOOR", "SERIES"]
+__all__ = ["RaceSeries", "trajectory_view", "status_texts", "RUNNING_TEXT", "LOSS_FLOOR", "SERIES", "HISTORY_ROWS",
+           "HEAD_ROWS", "MAX_MARKERS"]
