@@ -49,6 +49,7 @@ _EXPORTS: dict[str, str] = {
     "train_many": "optiviz.training.batched",
     "gradient_check": "optiviz.training.gradcheck",
     "dropout_test_time": "optiviz.training.dropout_test",
+    "compare_preprocessing": "optiviz.training.preprocessing",
     # stream
     "LiveRunner": "optiviz.stream.runner",
     "SeriesBuffer": "optiviz.stream.series",
