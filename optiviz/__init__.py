@@ -50,6 +50,7 @@ _EXPORTS: dict[str, str] = {
     "gradient_check": "optiviz.training.gradcheck",
     "dropout_test_time": "optiviz.training.dropout_test",
     "compare_preprocessing": "optiviz.training.preprocessing",
+    "hyperparameter_importance": "optiviz.training.importance",
     # stream
     "LiveRunner": "optiviz.stream.runner",
     "SeriesBuffer": "optiviz.stream.series",
