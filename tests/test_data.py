@@ -267,3 +267,69 @@ def test_a_folder_holding_something_else(tmp_path):
     with pytest.raises(ValueError, match="is a file; expected a folder"):
         ov.load_cifar10("full", root=a_file)
     os.remove(a_file)
+
+
+# ------------------------------------------------------------------ issue 12, class 9: say what was wrong, where, what to do
+
+
+def test_a_bad_archive_placed_by_hand_is_set_aside_and_named_when_offline(tmp_path):
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    archive.write_bytes(b"my own copy, half copied" * 100)
+    url = f"http://127.0.0.1:{_closed_port()}/cifar-10-python.tar.gz"
+    with pytest.warns(UserWarning, match="was moved to"), pytest.raises(D.DataDownloadError) as err:
+        ov.load_cifar10("full", root=tmp_path, url=url, progress=False)
+    msg = str(err.value)
+    assert str(archive) in msg and "has md5" in msg and ".bad" in msg  # what was wrong, where
+    assert "could not download" in msg and "by hand" in msg and "source='subset'" in msg  # what to do
+    assert (tmp_path / "cifar-10-python.tar.gz.bad").read_bytes().startswith(b"my own copy")  # not deleted
+
+
+def test_a_bad_archive_placed_by_hand_is_replaced_and_kept_aside(tmp_path, archive):
+    blob, md5 = archive
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(blob[:100])
+    with Server([blob]) as server, pytest.warns(UserWarning, match="has md5 .* was moved to .*bad"):
+        data = ov.load_cifar10("full", root=tmp_path, url=server.url, md5=md5, progress=False)
+    assert data.n_test == PER_BATCH and (tmp_path / "cifar-10-python.tar.gz.bad").read_bytes() == blob[:100]
+
+
+def test_an_archive_that_does_not_extract_says_so(tmp_path, archive):
+    blob, _ = archive
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"\x1f\x8b not really gzip")
+    with Server([b"still not a tarball"]) as server, pytest.warns(UserWarning, match="cannot be extracted"):
+        with pytest.raises(D.DataDownloadError, match="cannot be extracted.*even after downloading it again") as err:
+            ov.load_cifar10("full", root=tmp_path, url=server.url, md5=None, progress=False)
+    assert "was moved to" in str(err.value) and "by hand" in str(err.value)
+
+
+@pytest.mark.parametrize("payload, match", [
+    (b"garbage", "not a CIFAR-10 python batch"),
+    (pickle.dumps({b"data": np.zeros((4, 10), np.uint8), b"labels": [0] * 4}, protocol=2), r"data \(4, 10\)"),
+    (pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 12]}, protocol=2), "labels outside 0..9"),
+    (pickle.dumps({b"labels": [1]}, protocol=2), "KeyError"),
+    (pickle.dumps([1, 2, 3], protocol=2), "AttributeError"),
+    (pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1]}, protocol=2)[:40], "not a CIFAR-10"),
+])
+def test_a_garbage_extracted_folder_says_what_and_what_to_do(tmp_path, payload, match):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in D.FILES:
+        (folder / name).write_bytes(payload)
+    with pytest.raises(ValueError, match=match) as err:
+        ov.load_cifar10("full", root=tmp_path)
+    msg = str(err.value)
+    assert str(folder) in msg and "delete or rename" in msg and "root=" in msg
+    assert all((folder / name).exists() for name in D.FILES)  # the user's files are left alone
+
+
+def test_a_pickle_that_would_run_code_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in D.FILES:
+        (folder / name).write_bytes(pickle.dumps({b"data": Evil(), b"labels": [0]}, protocol=2))
+    with pytest.raises(ValueError, match=r"asks for (posix|nt)\.system, which a CIFAR-10 batch does not hold"):
+        ov.load_cifar10("full", root=tmp_path)
+    assert not (tmp_path / "pwned").exists()

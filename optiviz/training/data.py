@@ -16,6 +16,7 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -264,20 +265,37 @@ def prepare_full(
         raise ValueError(f"{str(archive)!r} is not a file; expected the {ARCHIVE} archive (md5 {MD5})")
     base.mkdir(parents=True, exist_ok=True)
     problem = None
+    notes: list[str] = []  # what was wrong with a copy that was set aside, for the final message
     for _attempt in range(2):  # a partial or corrupt copy is fetched again, once
         if not archive.exists():
-            problem = download(url, archive, base=base, md5=md5, progress=progress)
+            try:
+                problem = download(url, archive, base=base, md5=md5, progress=progress)
+            except DataDownloadError as exc:
+                if not notes:
+                    raise
+                raise DataDownloadError(f"{' '.join(notes)} {exc}") from exc.__cause__
             if problem is not None:
                 continue
         problem = _archive_problem(archive, md5) or _try_extract(archive, folder)
         if problem is None:
             return folder
-        archive.unlink()
+        notes.append(_set_aside(archive, problem))
     raise DataDownloadError(
-        f"the CIFAR-10 archive at {str(archive)!r} {problem}, even after downloading it again from {url}. "
-        f"Retry later, or place a good copy of {ARCHIVE} there by hand. "
+        f"the CIFAR-10 archive at {str(archive)!r} {problem}, even after downloading it again from {url} "
+        f"({' '.join(notes)}). Retry later, or place a good copy of {ARCHIVE} there by hand. "
         "The bundled subset needs no network: ov.load_cifar10(source='subset')."
     )
+
+
+def _set_aside(archive: Path, problem: str) -> str:
+    """Move a bad archive to ARCHIVE.bad (never deleted unsaid: it may be a copy placed by hand),
+    warn, and return the sentence the final message repeats."""
+    bad = archive.with_name(archive.name + ".bad")
+    os.replace(archive, bad)
+    note = (f"The archive at {str(archive)!r} {problem}: it was moved to {str(bad)!r} (delete it once a good copy "
+            f"is in place) and a fresh copy is being downloaded.")
+    warnings.warn(note, stacklevel=3)
+    return note
 
 
 def _archive_problem(archive: Path, md5: str | None) -> str | None:
@@ -367,10 +385,17 @@ def _check_folder(folder: Path, shown: Path | None = None) -> None:
     where = str(shown or folder)
     expected = f"the CIFAR-10 python batches ({', '.join(FILES)}) as extracted from {ARCHIVE}"
     if not folder.is_dir():
-        raise ValueError(f"{where!r} is not a folder; expected {expected}")
+        raise ValueError(f"{where!r} is not a folder; expected {expected}. {_folder_fix(folder)}")
     missing = [f for f in FILES if not (folder / f).is_file()]
     if missing:
-        raise ValueError(f"data folder {where!r} holds something else (missing {', '.join(missing)}); expected {expected}")
+        raise ValueError(f"data folder {where!r} holds something else (missing {', '.join(missing)}); expected {expected}. "
+                         f"{_folder_fix(folder)}")
+
+
+def _folder_fix(folder: Path) -> str:
+    """What to do about a bad extracted folder (it is the user's: optiviz does not delete it)."""
+    return (f"To fix it, delete or rename {str(folder)!r} and load again: optiviz extracts it afresh from "
+            f"{ARCHIVE} beside it (downloading that if missing); or pass root= a folder holding a good copy.")
 
 
 def read_batches(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -386,19 +411,38 @@ def read_batches(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.
     return np.concatenate(xs), np.concatenate(ys), x_test, y_test
 
 
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles what a CIFAR-10 batch holds (a dict of numpy arrays, lists, bytes and numbers) and
+    nothing else: a file placed in the data folder cannot run code when it is read."""
+
+    ALLOWED = frozenset({
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+        *((m, f) for m in ("numpy.core.multiarray", "numpy._core.multiarray") for f in ("_reconstruct", "scalar")),
+        *((m, "_frombuffer") for m in ("numpy.core.numeric", "numpy._core.numeric")),
+    })
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it asks for {module}.{name}, which a CIFAR-10 batch does not hold")
+        return super().find_class(module, name)
+
+
 def _read_batch(folder: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
     path = folder / name
     bad = f"data folder {str(folder)!r} holds something else: {name} is not a CIFAR-10 python batch"
+    fix = _folder_fix(folder)
     try:
         with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")  # the official files are Python 2 pickles
+            batch = _BatchUnpickler(f, encoding="bytes").load()  # the official files are Python 2 pickles
         batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
         data = np.asarray(batch["data"], dtype=np.uint8)
         labels = np.asarray(batch["labels"], dtype=np.int64)
-    except (pickle.UnpicklingError, EOFError, KeyError, AttributeError, TypeError, ValueError) as exc:
-        raise ValueError(f"{bad} ({type(exc).__name__}: {exc}); expected a dict with data (N, 3072) uint8 and labels") from None
+    except (pickle.UnpicklingError, EOFError, KeyError, AttributeError, TypeError, ValueError, IndexError,
+            OverflowError, UnicodeDecodeError, ImportError, MemoryError) as exc:  # whatever garbage raises
+        raise ValueError(f"{bad} ({type(exc).__name__}: {str(exc)[:120]}); expected a dict with data (N, 3072) uint8 "
+                         f"and labels. {fix}") from None
     if data.ndim != 2 or data.shape[1] != 3072 or labels.shape != (data.shape[0],) or labels.size == 0:
-        raise ValueError(f"{bad} (data {data.shape}, labels {labels.shape}); expected data (N, 3072) and N labels")
+        raise ValueError(f"{bad} (data {data.shape}, labels {labels.shape}); expected data (N, 3072) and N labels. {fix}")
     if labels.min() < 0 or labels.max() > 9:
-        raise ValueError(f"{bad} (labels outside 0..9)")
+        raise ValueError(f"{bad} (labels outside 0..9). {fix}")
     return data.reshape(-1, 3, 32, 32), labels.astype(np.uint8)
