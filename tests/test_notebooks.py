@@ -27,6 +27,7 @@ NOTEBOOKS = (
     "03_dropout_batchnorm_init.ipynb",
     "04_schedules_clipping_one_bit.ipynb",
     "05_many_runs_at_once.ipynb",
+    "06_babysitting_and_debugging.ipynb",
 )
 BUDGET_S = 180  # the whole notebook, on 2 CPU cores
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -43,7 +44,7 @@ def text(cell: nbformat.NotebookNode) -> str:
 
 def test_the_lecture_notebooks_are_all_there():
     present = sorted(p.name for p in NOTEBOOK_DIR.glob("*.ipynb"))
-    assert present == sorted(NOTEBOOKS), "notebooks/ should hold exactly the five lecture notebooks"
+    assert present == sorted(NOTEBOOKS), "notebooks/ should hold exactly the six lecture notebooks"
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
