@@ -73,6 +73,22 @@ def test_dashboard_refuses_what_float32_cannot_hold_and_trains_on(tiny):
         c.close()
 
 
+def test_dashboard_set_names_what_is_wrong_and_the_run_goes_on(tiny):
+    c = DashboardController(RunSpec(model="mlp", optimizer="sgd", batch_size=16), tiny, probe_every=0)
+    try:
+        for change, match in ((dict(model="resnet"), "unknown model 'resnet'"), (dict(batch_size=0), "batch_size"),
+                              (dict(optimizer=None), "unknown optimizer None"), (dict(schedule=5), "schedule must be"),
+                              (dict(width=10**9), "width=1,000,000,000|needs about"), (dict(seed="a"), "seed"),
+                              (dict(momentum=0.5), "plain SGD has none"), (dict(speed=3), "unknown setting 'speed'")):
+            c.set(**change)
+            assert __import__("re").search(match, c.error), (change, c.error)
+        assert c.runs[0].spec.model == "mlp"
+        c.step(1)
+        assert c.trainer.step_count == 1 and c.state != "error"
+    finally:
+        c.close()
+
+
 # ------------------------------------------------------------------ classes 2, 3: constructors
 @pytest.mark.parametrize("kw, error, match", [
     (dict(fps=0), ValueError, r"fps must be in \(0, inf\), got 0"),
@@ -307,6 +323,7 @@ def test_every_view_ignores_calls_after_close(no_cell, tiny):
                  lambda: dash.focus_run(0), lambda: dash.show_histograms(0), dash.close):
         call()
     assert dash.trainer.step_count == 1 and dash.trainer.lr != 0.5 and dash.runs == ("sgd",)
+    assert dash.controller.snapshots == []  # a closed view rewinds nothing: its copies of the net are let go
 
     smap = ov.StabilityMapView("quadratic", "momentum", resolution=8, steps=20, every=20)
     result = smap.compute_sync()
@@ -320,6 +337,9 @@ def test_every_view_ignores_calls_after_close(no_cell, tiny):
     search = ov.SearchView(budget=4, data=tiny)
     search.close()
     assert search.run_sync() == {"random": [], "grid": []} and search.start() is None
+    table = ov.EnsembleView("mlp", tiny, k=2, epochs=1, snapshots=2)
+    table.close()
+    assert table.run_sync() == [] and table.start() is None and table.stop() is None
 
 
 # ------------------------------------------------------------------ class 10: clicks and traits

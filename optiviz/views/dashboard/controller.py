@@ -127,6 +127,12 @@ class DashboardController(LiveController):
         self.stopped = True
         self.emit("status")
 
+    def close(self) -> None:
+        """Stop the worker for good; the snapshots (whole copies of the nets) are let go, since a
+        closed view rewinds nothing, while IPython's output history may keep the view itself."""
+        super().close()
+        self.snapshots = []
+
     def stop_soon(self) -> None:
         """The Stop button: like stop(), without waiting for the step in flight."""
         self.runner.pause()
