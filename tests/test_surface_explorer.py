@@ -286,10 +286,11 @@ def test_saddle_has_a_linear_loss_axis(make):
     assert e.loss_curves["sgd"][1][0] == pytest.approx(float(e.surface.loss(torch.tensor(e.surface.start))), rel=1e-5)
 
 
-def test_a_one_step_panel_is_pinned_to_a_span_and_freed_after_its_data(make, monkeypatch):
+def test_step_axes_span_zero_to_the_last_step_with_round_ticks(make, monkeypatch):
     """bqplot cannot draw an axis over a one-value domain (at step 0 every loss row is one point:
-    step domain [0, 0] -> "invalid format: .undefinedg" in the browser, and the loss lines never
-    drew). Such a scale gets an explicit span, sent before the data; freed after the data."""
+    "invalid format: .undefinedg"), and its num_ticks gave "-13, 125, 262" on a fresh explorer. A
+    step axis spans [0, last step] (at least [0, 1]) with round ticks, its range sent before the
+    data; a flat value axis is pinned until its data spans something."""
     import ipywidgets as widgets
 
     sent: list[tuple[object, set[str]]] = []
@@ -306,17 +307,19 @@ def test_a_one_step_panel_is_pinned_to_a_span_and_freed_after_its_data(make, mon
     assert e.loss_curves["sgd"][0].tolist() == [0.0]  # the data itself is untouched
     monkeypatch.setattr(widgets.Widget, "send_state", record)
     e.step(1)
-    order = [w for w, keys in sent if w in (loss, sx) and ({"x", "min"} & keys)]
-    assert order == [loss, sx] and (sx.min, sx.max, sy.min, sy.max) == (None,) * 4  # data first, then freed
+    assert (sx.min, sx.max) == (0.0, 1.0) and (sy.min, sy.max) == (None, None)  # the loss now spans: freed
     steplen_x = e.marks["step_length"].scales["x"]
-    assert (steplen_x.min, steplen_x.max) == (1.0, 2.0)  # its first step: one point each
+    assert (steplen_x.min, steplen_x.max) == (0.0, 1.0)
 
     sent.clear()
-    e.reset()
-    order = [w for w, keys in sent if w in (loss, sx) and ({"x", "min"} & keys)]
-    assert order == [sx, loss] and (sx.min, sx.max) == (0.0, 1.0)  # pinned first, then the one point
-    e.step(5)
-    assert (sx.min, sx.max, steplen_x.min, steplen_x.max) == (None,) * 4
+    e.step(4)
+    order = [w for w, keys in sent if w in (loss, sx) and ({"x", "min", "max"} & keys)]
+    assert order == [sx, loss] and (sx.min, sx.max, steplen_x.max) == (0.0, 5.0, 5.0)  # range first, then data
+    e.step(657)
+    axes = e.figures.step_axes
+    for axis in axes.values():
+        assert list(axis.tick_values) == [0.0, 200.0, 400.0, 600.0] and axis.tick_format == ",.6~g"
+    assert sx.max == 662.0
 
 
 def test_log_ticks_are_decades_or_1_2_5_steps_never_every_digit():
@@ -536,3 +539,24 @@ def test_one_lr_moved_after_a_shared_lr_is_not_undone_by_the_next_rebuild(make):
     e.controls.racing["adam"].value = True  # a rebuild of the race
     assert e.sim.get_hparams("sgd")["lr"] == pytest.approx(0.03)
     assert e.controls.lr["sgd"].value == pytest.approx(0.03, rel=0.02)
+
+
+def test_a_switch_between_log_and_linear_loss_axes_builds_a_new_axis(make):
+    """Re-pointing one bqplot axis at a new scale piled its tick labels at one spot in the browser;
+    a switch builds a new axis (and scale), pins the old scale so its lingering view stays finite,
+    sets the linear axis's span and round ticks itself, and closes the old axis with the view."""
+    e = make("quadratic", ("sgd", "momentum"))
+    first = e.figures.loss_axis
+    e.controller.request("surface", ("x**2 + 3*y**2 + sin(2*x)", {}))
+    e.step(20)
+    axis = e.figures.loss_axis
+    assert axis is not first and axis in e.figures.loss_figure.axes and first not in e.figures.loss_figure.axes
+    assert isinstance(axis.scale, type(e.marks["loss"].scales["y"])) and axis.scale is e.marks["loss"].scales["y"]
+    assert (first.scale.min, first.scale.max) == (1e-3, 1.0)  # the retired log scale keeps a finite domain
+    ticks = np.asarray(axis.tick_values)
+    lo, hi = axis.scale.min, axis.scale.max
+    losses = np.concatenate([v for _, v in e.loss_curves.values()])
+    assert lo <= losses.min() and losses.max() <= hi and ticks[0] >= lo and ticks[-1] <= hi and len(ticks) >= 3
+    assert np.allclose(np.diff(ticks), ticks[1] - ticks[0])  # evenly spaced, round
+    e.close()
+    assert first.comm is None  # closed with the view

@@ -25,6 +25,8 @@ from browser_helpers import (
     widget_text,
 )
 
+from optiviz.views.explorer.presets import PRESETS
+
 pytestmark = pytest.mark.browser
 
 NOTEBOOK = "explorer.ipynb"
@@ -133,3 +135,63 @@ def test_voila_play_and_click_to_restart(voila_server, page):
         screenshot(page.locator(".optiviz-explorer-main").first, "explorer_voila")
     finally:
         close_page(page)
+
+
+def _loss_tick_boxes(page) -> list[dict]:
+    """Bounding boxes of the loss axis's tick labels (the loss figure's vertical axis)."""
+    fig = page.locator(BQPLOT_FIGURE).nth(LOSS_FIG)
+    return fig.evaluate("""f => Array.from(f.querySelectorAll('.axis'))
+        .filter(a => a.querySelector('.tick') && a.getAttribute('transform') !== null)
+        .map(a => Array.from(a.querySelectorAll('.tick text')).map(t => t.getBoundingClientRect()))
+        .map(rs => rs.map(r => ({x: r.x, y: r.y, w: r.width, h: r.height})))""")
+
+
+def _overlapping(boxes: list[dict]) -> list[tuple[dict, dict]]:
+    out = []
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            if a["w"] and b["w"] and a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"] \
+                    and a["y"] < b["y"] + b["h"] and b["y"] < a["y"] + a["h"]:
+                out.append((a, b))
+    return out
+
+
+def test_voila_live_surface_and_preset_switches_keep_the_axes_readable(voila_server, page):
+    """Notebook 1's questions ask students to switch live: to a typed formula, to the saddle preset,
+    from there to the cliff. No NaN or invalid-format errors, and no loss tick labels on top of
+    each other afterwards."""
+    name = copy_notebook(NOTEBOOK, voila_server, "explorer_switches.ipynb")
+    open_voila(page, voila_server, name, timeout=180, expect=BQPLOT_FIGURE)
+    page.evaluate("""() => { window.__nan = []; const orig = Element.prototype.setAttribute;
+        Element.prototype.setAttribute = function (name, value) {
+            if (name === 'transform' && String(value).includes('NaN')) {
+                const fig = this.closest && this.closest('.bqplot.figure');
+                const ax = this.closest && this.closest('.axis');
+                window.__nan.push([fig && fig.querySelector('.mainheading') && fig.querySelector('.mainheading').textContent,
+                    ax && ax.querySelector('.axislabel') && ax.querySelector('.axislabel').textContent,
+                    this.getAttribute('class'), this.textContent, this.isConnected]);
+            }
+            return orig.call(this, name, value); }; }""")
+    click_button(page, "Play")
+    wait_until_paths_grow(page)
+    preset = page.locator("select").first  # the preset dropdown comes first
+    formula = page.get_by_placeholder("e.g. x**2 + 10*y**2 + sin(3*x)")
+    steps = [("formula", "x**2 + 3*y**2 + sin(2*x)"), ("preset", "saddle_escape"), ("preset", "cliff_clipping"),
+             ("formula", "abs(x) + abs(y)"), ("preset", "adam_rosenbrock")]
+    for kind, value in steps:
+        if kind == "formula":
+            page.locator(".lm-TabBar-tab", has_text="surface").first.click()  # the formula box's tab
+            formula.fill(value)
+            formula.press("Enter")
+        else:
+            labels = [t.replace("\xa0", " ") for t in preset.evaluate("s => Array.from(s.options).map(o => o.textContent)")]
+            preset.select_option(index=labels.index(PRESETS[value].title))  # ipywidgets writes spaces as nbsp
+        page.wait_for_timeout(2500)  # a few dozen frames on the new surface
+        boxes = [b for axis in _loss_tick_boxes(page) for b in axis]
+        assert boxes, f"no loss ticks after {kind} {value}"
+        assert not _overlapping(boxes), f"loss tick labels overlap after {kind} {value}"
+        bad = [e for e in page.console_errors if "invalid format" in e or "NaN" in e or "Error setting state" in e]
+        where = page.evaluate("() => window.__nan.slice(0, 6)")
+        assert not bad, f"{len(bad)} plot errors after {kind} {value}, e.g. {bad[:2]}; NaN now at {where}"
+    assert widget_text(page, "optiviz-error-line").strip() == ""
+    assert not [e for e in page.console_errors if "Failed to load resource" not in e], page.console_errors[:5]

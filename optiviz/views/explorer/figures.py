@@ -17,7 +17,8 @@ from optiviz.engine.surface import Surface
 from optiviz.views.common import theme
 from optiviz.views.common.surface_plot import SurfacePlot
 from optiviz.views.common.widget_tree import pad_rows
-from optiviz.views.explorer.frames import decade_ticks, flat_span, pin_scale
+from optiviz.views.common.axes import STEP_FORMAT, set_step_range
+from optiviz.views.explorer.frames import decade_ticks, flat_span, linear_range, pin_scale
 from optiviz.views.explorer.race import RaceSeries
 
 MAX_MARKERS = 20  # per optimizer on the loss panel
@@ -46,20 +47,23 @@ class ExplorerFigures:
             [theme.axis(self.plot.x_scale, "x"), theme.axis(self.plot.y_scale, "y", vertical=True)],
             title=surface.title, width="560px", height="540px", padding_y=0.0,
         )
-        self.loss_axis = theme.axis(self._lsy, "loss − f*", vertical=True, tick_format=".0e")
+        self.loss_axis = theme.axis(self._lsy, "loss − f*", vertical=True, tick_format=".0e")  # see draw_surface
+        self.step_axes = {"loss": theme.axis(self._lsx, "step", tick_format=STEP_FORMAT),
+                          "len": theme.axis(self._ssx, "step", tick_format=STEP_FORMAT)}
         self.loss_figure = theme.figure(
-            [self.loss, self.loss_markers], [theme.axis(self._lsx, "step", num_ticks=6), self.loss_axis],
+            [self.loss, self.loss_markers], [self.step_axes["loss"], self.loss_axis],
             title="loss", width="440px", height="270px",
         )
         self.step_length_axis = theme.axis(self._ssy, "|Δx|", vertical=True, tick_format=".0e")
         self.step_length_figure = theme.figure(
-            [self.step_length], [theme.axis(self._ssx, "step", num_ticks=6), self.step_length_axis],
+            [self.step_length], [self.step_axes["len"], self.step_length_axis],
             title="step length", width="440px", height="270px",
         )
         self._panels = {"path": (self.trajectories, None), "loss": (self.loss, self.loss_axis),
                         "len": (self.step_length, self.step_length_axis)}
         self._row_counts: dict[str, tuple[int, ...]] = {}
         self._drawn: dict[str, Any] = {}
+        self._retired: list[bq.Axis] = []  # loss axes replaced by a switch of scale type
         self.surface: Surface | None = None
         self.race: RaceSeries | None = None
 
@@ -70,23 +74,46 @@ class ExplorerFigures:
                 "click": p.click_target, "heads": self.heads, "trajectories": self.trajectories,
                 "loss": self.loss, "step_length": self.step_length, "loss_markers": self.loss_markers}
 
+    def close_retired(self) -> None:
+        """Close the loss axes that switches of scale type replaced (no longer in the widget tree)."""
+        for axis in self._retired:
+            axis.close()
+        self._retired.clear()
+
     # ---- a new surface, a new run ------------------------------------------------------------
     def draw_surface(self, surface: Surface, stack: ExitStack) -> None:
-        """Heatmap, contours, title, and a log or linear loss axis (log when f* is known)."""
+        """Heatmap, contours, title, and a log or linear loss axis (log when f* is known).
+
+        Switching between the two builds a new scale and a new axis: re-pointing the old axis at
+        a new scale left bqplot drawing every tick label of it at one spot (and NaN translations)."""
         self.surface = surface
         log = surface.f_min is not None
-        for w in (self.surface_figure, self.loss_axis):
-            stack.enter_context(w.hold_sync())
+        stack.enter_context(self.surface_figure.hold_sync())
         self.plot.set_surface(surface)
         self.surface_figure.title = surface.title
-        self.loss_axis.label = "loss − f*" if log else "loss"
-        self.loss_axis.tick_format = ".0e" if log else None
-        self.loss_axis.tick_values = None  # automatic again; decade_ticks sets them on log axes
         if isinstance(self._lsy, bq.LogScale) != log:
-            self._lsy = bq.LogScale() if log else bq.LinearScale()
-            self.loss_axis.scale = self._lsy
+            # The retired axis's view lingers in the front end a moment and redraws when its scale loses
+            # the marks: pinned, its scale keeps a finite domain (else ~20 "translate(0,NaN)" errors).
+            retiring = self._lsy
+            # a linear scale starts with a span (bqplot draws an axis without one at NaN); linear_range sets it
+            self._lsy = bq.LogScale() if log else bq.LinearScale(min=0.0, max=1.0)
+            old = self.loss_axis
+            self.loss_axis = theme.axis(self._lsy, "loss − f*" if log else "loss", vertical=True,
+                                        tick_format=".0e" if log else ".3~g")
+            self._panels["loss"] = (self.loss, self.loss_axis)
+            self._drawn.pop("loss", None)
             for mark in (self.loss, self.loss_markers):
+                stack.enter_context(mark.hold_sync())
                 mark.scales = {"x": self._lsx, "y": self._lsy}
+            # entered last, sent first: the old axis is gone before the marks leave its scale
+            stack.enter_context(self.loss_figure.hold_sync())
+            self.loss_figure.axes = [self.step_axes["loss"], self.loss_axis]
+            stack.enter_context(retiring.hold_sync())  # entered last of all: sent first
+            retiring.min, retiring.max = (1e-3, 1.0) if isinstance(retiring, bq.LogScale) else (0.0, 1.0)
+            self._retired.append(old)  # closed with the view: the front end may still draw it this frame
+        else:
+            stack.enter_context(self.loss_axis.hold_sync())
+            self.loss_axis.tick_values = None  # automatic again; decade_ticks / linear_range set them
 
     def start_run(self, race: RaceSeries, stack: ExitStack) -> None:
         """A fresh run: its colours and start point; every panel is drawn anew."""
@@ -120,7 +147,9 @@ class ExplorerFigures:
         mark, axis = self._panels[key]
         x, y, counts = pad_rows(rows)
         self._row_counts[key] = counts
-        pins = {} if axis is None else {s: flat_span(d, s) for s, d in ((mark.scales["x"], x), (mark.scales["y"], y))}
+        # a curve's step axis spans [0, last step] with round ticks; its value axis is pinned only while flat
+        linear = isinstance(mark.scales["y"], bq.LinearScale)  # linear_range sets its span, flat or not
+        pins = {} if axis is None or linear else {mark.scales["y"]: flat_span(y, mark.scales["y"])}
         # hold_syncs exit last-in first-out. A scale being freed, and the axis's ticks, go out
         # after the data (entered first); a scale being pinned goes out before it.
         for scale, pin in pins.items():
@@ -132,10 +161,14 @@ class ExplorerFigures:
         for scale, pin in pins.items():
             if pin is not None:
                 pin_scale(scale, pin, stack)
+        if key in self.step_axes:
+            finite = x[np.isfinite(x)]
+            set_step_range([self.step_axes[key]], mark.scales["x"], float(finite.max()) if finite.size else 0.0, stack)
         mark.x, mark.y = x, y
         self._placeholder_domain(mark, empty=not any(counts))
         if axis is not None and any(counts):
             decade_ticks(axis, y, stack)
+            linear_range(axis, y, stack)
 
     @staticmethod
     def _placeholder_domain(mark: bq.Lines, empty: bool) -> None:

@@ -13,7 +13,7 @@ from contextlib import ExitStack
 import bqplot as bq
 import numpy as np
 
-from optiviz.rounding import log_ticks, nice_round
+from optiviz.rounding import linear_ticks, log_ticks, nice_round
 from optiviz.views.common import theme
 
 
@@ -35,6 +35,32 @@ def decade_ticks(axis: bq.Axis, y: np.ndarray, stack: ExitStack) -> None:
         return
     stack.enter_context(axis.hold_sync())
     axis.tick_values = ticks
+
+
+def linear_range(axis: bq.Axis, y: np.ndarray, stack: ExitStack) -> None:
+    """A linear value axis (a surface with no known minimum) spans round bounds around the data
+    with round ticks, both set here: after a live switch from a log loss axis, bqplot's automatic
+    domain left every tick label of the new linear axis piled at one spot. Sent only on change."""
+    scale = axis.scale
+    if not isinstance(scale, bq.LinearScale):
+        return
+    finite = y[np.isfinite(y)]
+    if not finite.size:
+        return
+    lo, hi = float(finite.min()), float(finite.max())
+    if hi - lo <= 1e-12 * max(1.0, abs(lo)):
+        lo, hi = lo - 1.0, hi + 1.0
+    ticks = linear_ticks(lo, hi, 5)
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else hi - lo
+    span = (math.floor(lo / step) * step, math.ceil(hi / step) * step)  # whole tick steps around the data
+    ticks_arr = np.asarray(linear_ticks(*span, 5), dtype=np.float64)
+    current = axis.tick_values
+    if current is None or not np.array_equal(np.asarray(current), ticks_arr):
+        stack.enter_context(axis.hold_sync())
+        axis.tick_values = ticks_arr
+    if (scale.min, scale.max) != span:
+        stack.enter_context(scale.hold_sync())  # entered last, sent first
+        scale.min, scale.max = span
 
 
 def flat_span(values: np.ndarray, scale: bq.Scale) -> tuple[float, float] | None:

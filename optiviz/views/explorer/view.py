@@ -206,6 +206,11 @@ class SurfaceExplorer(LiveView):
         return self.figures.marks
 
     # ================================================================== drawing the controller
+    def close(self) -> None:
+        """Close the view, and the loss axes a live switch of scale type left outside its tree."""
+        super().close()
+        self.figures.close_retired()
+
     def on_config(self) -> None:
         """A setting changed: a new surface or run is drawn anew; the controls follow the config."""
         c, f = self.controller, self.figures
