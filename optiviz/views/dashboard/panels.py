@@ -21,7 +21,8 @@ import ipywidgets as widgets
 import numpy as np
 
 from optiviz.training.probes import ProbeRecord
-from optiviz.rounding import linear_ticks, log_ticks, nice_ceil
+from optiviz.rounding import log_ticks, nice_ceil
+from optiviz.views.common.axes import STEP_FORMAT, set_step_range
 from optiviz.views.common import theme
 from optiviz.views.common.widget_tree import close_tree, pad_rows
 from optiviz.views.dashboard.series import RunSeries
@@ -35,7 +36,6 @@ RATIO_TARGET = 1e-3
 RATIO_BAND = (RATIO_TARGET / 3, RATIO_TARGET * 3)
 PANEL_W, PANEL_H = "400px", "280px"
 SMALL_W, SMALL_H = "250px", "210px"
-STEP_FORMAT = ",.6~g"  # 30, 1,500, 100,000: no "3e+1"
 UNIT_TICKS = np.linspace(0.0, 1.0, 6)
 # Ticks are given as tick_values: on linear and log scales bqplot's num_ticks spaces ticks evenly
 # over the domain (7.50627, 467.753, ...), and d3's defaults crowd a 400 px panel. Only ordinal
@@ -98,7 +98,7 @@ class Panels:
 
         y = bq.LogScale()
         self.lr = _lines({"x": x, "y": y})
-        self.lr_axis = theme.axis(y, "lr", vertical=True, tick_format=".0e")
+        self.lr_axis = theme.axis(y, "lr", vertical=True, tick_format=".2~e")  # 1.5e-2, not two "2e-2"
         self.lr_fig = self._figure([self.lr], self.lr_axis, "learning rate in use")
 
         # per-layer panels
@@ -194,7 +194,7 @@ class Panels:
         lengths = tuple(s.loss.samples for s in series)  # rows appended: a decimated series holds fewer
         last = max((s.last_step for s in series), default=-1)
         if self._changed("steps", last):
-            self._draw_step_range(max(last, 1), stack)
+            set_step_range(self.step_axes, self.step_scale, max(last, 1), stack)
         if self._changed("loss", lengths):
             views = [s.loss.view(n) for s in series]
             loss = [(x, np.maximum(y, LOSS_FLOOR)) for x, y in views]
@@ -219,17 +219,6 @@ class Panels:
             self._draw_gap(series[focus], stack)
         if series and self._changed("layers", (series[focus].ratio.samples, focus)):
             self._draw_layers(series[focus], stack)
-
-    def _draw_step_range(self, last: int, stack: ExitStack) -> None:
-        """Every panel spans [0, last step]; the step ticks change only at round numbers."""
-        ticks = np.asarray(linear_ticks(0.0, float(last), 5))
-        if self._sig.get("step_ticks") is None or not np.array_equal(self._sig["step_ticks"], ticks):
-            self._sig["step_ticks"] = ticks
-            for axis in self.step_axes:
-                stack.enter_context(axis.hold_sync())
-                axis.tick_values = ticks
-        stack.enter_context(self.step_scale.hold_sync())  # entered last, sent first (see _ticks)
-        self.step_scale.max = float(last)
 
     def _ticks(self, axis: bq.Axis, rows: list[np.ndarray], stack: ExitStack) -> None:
         """A log axis over what the rows span: round bounds (a constant lr would give the log scale an
