@@ -75,7 +75,7 @@ def bench_explorer(steps: int, chunk: int, simulate: bool) -> None:
     while done < steps:
         frame(done)
         done += chunk
-        if done % (steps // 4) < chunk:
+        if done % max(steps // 4, 1) < chunk:
             marks[done] = (rss() - base) / MB
     seconds = time.perf_counter() - t0
     grown = (rss() - base) / MB
@@ -104,7 +104,7 @@ def bench_dashboard(steps: int) -> None:
     while done < steps:
         c.step(500)
         done += 500
-        if done % (steps // 4) < 500:
+        if done % max(steps // 4, 1) < 500:
             marks[done] = (rss() - base) / MB
     seconds = time.perf_counter() - t0
     grown = (rss() - base) / MB
