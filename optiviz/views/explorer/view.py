@@ -209,7 +209,9 @@ class SurfaceExplorer(LiveView):
     def close(self) -> None:
         """Close the view, and the loss axes a live switch of scale type left outside its tree."""
         super().close()
-        self.figures.close_retired()
+        figures = getattr(self, "figures", None)  # none when the constructor refused its arguments
+        if figures is not None:
+            figures.close_retired()
 
     def on_config(self) -> None:
         """A setting changed: a new surface or run is drawn anew; the controls follow the config."""
