@@ -20,6 +20,7 @@ import bqplot as bq
 import ipywidgets as widgets
 import numpy as np
 
+from optiviz.training.health import Thresholds
 from optiviz.training.probes import ProbeRecord
 from optiviz.rounding import log_ticks, nice_ceil
 from optiviz.views.common.axes import STEP_FORMAT, set_step_range
@@ -32,7 +33,7 @@ LAYER_COLORS = ("#440154", "#46327e", "#365c8d", "#277f8e", "#1fa187", "#4ac16d"
 LOSS_FLOOR = 1e-4  # log axes cannot show 0
 RATIO_FLOOR = 1e-8  # "no update at all" sits here, visibly at the bottom
 GRAD_FLOOR = 1e-10
-RATIO_TARGET = 1e-3
+RATIO_TARGET = Thresholds().ratio_target  # the lectures' ~1e-3, the health checks' value
 RATIO_BAND = (RATIO_TARGET / 3, RATIO_TARGET * 3)
 PANEL_W, PANEL_H = "400px", "280px"
 SMALL_W, SMALL_H = "250px", "210px"
