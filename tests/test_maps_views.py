@@ -132,3 +132,12 @@ def test_a_diverged_cells_run_is_drawn_until_it_leaves_the_plot():
         assert abs(ys[-1]) > 6 and len(ys) < 200  # the point that left is shown, the 100-widths tail is not
     finally:
         v.close()
+
+
+def test_the_partial_maps_of_one_computation_share_one_theory():
+    """The theory needs no runs: worked out once per computation, its marks sent once, not per frame."""
+    from optiviz.engine.sweeps import iter_stability_map
+
+    maps = list(iter_stability_map("quadratic", "momentum", resolution=8, steps=60, every=20))
+    assert len(maps) == 3 and maps[0].theory() is not None
+    assert all(m.theory() is maps[0].theory() for m in maps)

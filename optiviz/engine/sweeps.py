@@ -21,6 +21,7 @@ from optiviz.engine.surface import Surface
 from optiviz.engine.sweep_theory import MapTheory, map_theory
 
 COLOUR_BY = ("loss", "rate", "steps", "diverged")
+_NOT_YET = object()  # StabilityMap._theory before theory() first runs
 RATE_COLOUR_MAX = 2.0  # colour("rate") runs 0 .. 2 (1: neither converging nor growing); diverged cells get 2
 
 
@@ -47,6 +48,8 @@ class StabilityMap:
     status: np.ndarray  # codes: 0 running, 1 converged, 2 diverged
     rate: np.ndarray  # measured distance-to-minimum factor per step (engine/rates.py); NaN if diverged
     fixed: dict[str, Any] = field(default_factory=dict)  # the settings every cell shares
+    # theory() once per map: the partial maps of one computation share it (it needs no runs)
+    _theory: Any = field(default=_NOT_YET, repr=False, compare=False)
 
     @property
     def diverged(self) -> np.ndarray:
@@ -54,8 +57,10 @@ class StabilityMap:
 
     def theory(self) -> MapTheory | None:
         """What the theory predicts for this map, where it is exact (see `map_theory`), else None."""
-        return map_theory(self.surface, self.optimizer, self.x.name, self.x.values, self.y.name, self.y.values,
-                          self.fixed)
+        if self._theory is _NOT_YET:
+            self._theory = map_theory(self.surface, self.optimizer, self.x.name, self.x.values, self.y.name,
+                                      self.y.values, self.fixed)
+        return self._theory
 
     @property
     def progress(self) -> float:
@@ -176,6 +181,7 @@ def iter_stability_map(
     # log loss excess at every chunk's end: the measured rate's checkpoints (float32, (C, rows))
     checkpoints, log_excesses = [0], [log_excess(sim.loss.cpu().numpy(), surf.f_ref)]
     log_floor = log_excess_floor(sim.dtype, surf.f_ref)
+    theory = map_theory(surf, optimizer, ax.name, ax.values, ay.name, ay.values, fixed)
     while done < steps:
         chunk = min(every, steps - done)
         sim.advance(chunk, record=False)
@@ -191,6 +197,7 @@ def iter_stability_map(
             converged_at=sim.converged_at.cpu().numpy().reshape(shape),
             diverged_at=sim.diverged_at.cpu().numpy().reshape(shape),
             status=status.reshape(shape), rate=rate.reshape(shape), fixed=dict(fixed),
+            _theory=theory,
         )
 
 

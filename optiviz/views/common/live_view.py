@@ -12,7 +12,7 @@ import ipywidgets as widgets
 
 from optiviz.views.common import registry, theme
 from optiviz.views.common.live_controller import LiveController
-from optiviz.views.common.widget_tree import owned_widgets
+from optiviz.views.common.widget_tree import close_tree
 
 
 class LiveView(widgets.VBox):
@@ -77,8 +77,7 @@ class LiveView(widgets.VBox):
         if controller is not None:
             controller.close()
         for child in self.children:
-            for w in owned_widgets(child, skip=self):
-                w.close()
+            close_tree(child, skip=self)
         super().close()
 
 

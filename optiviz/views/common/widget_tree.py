@@ -55,7 +55,8 @@ def owned_widgets(root: Any, skip: Any = None) -> list[widgets.Widget]:
     return seen
 
 
-def close_tree(root: Any) -> None:
-    """Close a widget and everything it holds, children first."""
-    for w in owned_widgets(root):
+def close_tree(root: Any, skip: Any = None) -> None:
+    """Close a widget and everything it holds, children first (`skip`: a widget to leave open,
+    such as the view whose own close() is running)."""
+    for w in owned_widgets(root, skip=skip):
         w.close()

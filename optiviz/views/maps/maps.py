@@ -112,6 +112,7 @@ class StabilityMapView(_MapMixin, StreamedView):
         self.best_mark = bq.Scatter(x=[], y=[], scales={"x": self._mx, "y": self._my}, marker="cross",
                                     colors=["#00e5ff"], stroke="#000000", default_size=220)
         self.theory_html = widgets.HTML("")
+        self._drawn_theory: Any = ()  # the MapTheory drawn last: its marks are sent once per computation
         self._ax_x = theme.axis(self._mx, "x")
         self._ax_y = theme.axis(self._my, "y", vertical=True)
         # the colour bar's meaning goes in the title: a ColorAxis label sits over the map's right edge
@@ -198,6 +199,9 @@ class StabilityMapView(_MapMixin, StreamedView):
     def _draw_theory(self, m: StabilityMap) -> None:
         """The analytic edge and the fastest setting over the map, and the theory's one line."""
         theory = m.theory()
+        if theory is self._drawn_theory:
+            return  # the partial maps of one computation share their theory: drawn already
+        self._drawn_theory = theory
         lines = {self.edge_line: ([], []), self.best_line: ([], []), self.best_mark: ([], [])}
         if theory is not None:
             def plot(xv: np.ndarray, yv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
