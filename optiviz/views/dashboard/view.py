@@ -29,17 +29,17 @@ import torch
 from optiviz._validate import check_int
 from optiviz.engine.schedules import schedule_spec
 from optiviz.stream.runner import LiveRunner
-from optiviz.training.data import CIFAR10, load_cifar10
+from optiviz.training.data import CIFAR10
 from optiviz.training.health import BAD, INFO, OK, WARN, Finding
 from optiviz.training.runs import RunSpec
 from optiviz.views.common import theme
 from optiviz.views.common.controls import Quiet, on_value
+from optiviz.views.common.data import prepare_data
 from optiviz.views.common.live_view import LiveView
 from optiviz.views.dashboard.controller import DashboardController
 from optiviz.views.dashboard.controls import DEFAULT_INIT, Controls
 from optiviz.views.dashboard.panels import Panels
 
-_DATA_CACHE: dict[str, CIFAR10] = {}
 _EMPTY = (np.zeros(0, np.float32), np.zeros(0, np.float32))
 
 
@@ -93,7 +93,7 @@ class TrainingDashboard(LiveView):
         spec = RunSpec(model=model, optimizer=optimizer, lr=lr, momentum=momentum, betas=betas, dropout=dropout,
                        weight_decay=weight_decay, batch_size=batch_size, batch_norm=batch_norm, activation=activation,
                        init=init, schedule=schedule_spec(schedule), width=width, depth=depth, seed=seed)
-        controller = DashboardController(spec, _prepare_data(data, n_train, n_val, device), compare=compare,
+        controller = DashboardController(spec, prepare_data(data, n_train, n_val, device), compare=compare,
                                          probe_every=probe_every, val_every=val_every, fps=fps)
         super().__init__()
         self.add_class("optiviz-dashboard")
@@ -415,23 +415,6 @@ class TrainingDashboard(LiveView):
 def _set_html(w: widgets.HTML, value: str) -> None:
     if w.value != value:  # one message only when the text changed
         w.value = value
-
-
-def _prepare_data(data: CIFAR10 | None, n_train: int | None, n_val: int | None,
-                  device: str | torch.device | None) -> CIFAR10:
-    """The bundled subset (loaded once per device and process), sliced to n_train / n_val."""
-    if data is None:
-        key = str(device)
-        if key not in _DATA_CACHE:
-            _DATA_CACHE[key] = load_cifar10(device=device)
-        data = _DATA_CACHE[key]
-    elif not isinstance(data, CIFAR10):
-        raise ValueError(f"data must be a CIFAR10 from ov.load_cifar10(), got {type(data).__name__}")
-    elif device is not None:
-        data = data.to(device)
-    if n_train is not None or n_val is not None:  # n_train=0 is refused by subset(), not read as "all"
-        data = data.subset(data.n_train if n_train is None else n_train, n_val, 0)
-    return data
 
 
 __all__ = ["TrainingDashboard"]

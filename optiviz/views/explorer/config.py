@@ -17,6 +17,8 @@ from optiviz.engine.preflight import optimizer_names
 from optiviz.engine import transforms
 from optiviz.engine.schedules import SCHEDULES, make_schedule
 from optiviz.engine.surface import Surface
+from optiviz.engine.surfaces import SURFACE_PARAMS
+from optiviz.state import StateError
 from optiviz.views.explorer.presets import PRESETS, Preset
 
 CLIP_KINDS = ("none", "value", "norm", "sign")
@@ -85,6 +87,7 @@ class ExplorerConfig:
     schedule: tuple[str, dict[str, Any]] = ("constant", {})
     speed: int = 2
     shared_lr: float | None = None  # a number: every optimizer uses it
+    given_surface: bool = False  # a Surface object was given: its settings are not known by name
 
 
 def get_preset(name: str) -> Preset:
@@ -121,3 +124,33 @@ def full_hparams(surface: Surface, names: Sequence[str], given: Mapping[str, Map
     return out
 
 
+def setting_of(cfg: ExplorerConfig, surface: Surface, seed: int, preset: str | None) -> dict[str, Any]:
+    """What a shared explorer setting holds: the config, with only the hyperparameters that differ from
+    what the surface suggests (the rest is derived), the seed, and the story's name for its caption."""
+    if cfg.given_surface:
+        raise ValueError("this explorer runs a Surface object, which a shared setting cannot name: build it "
+                         "with the surface's name and parameters or its formula, e.g. "
+                         "SurfaceExplorer('quadratic', condition=100)")
+    defaults = full_hparams(surface, OPTIMIZERS, {})
+    changed = {o: {k: v for k, v in hp.items() if v != defaults[o].get(k)} for o, hp in cfg.hparams.items()}
+    return {"surface": cfg.surface, "surface_params": dict(cfg.surface_params), "optimizers": list(cfg.optimizers),
+            "hparams": {o: hp for o, hp in changed.items() if hp}, "lr": cfg.shared_lr, "start": cfg.start,
+            "grad_noise": cfg.grad_noise, "clip": list(cfg.clip), "schedule": [cfg.schedule[0], dict(cfg.schedule[1])],
+            "speed": cfg.speed, "seed": seed, "preset": preset}
+
+
+def setting_args(setting: Mapping[str, Any]) -> dict[str, Any]:
+    """The explorer constructor's arguments for a checked setting (keys not given keep its defaults)."""
+    known = {p for ps in SURFACE_PARAMS.values() for p in ps}  # no other keyword gets in
+    params = dict(setting.get("surface_params", {}))
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise StateError(f"state: surface_params has an unknown parameter {unknown[0]!r}; surfaces take "
+                         f"{', '.join(sorted(known))}")
+    args = {k: setting[k] for k in ("surface", "optimizers", "hparams", "lr", "start", "grad_noise", "speed", "seed")
+            if k in setting}
+    if "clip" in setting:
+        args["clip"] = tuple(setting["clip"])
+    if "schedule" in setting:
+        args["schedule"] = (setting["schedule"][0], dict(setting["schedule"][1]))
+    return {**args, **params}

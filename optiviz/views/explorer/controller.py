@@ -42,6 +42,7 @@ from optiviz.views.explorer.config import (
     get_preset,
     optimizer_list,
     preset_config,
+    setting_of,
 )
 from optiviz.views.explorer.presets import PRESETS
 from optiviz.views.explorer.race import RaceSeries, status_texts
@@ -117,6 +118,7 @@ class ExplorerController(LiveController):
                 start=None if start is None else checked_start(built, start),  # the rule set() and a click follow
                 grad_noise=check_finite_float("grad_noise", grad_noise), clip=clip_spec(clip),
                 schedule=schedule_spec(schedule), speed=2 if speed is None else speed, shared_lr=lr,
+                given_surface=isinstance(surface, Surface),
             )
         cfg.hparams = full_hparams(built, OPTIMIZERS, hparams or cfg.hparams)
         self.config = cfg
@@ -215,6 +217,17 @@ class ExplorerController(LiveController):
     def load_preset(self, name: str) -> None:
         """Set everything a lecture story needs (see PRESETS) and restart."""
         self.request("preset", name)
+
+    def setting(self) -> dict[str, Any]:
+        """Everything set that changes the run, as plain data (what `SurfaceExplorer.state()` encodes)."""
+        return setting_of(self.config, self.surface, self._seed, self.preset)
+
+    def show_as_preset(self, name: str | None) -> None:
+        """Caption and preset menu of a story whose setting was given (by a shared state) rather than loaded."""
+        if name is not None:
+            get_preset(name)  # ValueError listing the presets
+        self.preset = name
+        self.emit("config")
 
     def set(self, optimizer: str | None = None, **values: Any) -> None:
         """Change settings as the controls would: set(lr=0.1), set("adam", betas=(0.9, 0.99)),
@@ -339,7 +352,8 @@ class ExplorerController(LiveController):
     def _set_surface(self, value: Any) -> None:
         name, params = value
         surface = resolve_surface(name, **dict(params))  # ValueError: shown inline, old surface kept
-        cfg = dataclasses.replace(self.config, surface=name, surface_params=dict(params), start=None, shared_lr=None)
+        cfg = dataclasses.replace(self.config, surface=name, surface_params=dict(params), start=None, shared_lr=None,
+                                  given_surface=False)
         cfg.hparams = {o: dict(hp, lr=surface.lrs.get(o, hp["lr"])) for o, hp in self.config.hparams.items()}
         self._swap(cfg, surface, None)
 

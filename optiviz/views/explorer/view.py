@@ -25,7 +25,8 @@ from optiviz.engine.surface import Surface
 from optiviz.stream.runner import LiveRunner
 from optiviz.views.common import theme
 from optiviz.views.common.live_view import LiveView
-from optiviz.views.explorer.config import ExplorerConfig
+from optiviz.views.common.share import Shareable, ShareControl, open_shared
+from optiviz.views.explorer.config import ExplorerConfig, setting_args
 from optiviz.views.explorer.controller import ExplorerController
 from optiviz.views.explorer.controls import ExplorerControls
 from optiviz.views.explorer.figures import ExplorerFigures
@@ -33,7 +34,7 @@ from optiviz.views.explorer.frames import caption_html
 from optiviz.views.explorer.presets import PRESETS
 
 
-class SurfaceExplorer(LiveView):
+class SurfaceExplorer(Shareable, LiveView):
     """Optimizers racing on a 2D surface; sliders steer them while they run.
 
     Display it as the last expression of a cell. Python API (also what the tests use):
@@ -52,9 +53,13 @@ class SurfaceExplorer(LiveView):
     grid: heatmap resolution; max_path_points / max_curve_points: points a frame sends per line.
     Constructor arguments are checked at once (ValueError); everything after that - controls,
     clicks, set() - reports problems in the widget's error line instead of raising.
+    `state()` gives the whole setting as a string (the Share button shows it) and
+    `SurfaceExplorer.from_state(s)` rebuilds it: the same races, path for path.
     """
 
     controller: ExplorerController
+    STATE_VIEW = "SurfaceExplorer"
+    OPTIONS = ("fps", "grid", "max_path_points", "max_curve_points", "device")
 
     def __init__(
         self,
@@ -77,6 +82,10 @@ class SurfaceExplorer(LiveView):
         seed: int = 0,
         **surface_params: Any,
     ) -> None:
+        note = open_shared(self, SurfaceExplorer.__init__, dict(fps=fps, grid=grid, max_path_points=max_path_points,
+                                                                max_curve_points=max_curve_points, device=device))
+        if note is None:
+            return  # built from a shared link's setting
         # every argument is checked before a widget exists: a refused one leaves nothing half built
         grid = check_int("grid", grid, 2, 1000)
         c = ExplorerController(surface, optimizers, preset=preset, start=start, hparams=hparams, lr=lr,
@@ -93,17 +102,20 @@ class SurfaceExplorer(LiveView):
         self.controls = ExplorerControls(
             c.config, c.request, {"play": c.play, "pause": c.pause, "step": c.step_once, "reset": c.reset,
                                   "preset": c.load_preset}, c.preset)
+        self.share = ShareControl(self.state, self.STATE_VIEW)
         self._drawn_generation = 0
         self.attach(c)
         self.on_config()
         self.children = self._layout()
+        if note:
+            c.show_error(note)
 
     def _layout(self) -> list[widgets.Widget]:
         c, f = self.controls, self.figures
         plots = widgets.HBox([widgets.VBox([f.surface_figure, self.legend_html]),
                               widgets.VBox([f.loss_figure, f.step_length_figure])])
         main = widgets.VBox([c.preset, self.caption_html, plots, c.buttons,
-                             widgets.HBox([self.status_html, self.error_html])])
+                             widgets.HBox([self.status_html, self.error_html]), self.share.box])
         main.add_class("optiviz-explorer-main")  # what a screenshot of the race shows
         return [theme.style_widget(), main, c.panels]
 
@@ -140,6 +152,17 @@ class SurfaceExplorer(LiveView):
         shows an error in the widget (and in `.error`) instead of raising.
         """
         self.controller.set(optimizer, **values)
+
+    # ---- sharing (Shareable) --------------------------------------------------------------------
+    def setting(self) -> dict[str, Any]:
+        return self.controller.setting()
+
+    @classmethod
+    def setting_args(cls, setting: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        return {**setting_args(setting), **options}
+
+    def after_state(self, setting: dict[str, Any]) -> None:
+        self.controller.show_as_preset(setting.get("preset"))
 
     # ---- what the marks show (tests and notebooks read these) --------------------------------
     @property
@@ -226,6 +249,7 @@ class SurfaceExplorer(LiveView):
             self._set_html(self.caption_html, caption_html(title, text))
             self.controls.sync(c.config, c.surface, c.preset)
             self._draw(stack)
+        self.share.refresh()
 
     def on_frame(self) -> None:
         with ExitStack() as stack:
