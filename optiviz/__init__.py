@@ -51,6 +51,9 @@ _EXPORTS: dict[str, str] = {
     "dropout_test_time": "optiviz.training.dropout_test",
     "compare_preprocessing": "optiviz.training.preprocessing",
     "hyperparameter_importance": "optiviz.training.importance",
+    # sharing a setting (views' state() / from_state)
+    "read_state": "optiviz.state",
+    "StateError": "optiviz.state",
     # stream
     "LiveRunner": "optiviz.stream.runner",
     "SeriesBuffer": "optiviz.stream.series",

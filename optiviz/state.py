@@ -227,7 +227,7 @@ def to_string(view: str, setting: Mapping[str, Any]) -> str:
 
 
 # ====================================================================== reading
-def read(state: str | Mapping[str, Any], view: str | None = None) -> tuple[str, dict[str, Any]]:
+def read_state(state: str | Mapping[str, Any], view: str | None = None) -> tuple[str, dict[str, Any]]:
     """(view name, setting) of a compact string, a JSON text or a parsed document, all checked.
     `view`: the view that must read it (a state of another view is refused, naming the right one)."""
     doc = _parse(state)
@@ -305,4 +305,4 @@ def _loads(text_: str) -> Any:
         raise StateError(f"state JSON cannot be read: {exc}") from None
 
 
-__all__ = ["VERSION", "PREFIX", "VIEWS", "SCHEMAS", "StateError", "read", "to_string", "to_json", "document", "plain"]
+__all__ = ["VERSION", "PREFIX", "VIEWS", "SCHEMAS", "StateError", "read_state", "to_string", "to_json", "document", "plain"]

@@ -57,7 +57,7 @@ def mark_arrays(dash):
 # ------------------------------------------------------------------ a short run draws every panel
 def test_a_short_run_fills_every_panel(make):
     dash = make("small_convnet", batch_size=32)
-    assert dash.layers == ("conv1", "conv2", "fc1", "fc2") and dash.state == "idle"
+    assert dash.layers == ("conv1", "conv2", "fc1", "fc2") and dash.run_state == "idle"
     dash.step(10)  # 256 images / 32 = 8 steps an epoch: one epoch end, one validation
     h = dash.trainer.history
     (x, y), = dash.loss_curves.values()
@@ -113,7 +113,7 @@ def test_moving_the_lr_slider_while_it_trains_in_the_worker(make):
     h, events = dash.trainer.history, dash.trainer.events
     ((s, name, value),) = [e for e in events if e[1] == "lr"]
     assert value == 0.003 and np.all(h["lr"][:s] == 0.01) and np.all(h["lr"][s:] == 0.003)
-    assert (float(s), "lr 0.003") in dash.markers and dash.state == "paused"
+    assert (float(s), "lr 0.003") in dash.markers and dash.run_state == "paused"
     n = len(dash.loss_curves["nesterov"][0])
     assert n == dash.trainer.step_count  # the last frame was drawn on pause
 
@@ -168,7 +168,7 @@ def test_compare_refuses_settings_that_would_change_the_net_or_the_batches(make)
 def test_health_line_fires_on_a_diverging_run_then_it_can_go_on(make):
     dash = make("mlp", optimizer="sgd", lr=5.0)
     dash.step(10)
-    assert dash.state == "done" and dash.trainer.stopped
+    assert dash.run_state == "done" and dash.trainer.stopped
     assert dash.findings["sgd"][0].code == "diverging" and "lower the learning rate" in dash.health
     assert "exceeded 3x the initial loss" in dash.error
     assert "Lower the lr, then Reset" in dash.error
@@ -176,7 +176,7 @@ def test_health_line_fires_on_a_diverging_run_then_it_can_go_on(make):
     assert dash.error == ""
     dash.reset()
     dash.step(3)
-    assert dash.trainer.step_count == 3 and not dash.trainer.stopped and dash.state == "paused"
+    assert dash.trainer.step_count == 3 and not dash.trainer.stopped and dash.run_state == "paused"
     assert dash.trainer.history["lr"].tolist() == [0.01] * 3 and dash.findings["sgd"][0].code != "diverging"
 
 
@@ -228,7 +228,7 @@ def test_out_of_memory_during_a_step_is_a_message(make, monkeypatch):
 
     monkeypatch.setattr(dash.trainer, "step", boom)
     dash.step(3)
-    assert "out of memory" in dash.error and "press Reset" in dash.error and dash.state == "done"
+    assert "out of memory" in dash.error and "press Reset" in dash.error and dash.run_state == "done"
     monkeypatch.undo()
     dash.reset()
     dash.step(2)
@@ -283,7 +283,7 @@ def test_stop_then_start_is_a_new_run_and_close_ends_the_worker(make):
     dash = make()
     dash.step(3)
     dash.stop()
-    assert dash.state == "stopped" and "stopped" in dash.progress
+    assert dash.run_state == "stopped" and "stopped" in dash.progress
     dash.start()
     assert wait_until(lambda: dash.trainer.step_count >= 2)
     dash.close()
@@ -318,10 +318,10 @@ def test_a_rewound_diverged_run_reads_paused_in_the_status_and_the_legend(make):
     dash.snapshot()
     dash.set(lr=80.0)
     dash.step(30)
-    assert dash.trainer.stopped and dash.state == "done" and dash.progress.endswith("halted")
+    assert dash.trainer.stopped and dash.run_state == "done" and dash.progress.endswith("halted")
     assert "diverged" in dash._runs_html.value
     dash.rewind(0)
-    assert not dash.trainer.stopped and dash.state == "paused" and dash.progress.endswith("paused")
+    assert not dash.trainer.stopped and dash.run_state == "paused" and dash.progress.endswith("paused")
     assert "diverged" not in dash._runs_html.value
     assert dash.controls.lr.value == pytest.approx(0.01)  # the snapshot's lr, not the 80 that diverged
 

@@ -72,6 +72,10 @@ class RunSpec:
     seed: int = 0
     label: str | None = None
 
+    def setting(self) -> dict[str, Any]:
+        """The spec as a shared setting holds it: every field but the label (compared runs keep theirs)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "label"}
+
     def build_kwargs(self) -> dict[str, Any]:
         """build_model() arguments (the architecture name under "name"): the preset's, then this spec's."""
         _title, preset = MODEL_PRESETS[self.model]

@@ -23,7 +23,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from optiviz._validate import check_choice
-from optiviz.state import StateError, read, to_json, to_string, document
+from optiviz.state import StateError, document, read_state, to_json, to_string
 
 STATE_ENV = "OPTIVIZ_STATE"
 QUERY_PARAM = "optiviz_state"
@@ -65,7 +65,7 @@ class Shareable:
     def from_state(cls, state: str | Mapping[str, Any], **options: Any) -> Any:
         """A new view from `view.state()` (a string, JSON or the dict). `options` are the arguments a
         state does not hold (OPTIONS: display sizes, the device, the data to check against)."""
-        _view, setting = read(state, cls.STATE_VIEW)
+        _view, setting = read_state(state, cls.STATE_VIEW)
         extra = sorted(set(options) - set(cls.OPTIONS))
         if extra:
             raise TypeError(f"{cls.STATE_VIEW}.from_state takes only {', '.join(cls.OPTIONS) or 'the state'} besides "
@@ -110,7 +110,7 @@ def _take_shared(view: str) -> tuple[dict[str, Any] | None, str]:
         if not text_:
             return None, ""
         try:
-            name, setting = read(text_)
+            name, setting = read_state(text_)
         except StateError as exc:
             _shared["taken"] = True
             return None, f"the shared setting was not used: {exc}"
@@ -136,6 +136,16 @@ def open_shared(view: Shareable, init: Callable[..., None], options: dict[str, A
     return None
 
 
+def keyword_args(setting: Mapping[str, Any], named: tuple[str, ...], rest: str) -> dict[str, Any]:
+    """A view's arguments from a setting: its `named` keys, plus `setting[rest]` as further keywords
+    (which may not set a named one: a state says each thing once)."""
+    extra = dict(setting.get(rest, {}))
+    clash = sorted(set(extra) & {*named, rest})
+    if clash:
+        raise StateError(f"state: {rest} cannot set {clash[0]!r}, which has its own key")
+    return {**{k: setting[k] for k in named if k in setting}, **extra}
+
+
 class ShareControl:
     """A Share button and a read-only field with the view's state string, drawn from `state()` on
     demand; once shown it follows every change (`refresh()`), so it never shows an old setting."""
@@ -153,6 +163,11 @@ class ShareControl:
         self.field.add_class("optiviz-share")
         self.button.on_click(lambda _b: self.show())
         self.box = widgets.HBox([self.button, self.field])
+
+    def follow(self, *controls: widgets.Widget) -> None:
+        """Refresh whenever one of these controls changes (views whose controls hold their setting)."""
+        for w in controls:
+            w.observe(lambda _change: self.refresh(), "value")
 
     def show(self) -> None:
         self.shown = True
@@ -175,4 +190,4 @@ class ShareControl:
             self.field.value = content
 
 
-__all__ = ["Shareable", "ShareControl", "open_shared", "shared_link_state", "STATE_ENV", "QUERY_PARAM"]
+__all__ = ["Shareable", "ShareControl", "open_shared", "keyword_args", "shared_link_state", "STATE_ENV", "QUERY_PARAM"]

@@ -30,6 +30,7 @@ from optiviz.training.runs import (
     compare_spec, out_of_memory_text, validate_spec, with_changes,
 )
 from optiviz.training.trainer import Snapshot, Trainer
+from optiviz.views.common.data import data_setting
 from optiviz.views.common.live_controller import LiveController
 from optiviz.views.dashboard.series import RunSeries
 
@@ -182,6 +183,13 @@ class DashboardController(LiveController):
         with self._restart_lock:
             self._restart.update(changes)
         self.request("spec", True, sync=sync)
+
+    def setting(self) -> dict[str, Any]:
+        """What `TrainingDashboard.state()` holds: what Reset would rebuild (live changes included), the
+        data (named, not copied) and the probe cadence."""
+        compare = None if self.compare_base is None else [self._override_of(r) for r in self.runs]
+        return {"run": self.base.setting(), "compare": compare, "data": data_setting(self.data),
+                "probe_every": self.probe_every, "val_every": self.val_every}
 
     def run_index(self, run: int | str) -> int:
         labels = [r.label for r in self.runs]

@@ -34,7 +34,8 @@ from optiviz.training.health import BAD, INFO, OK, WARN, Finding
 from optiviz.training.runs import RunSpec
 from optiviz.views.common import theme
 from optiviz.views.common.controls import Quiet, on_value
-from optiviz.views.common.data import prepare_data
+from optiviz.views.common.data import data_from_setting, prepare_data
+from optiviz.views.common.share import Shareable, ShareControl, open_shared
 from optiviz.views.common.live_view import LiveView
 from optiviz.views.dashboard.controller import DashboardController
 from optiviz.views.dashboard.controls import DEFAULT_INIT, Controls
@@ -43,7 +44,7 @@ from optiviz.views.dashboard.panels import Panels
 _EMPTY = (np.zeros(0, np.float32), np.zeros(0, np.float32))
 
 
-class TrainingDashboard(LiveView):
+class TrainingDashboard(Shareable, LiveView):
     """Train a small net on CIFAR-10 live, steer it, and see the lectures' diagnostics.
 
     Display it as the last expression of a cell, then press Start. Python API (also what the
@@ -51,14 +52,19 @@ class TrainingDashboard(LiveView):
     `snapshot()`, `rewind(i)`, `compare([...])`, `focus_run(run)`, `show_histograms(i)`, `close()`;
     what the marks hold through `loss_curves`, `val_loss_curves`, `accuracy_curves`, `gap`,
     `lr_curves`, `ratio_curves`, `grad_norm_curves`, `dead_curves`, `histograms`, `markers`;
-    and `health`, `findings`, `progress`, `error`, `state`, `runs`, `trainers`; `controller` is
+    and `health`, `findings`, `progress`, `error`, `run_state`, `runs`, `trainers`; `controller` is
     the widget-free state behind all of it.
 
     model: a preset ("convnet", "small_convnet", "mlp", "deep_mlp"); width / depth override it.
     optimizer: as in the engine ("sgd" is plain SGD; "momentum" / "nesterov" take a momentum).
     data: a CIFAR10 from ov.load_cifar10() (default: the bundled subset), sliced to n_train / n_val.
     compare: optimizer names or dicts of settings (see `compare`) to start in compare mode.
+    `state()` gives the whole setting as a string (the Share button shows it) and
+    `TrainingDashboard.from_state(s)` rebuilds it: the same runs, record for record (on one device).
     """
+
+    STATE_VIEW = "TrainingDashboard"
+    OPTIONS = ("device", "fps", "max_points", "data")
 
     def __init__(
         self,
@@ -88,6 +94,9 @@ class TrainingDashboard(LiveView):
         fps: float = 10.0,
         max_points: int = 500,
     ) -> None:
+        note = open_shared(self, TrainingDashboard.__init__, dict(device=device, fps=fps, max_points=max_points))
+        if note is None:
+            return  # built from a shared link's setting
         # every argument is checked before a widget exists: a refused one leaves nothing half built
         max_points = check_int("max_points", max_points, 2, 100_000)
         spec = RunSpec(model=model, optimizer=optimizer, lr=lr, momentum=momentum, betas=betas, dropout=dropout,
@@ -105,10 +114,13 @@ class TrainingDashboard(LiveView):
         self._health_html = self._html("optiviz-dash-health")
         self._progress_html = self._html("optiviz-dash-progress")
         self._runs_html = self._html("optiviz-dash-runs")
+        self.share = ShareControl(self.state, self.STATE_VIEW)
         self._wire()
         self.attach(controller)
         self.controller: DashboardController = controller
         self.on_config()
+        if note:
+            controller.show_error(note)
         self.draw_error()
         self.children = self._layout()
 
@@ -197,9 +209,23 @@ class TrainingDashboard(LiveView):
         return self.panels.layers
 
     @property
-    def state(self) -> str:
+    def run_state(self) -> str:
         """"idle", "playing", "paused", "done" (every run halted), "stopped" or "error"."""
         return self.controller.state
+
+    # ---- sharing (Shareable) --------------------------------------------------------------------
+    def setting(self) -> dict[str, Any]:
+        return self.controller.setting()
+
+    @classmethod
+    def setting_args(cls, setting: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        run = dict(setting.get("run", {}))
+        if "schedule" in run:
+            run["schedule"] = (run["schedule"][0], dict(run["schedule"][1]))
+        given = options.pop("data", None)
+        data = given if "data" not in setting else data_from_setting(setting["data"], given, options.get("device"))
+        extra = {k: setting[k] for k in ("compare", "probe_every", "val_every") if k in setting}
+        return {**run, **extra, "data": data, **options}
 
     @property
     def health(self) -> str:
@@ -295,7 +321,7 @@ class TrainingDashboard(LiveView):
     def _layout(self) -> list[widgets.Widget]:
         """Controls on the left, six panels in two columns on the right, histograms underneath (~1,260 px)."""
         c, p = self.controls, self.panels
-        header = widgets.VBox([self._health_html, widgets.HBox([self._progress_html, self.error_html])])
+        header = widgets.VBox([self._health_html, widgets.HBox([self._progress_html, self.error_html]), self.share.box])
         left = widgets.VBox([self._runs_html, c.tabs()], layout=widgets.Layout(width="460px", min_width="460px"))
         plots = widgets.VBox([widgets.HBox([p.loss_fig, p.acc_fig]), p.layer_legend,
                               widgets.HBox([p.ratio_fig, p.grad_fig]), widgets.HBox([p.dead_fig, p.lr_fig])])
@@ -349,6 +375,7 @@ class TrainingDashboard(LiveView):
         self.controls.show_snapshots(self._quiet, [s.label for s in ctl.snapshots])
         self.panels.invalidate()
         self._draw(health=True)
+        self.share.refresh()
 
     def on_status(self) -> None:
         self._draw_progress()

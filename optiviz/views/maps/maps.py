@@ -30,6 +30,7 @@ from optiviz.engine.sweeps import (
 )
 from optiviz.views.common import theme
 from optiviz.views.maps.args import BASIN_STEPS, GRID, STABILITY_STEPS, check_basin_args, check_stability_args
+from optiviz.views.common.share import Shareable, ShareControl, keyword_args, open_shared
 from optiviz.views.common.streamed import StreamedView
 from optiviz.views.common.surface_plot import SurfacePlot, click_target, path_on_plot
 
@@ -65,16 +66,22 @@ class _MapMixin:
         return self.run_sync()  # type: ignore[attr-defined]
 
 
-class StabilityMapView(_MapMixin, StreamedView):
+class StabilityMapView(Shareable, _MapMixin, StreamedView):
     """A grid of (x, y) hyperparameter settings coloured by final loss, steps to converge or divergence.
 
     Click a cell to see that run's trajectory on the surface; `send_to(explorer)` hands the setting
-    to a SurfaceExplorer.
+    to a SurfaceExplorer. `state()` / `StabilityMapView.from_state(s)`: the same map, cell for cell.
     """
+
+    STATE_VIEW = "StabilityMapView"
+    KEYS = ("surface", "optimizer", "x", "y", "resolution", "steps", "every", "colour")
 
     def __init__(self, surface: str = "quadratic", optimizer: str = "momentum", x: str = "lr",
                  y: str = "momentum", *, resolution: int = 80, steps: int = 300, every: int = 25,
                  colour: str = "loss", **fixed: Any) -> None:
+        note = open_shared(self, StabilityMapView.__init__, {})
+        if note is None:
+            return  # built from a shared link's setting
         a = check_stability_args(surface, optimizer, x, y, resolution, steps, every, colour, COLOUR_BY)
         surface, optimizer, x, y, resolution, steps, every, colour = (
             a["surface"], a["optimizer"], a["x"], a["y"], a["resolution"], a["steps"], a["every"], a["colour"])
@@ -129,12 +136,29 @@ class StabilityMapView(_MapMixin, StreamedView):
                                            title="selected run", width="480px", height="460px")
         self.selection = widgets.HTML("Click a cell to see its run.")
         self.selection.add_class("optiviz-map-selection")
+        self.share = ShareControl(self.state, self.STATE_VIEW)
+        self.share.follow(self.surface_w, self.optimizer_w, self.x_w, self.y_w, self.resolution_w, self.steps_w,
+                          self.colour_w)
         controls = widgets.VBox([widgets.HBox([self.surface_w, self.optimizer_w]), widgets.HBox([self.x_w, self.y_w]),
                                  widgets.HBox([self.resolution_w, self.steps_w]), self.colour_w,
-                                 widgets.HBox([self.start_button, self.stop_button, self.progress]), self.status])
+                                 widgets.HBox([self.start_button, self.stop_button, self.progress]), self.status,
+                                 self.share.box])
         self.children = [theme.style_widget(), controls,
                          widgets.HBox([widgets.VBox([self.map_figure, self.theory_html]),
                                        widgets.VBox([self.surface_figure, self.selection])])]
+        if note:
+            self._show_error(note)
+
+    # -------------------------------------------------------------- sharing (Shareable)
+    def setting(self) -> dict[str, Any]:
+        """What the controls are set to now (they hold this view's setting) and the fixed hyperparameters."""
+        return {"surface": self.surface_w.value, "optimizer": self.optimizer_w.value, "x": self.x_w.value,
+                "y": self.y_w.value, "resolution": self.resolution_w.value, "steps": self.steps_w.value,
+                "every": self.every, "colour": self.colour_w.value, "fixed": dict(self.fixed)}
+
+    @classmethod
+    def setting_args(cls, setting: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        return keyword_args(setting, cls.KEYS, "fixed")
 
     # -------------------------------------------------------------- controls
     def _optimizer_changed(self, change: dict) -> None:
@@ -269,11 +293,18 @@ class StabilityMapView(_MapMixin, StreamedView):
         explorer.set(hp.pop("optimizer"), **hp)
 
 
-class BasinMapView(_MapMixin, StreamedView):
-    """Start points over the domain, coloured by the minimum each optimizer ends in; one map per optimizer."""
+class BasinMapView(Shareable, _MapMixin, StreamedView):
+    """Start points over the domain, coloured by the minimum each optimizer ends in; one map per optimizer.
+    `state()` / `BasinMapView.from_state(s)`: the same maps, start for start."""
+
+    STATE_VIEW = "BasinMapView"
+    KEYS = ("surface", "optimizers", "resolution", "steps", "every")
 
     def __init__(self, surface: str = "himmelblau", optimizers: tuple[str, ...] = ("sgd", "momentum", "adam"), *,
                  resolution: int = 60, steps: int = 400, every: int = 25, **kwargs: Any) -> None:
+        note = open_shared(self, BasinMapView.__init__, {})
+        if note is None:
+            return  # built from a shared link's setting
         a = check_basin_args(surface, optimizers, resolution, steps, every)
         surface, optimizers, resolution, steps, every = (
             a["surface"], a["optimizers"], a["resolution"], a["steps"], a["every"])
@@ -293,10 +324,25 @@ class BasinMapView(_MapMixin, StreamedView):
         self.legend = widgets.HTML("")
         self.maps_box = widgets.HBox([])
         self._figures: dict[str, tuple[bq.Figure, bq.HeatMap, bq.ColorScale, SurfacePlot]] = {}
+        self.share = ShareControl(self.state, self.STATE_VIEW)
+        self.share.follow(self.surface_w, self.optimizers_w, self.resolution_w, self.steps_w)
         controls = widgets.VBox([widgets.HBox([self.surface_w, self.optimizers_w]),
                                  widgets.HBox([self.resolution_w, self.steps_w]),
-                                 widgets.HBox([self.start_button, self.stop_button, self.progress]), self.status])
+                                 widgets.HBox([self.start_button, self.stop_button, self.progress]), self.status,
+                                 self.share.box])
         self.children = [theme.style_widget(), controls, self.maps_box, self.legend]
+        if note:
+            self._show_error(note)
+
+    def setting(self) -> dict[str, Any]:
+        """What the controls are set to now (they hold this view's setting) and the other keywords."""
+        return {"surface": self.surface_w.value, "optimizers": list(self.optimizers_w.value),
+                "resolution": self.resolution_w.value, "steps": self.steps_w.value, "every": self.every,
+                "options": dict(self.kwargs)}
+
+    @classmethod
+    def setting_args(cls, setting: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        return keyword_args(setting, cls.KEYS, "options")
 
     def _start(self) -> Iterator[BasinMap]:
         names = tuple(self.optimizers_w.value)

@@ -31,6 +31,8 @@ from optiviz.training.search import (
     make_space,
 )
 from optiviz.views.common import theme
+from optiviz.views.common.data import data_from_setting, data_setting
+from optiviz.views.common.share import Shareable, ShareControl, keyword_args, open_shared
 from optiviz.views.common.streamed import StreamedView
 from optiviz.views.maps.args import BUDGET, check_search_args
 
@@ -38,14 +40,21 @@ METHOD_MARKERS = {"random": "circle", "grid": "square"}
 ACC_SCHEME = ("#440154", "#3b528b", "#21918c", "#5ec962", "#fde725")
 
 
-class SearchView(StreamedView):
+class SearchView(Shareable, StreamedView):
     """Random vs grid search with the same budget: validation accuracy over (lr, weight decay).
 
     x, y: the hyperparameters on the axes, names of `space` (default: lr and weight_decay where it has them).
+    `state()` / `SearchView.from_state(s)`: the same searches, point for point (the data is named, not copied).
     """
+
+    STATE_VIEW = "SearchView"
+    OPTIONS = ("device", "data")
 
     def __init__(self, budget: int = 32, space: dict[str, Any] | None = None, *, coarse_to_fine: bool = True,
                  x: str | None = None, y: str | None = None, **train_kwargs: Any) -> None:
+        note = open_shared(self, SearchView.__init__, {k: train_kwargs[k] for k in self.OPTIONS if k in train_kwargs})
+        if note is None:
+            return  # built from a shared link's setting
         space = LECTURE_SPACE if space is None else space
         if not isinstance(space, Mapping):
             raise TypeError(f"space must map hyperparameter names to (low, high) or a number, got {shown(space)}")
@@ -79,9 +88,25 @@ class SearchView(StreamedView):
         self.figure.fig_margin = {"top": 50, "bottom": 60, "left": 75, "right": 90}
         self.table = widgets.HTML("")
         self.warning = widgets.HTML("")
+        self.share = ShareControl(self.state, self.STATE_VIEW)
+        self.share.follow(self.budget_w, self.c2f_w)
         controls = widgets.HBox([self.budget_w, self.c2f_w, self.start_button, self.stop_button, self.progress])
-        self.children = [theme.style_widget(), controls, self.status,
+        self.children = [theme.style_widget(), controls, self.status, self.share.box,
                          widgets.HBox([self.figure, widgets.VBox([self.table, self.warning])])]
+        if note:
+            self._show_error(note)
+
+    def setting(self) -> dict[str, Any]:
+        """The budget and coarse-to-fine choice as the controls hold them, the space, the axes, the
+        training keywords, and the data by name."""
+        train = {k: v for k, v in self.train_kwargs.items() if k not in self.OPTIONS}
+        return {"budget": self.budget_w.value, "space": dict(self.space), "coarse_to_fine": self.c2f_w.value,
+                "x": self.x_name, "y": self.y_name, "train": train, "data": _data_of(self.train_kwargs)}
+
+    @classmethod
+    def setting_args(cls, setting: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        args = keyword_args(setting, ("budget", "space", "coarse_to_fine", "x", "y"), "train")
+        return {**args, **_data_args(setting, options)}
 
     def _start(self) -> Iterator[SearchPoint]:
         budget = self.budget_w.value
@@ -138,18 +163,37 @@ class SearchView(StreamedView):
             self.status.value = f"{len(everything)} runs · {self._spent} of {self._budget} run-epochs"
 
 
-class EnsembleView(StreamedView):
-    """The lectures' ensemble table, filled row by row next to the lecture's numbers."""
+class EnsembleView(Shareable, StreamedView):
+    """The lectures' ensemble table, filled row by row next to the lecture's numbers.
+    `state()` / `EnsembleView.from_state(s)`: the same table (the data is named, not copied)."""
+
+    STATE_VIEW = "EnsembleView"
+    OPTIONS = ("device", "data")
 
     def __init__(self, model: str = "mlp", data: Any = None, **kwargs: Any) -> None:
+        note = open_shared(self, EnsembleView.__init__, {"data": data, **({"device": kwargs["device"]}
+                                                                          if "device" in kwargs else {})})
+        if note is None:
+            return  # built from a shared link's setting
         super().__init__()
         self.model, self.data, self.kwargs = model, data, kwargs
         self.rows: list[EnsembleRow] = []
         self.result = self.rows
         self.table = widgets.HTML("")
+        self.share = ShareControl(self.state, self.STATE_VIEW)
         self.children = [theme.style_widget(), widgets.HBox([self.start_button, self.stop_button, self.progress]),
-                         self.status, self.table]
+                         self.status, self.share.box, self.table]
         self._draw()
+        if note:
+            self._show_error(note)
+
+    def setting(self) -> dict[str, Any]:
+        options = {k: v for k, v in self.kwargs.items() if k != "device"}
+        return {"model": self.model, "options": options, "data": _data_of({"data": self.data})}
+
+    @classmethod
+    def setting_args(cls, setting: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        return {**keyword_args(setting, ("model",), "options"), **_data_args(setting, options)}
 
     def _start(self) -> Iterator[Any]:
         self.rows = self.result = []
@@ -177,3 +221,16 @@ class EnsembleView(StreamedView):
                             f'{body}</table>')
         if self.rows:
             self.status.value = f"{len(self.rows)} rows"
+
+
+def _data_of(kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The data a search or table trains on, by name (None: the default, the bundled subset)."""
+    return None if kwargs.get("data") is None else data_setting(kwargs["data"])
+
+
+def _data_args(setting: Mapping[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """data= (the setting's, checked against one given) and device= for a rebuilt search or table."""
+    given = options.get("data")
+    named = setting.get("data")
+    data = given if named is None else data_from_setting(named, given, options.get("device"))
+    return {**options, "data": data}
