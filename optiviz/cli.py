@@ -178,6 +178,18 @@ def stop(proc: subprocess.Popen, first: int = signal.SIGTERM, grace: float = 15.
             signal.signal(signal.SIGINT, previous)
 
 
+def share_state(parser: argparse.ArgumentParser, state: str) -> None:
+    """--state: checked now (a bad string stops here, not in the page), then handed to the kernels."""
+    from optiviz.state import STATE_ENV, StateError, read_state
+
+    try:
+        view, _setting = read_state(state)
+    except StateError as exc:
+        parser.error(f"--state: {exc}")
+    os.environ[STATE_ENV] = state.strip()  # server_env() copies it to the server and so to its kernels
+    print(f"optiviz: the notebook's first {view} opens with the shared setting.", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="optiviz", description="Live widgets that make optimization visible.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -189,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     present.add_argument("notebook", type=Path)
     present.add_argument("--port", type=int, default=None)
     present.add_argument("--no-browser", action="store_true")
+    present.add_argument("--state", default=None, metavar="STRING",
+                         help="a setting from a view's Share button (view.state()): the notebook's first view "
+                              "of that kind opens with it")
     args = parser.parse_args(argv)
 
     port = free_port(args.port)
@@ -207,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         notebook = notebooks_dir() / notebook
     if notebook.suffix != ".ipynb" or not notebook.is_file():
         parser.error(f"NOTEBOOK must be an existing .ipynb file, got {args.notebook}")
+    if args.state is not None:
+        share_state(parser, args.state)
     base = f"http://127.0.0.1:{port}"
     return serve(present_command(notebook.resolve(), port, not args.no_browser), base, base, "Voila",
                  stop_signal=signal.SIGINT)

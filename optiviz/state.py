@@ -24,6 +24,8 @@ from typing import Any
 
 from optiviz._validate import shown
 
+STATE_ENV = "OPTIVIZ_STATE"  # `optiviz present --state S` hands S to the kernels here
+QUERY_PARAM = "optiviz_state"  # ...and a Voila page's ?optiviz_state=S reaches them in $QUERY_STRING
 VERSION = 1  # the format this optiviz writes and reads; a newer one is refused with a clear message
 PREFIX = f"ov{VERSION}."
 MAX_STRING = 8_000  # characters of a compact string (a URL of a few kB still opens everywhere)
@@ -305,4 +307,4 @@ def _loads(text_: str) -> Any:
         raise StateError(f"state JSON cannot be read: {exc}") from None
 
 
-__all__ = ["VERSION", "PREFIX", "VIEWS", "SCHEMAS", "StateError", "read_state", "to_string", "to_json", "document", "plain"]
+__all__ = ["STATE_ENV", "QUERY_PARAM", "VERSION", "PREFIX", "VIEWS", "SCHEMAS", "StateError", "read_state", "to_string", "to_json", "document", "plain"]

@@ -5,7 +5,7 @@ controller or its controls, never kept twice) and how a setting becomes its cons
 arguments (`setting_args`). The format and its checks are optiviz/state.py's.
 
 A shared link: `optiviz present NB --state S` puts S in $OPTIVIZ_STATE for the kernels, and a Voila
-page opened with `?optiviz_state=S` has it in the kernel's $QUERY_STRING. The first view of that
+page opened with `?optiviz_state=S` has it in the kernel's $QUERY_STRING (which wins). The first view of that
 kind the notebook builds opens with the setting instead of the notebook's arguments (one setting
 opens one view); a string that cannot be used is said in that view's error line, and the
 notebook's own setting runs.
@@ -23,10 +23,8 @@ from typing import Any
 import ipywidgets as widgets
 
 from optiviz._validate import check_choice
-from optiviz.state import StateError, document, read_state, to_json, to_string
+from optiviz.state import QUERY_PARAM, STATE_ENV, StateError, document, read_state, to_json, to_string
 
-STATE_ENV = "OPTIVIZ_STATE"
-QUERY_PARAM = "optiviz_state"
 FORMS = ("string", "json", "dict")
 
 _lock = threading.Lock()
@@ -91,12 +89,12 @@ def _no_shared_link() -> Iterator[None]:
 
 
 def shared_link_state() -> str | None:
-    """The setting a shared link brought to this kernel: $OPTIVIZ_STATE, else Voila's ?optiviz_state=."""
-    value = os.environ.get(STATE_ENV)
-    if value:
-        return value
+    """The setting a shared link brought to this kernel: the Voila page's ?optiviz_state= (the more
+    specific ask), else $OPTIVIZ_STATE (`optiviz present --state`)."""
     query = urllib.parse.parse_qs(os.environ.get("QUERY_STRING", ""))
-    return query[QUERY_PARAM][0] if query.get(QUERY_PARAM) else None
+    if query.get(QUERY_PARAM):
+        return query[QUERY_PARAM][0]
+    return os.environ.get(STATE_ENV) or None
 
 
 def _take_shared(view: str) -> tuple[dict[str, Any] | None, str]:
