@@ -31,7 +31,7 @@ PREFIX = f"ov{VERSION}."
 MAX_STRING = 8_000  # characters of a compact string (a URL of a few kB still opens everywhere)
 MAX_JSON = 32_000  # bytes of JSON, after inflating: what a hostile "zip bomb" is cut at
 MAX_ITEMS = 64  # entries of one list or mapping
-MAX_TEXT = 500  # characters of one text value (a formula fits; a pasted megabyte does not)
+MAX_TEXT = 500  # characters of one text value: the longest formula (engine/expression.py), not a pasted megabyte
 _STRING_RE = re.compile(r"ov(\d+)\.([A-Za-z0-9_-]*)")
 
 Check = Callable[[str, Any], Any]  # (where, value) -> the value as the view takes it; ValueError otherwise

@@ -133,6 +133,9 @@ def setting_of(cfg: ExplorerConfig, surface: Surface, seed: int, preset: str | N
                          "SurfaceExplorer('quadratic', condition=100)")
     defaults = full_hparams(surface, OPTIMIZERS, {})
     changed = {o: {k: v for k, v in hp.items() if v != defaults[o].get(k)} for o, hp in cfg.hparams.items()}
+    if cfg.shared_lr is not None:  # one lr for every racing optimizer: said once, as "lr"
+        for o in cfg.optimizers:
+            changed[o].pop("lr", None)
     return {"surface": cfg.surface, "surface_params": dict(cfg.surface_params), "optimizers": list(cfg.optimizers),
             "hparams": {o: hp for o, hp in changed.items() if hp}, "lr": cfg.shared_lr, "start": cfg.start,
             "grad_noise": cfg.grad_noise, "clip": list(cfg.clip), "schedule": [cfg.schedule[0], dict(cfg.schedule[1])],
