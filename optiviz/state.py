@@ -76,6 +76,12 @@ def pair(where: str, value: Any) -> tuple[float, float]:
     return (number(f"{where}[0]", value[0]), number(f"{where}[1]", value[1]))
 
 
+def cell(where: str, value: Any) -> tuple[int, int]:
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise _fail(where, "a cell [row, column]", value)
+    return (integer(f"{where}[0]", value[0]), integer(f"{where}[1]", value[1]))
+
+
 def optional(check: Check) -> Check:
     return lambda where, value: None if value is None else check(where, value)
 
@@ -176,7 +182,7 @@ SCHEMAS: dict[str, Check] = {
         "probe_every": integer, "val_every": optional(integer)}),
     "StabilityMapView": record({
         "surface": text, "optimizer": text, "x": text, "y": text, "resolution": integer, "steps": integer,
-        "every": integer, "colour": text, "fixed": keywords}),
+        "every": integer, "colour": text, "fixed": keywords, "selected": optional(cell)}),
     "BasinMapView": record({
         "surface": text, "optimizers": sequence(text), "resolution": integer, "steps": integer, "every": integer,
         "options": keywords}),

@@ -100,6 +100,12 @@ def test_stability_and_basin_map_round_trips_give_the_same_maps():
     assert b.resolution_w.value == 12 and b.colour_w.value == "rate" and b.fixed == {"dampening": 0.1}
     ma, mb = a.compute_sync(), b.compute_sync()
     assert ma.final_loss.shape == (12, 12) and np.array_equal(ma.final_loss, mb.final_loss, equal_nan=True)
+    picked = a.select(3, 7)  # a clicked cell is part of the setting: selected again once computed
+    again = ov.StabilityMapView.from_state(a.state())
+    assert again.selected is None and again.compute_sync() is not None
+    assert again.selected_cell == (3, 7) and again.selected == picked
+    assert np.array_equal(again.path.x, a.path.x) and again.selection.value == a.selection.value
+    again.close()
     c = ov.BasinMapView("himmelblau", ("sgd", "adam"), resolution=8, steps=40, every=20)
     d = ov.BasinMapView.from_state(c.state())
     assert np.array_equal(c.compute_sync().labels, d.compute_sync().labels)

@@ -89,6 +89,8 @@ class StabilityMapView(Shareable, _MapMixin, StreamedView):
         self.start_button.description = "Compute"
         self.result: StabilityMap | None = None
         self.selected: dict[str, Any] | None = None
+        self.selected_cell: tuple[int, int] | None = None  # (row, column) of the cell clicked on this map
+        self._cell_to_select: tuple[int, int] | None = None  # a shared setting's cell, once its map is done
         self.fixed = fixed
         self.surface_w = widgets.Dropdown(options=list(SURFACES), value=surface, description="surface")
         self.optimizer_w = widgets.Dropdown(options=list(OPTIMIZERS), value=optimizer, description="optimizer")
@@ -154,11 +156,16 @@ class StabilityMapView(Shareable, _MapMixin, StreamedView):
         """What the controls are set to now (they hold this view's setting) and the fixed hyperparameters."""
         return {"surface": self.surface_w.value, "optimizer": self.optimizer_w.value, "x": self.x_w.value,
                 "y": self.y_w.value, "resolution": self.resolution_w.value, "steps": self.steps_w.value,
-                "every": self.every, "colour": self.colour_w.value, "fixed": dict(self.fixed)}
+                "every": self.every, "colour": self.colour_w.value, "fixed": dict(self.fixed),
+                "selected": self.selected_cell}
 
     @classmethod
     def setting_args(cls, setting: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
         return keyword_args(setting, cls.KEYS, "fixed")
+
+    def after_state(self, setting: dict[str, Any]) -> None:
+        """The cell that was selected is selected again when the map is computed."""
+        self._cell_to_select = setting.get("selected")
 
     # -------------------------------------------------------------- controls
     def _optimizer_changed(self, change: dict) -> None:
@@ -173,6 +180,8 @@ class StabilityMapView(Shareable, _MapMixin, StreamedView):
         if self.x_w.value == self.y_w.value:
             raise ValueError(f"x and y axes must differ, both are {self.x_w.value!r}")
         res = self.resolution_w.value
+        self.selected_cell = None  # a cell of the map being replaced
+        self.share.refresh()
         self.plot.set_surface(get_surface(self.surface_w.value))
         self.path.x, self.path.y = [], []
         return iter_stability_map(self.surface_w.value, self.optimizer_w.value,
@@ -188,6 +197,12 @@ class StabilityMapView(Shareable, _MapMixin, StreamedView):
         self.result = maps[-1]
         self.progress.value = self.result.progress
         self._draw_map()
+        if self._cell_to_select is not None and self.result.steps_done >= self.result.steps:
+            cell, self._cell_to_select = self._cell_to_select, None
+            try:
+                self.select(*cell)
+            except ValueError as exc:
+                self._show_error(f"the shared setting's cell: {exc}")
         m = self.result
         n_div, n_conv = int(m.diverged.sum()), int((m.converged_at >= 0).sum())
         self.status.value = (f"step {m.steps_done} / {m.steps} · {m.final_loss.size:,} runs · "
@@ -281,6 +296,8 @@ class StabilityMapView(Shareable, _MapMixin, StreamedView):
         self.selection.value = (f"<b>{m.optimizer}</b>: {shown} — {outcome}, final loss {theme.format_loss(run.loss[-1])}"
                                 f"<br>{rate} per step")
         self.selected = {"optimizer": m.optimizer, **setting}
+        self.selected_cell = (i, j)
+        self.share.refresh()
         return self.selected
 
     def send_to(self, explorer: Any) -> None:
