@@ -52,7 +52,8 @@ class SearchView(Shareable, StreamedView):
 
     def __init__(self, budget: int = 32, space: dict[str, Any] | None = None, *, coarse_to_fine: bool = True,
                  x: str | None = None, y: str | None = None, **train_kwargs: Any) -> None:
-        note = open_shared(self, SearchView.__init__, {k: train_kwargs[k] for k in self.OPTIONS if k in train_kwargs})
+        # a shared setting names its own data: the notebook's is not the one it was made with
+        note = open_shared(self, SearchView.__init__, {k: train_kwargs[k] for k in ("device",) if k in train_kwargs})
         if note is None:
             return  # built from a shared link's setting
         space = LECTURE_SPACE if space is None else space
@@ -171,8 +172,7 @@ class EnsembleView(Shareable, StreamedView):
     OPTIONS = ("device", "data")
 
     def __init__(self, model: str = "mlp", data: Any = None, **kwargs: Any) -> None:
-        note = open_shared(self, EnsembleView.__init__, {"data": data, **({"device": kwargs["device"]}
-                                                                          if "device" in kwargs else {})})
+        note = open_shared(self, EnsembleView.__init__, {k: kwargs[k] for k in ("device",) if k in kwargs})
         if note is None:
             return  # built from a shared link's setting
         super().__init__()
