@@ -51,6 +51,12 @@ _EXPORTS: dict[str, str] = {
     "dropout_test_time": "optiviz.training.dropout_test",
     "compare_preprocessing": "optiviz.training.preprocessing",
     "hyperparameter_importance": "optiviz.training.importance",
+    "race_on_net": "optiviz.training.net_race",
+    "NetRace": "optiviz.training.net_race",
+    "loss_landscape": "optiviz.training.landscape",
+    "Landscape": "optiviz.training.landscape",
+    "interpolate": "optiviz.training.landscape",
+    "Interpolation": "optiviz.training.landscape",
     # stream
     "LiveRunner": "optiviz.stream.runner",
     "SeriesBuffer": "optiviz.stream.series",
@@ -62,6 +68,7 @@ _EXPORTS: dict[str, str] = {
     "BasinMapView": "optiviz.views.maps.maps",
     "SearchView": "optiviz.views.maps.searches",
     "EnsembleView": "optiviz.views.maps.searches",
+    "LandscapeView": "optiviz.views.landscape.view",
     "close_all": "optiviz.views.common.registry",
 }
 
