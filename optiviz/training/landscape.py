@@ -100,20 +100,29 @@ def _vector(value: Any, what: str, size: int | None, device: torch.device) -> to
 
 def make_plane(race: NetRace, plane: Any = "pca", *, center: str | None = None, seed: int = 0) -> tuple[Plane, Any]:
     """The plane a landscape is drawn on (see the module's docstring), and PCA's shares (else None)."""
+    check_plane_choice(plane, len(race.optimizers), race.optimizers)
     if isinstance(plane, str):
-        plane = check_choice("plane", plane, PLANES)
+        plane = plane.lower()
         if plane == "pca":
-            if len(race.optimizers) < 2:
-                raise ValueError(f"plane='pca' compares the paths of at least two optimizers, and this race has one "
-                                 f"({race.optimizers[0]!r}): race two or more (optimizers=('sgd', 'adam')), or draw "
-                                 "one run on plane='random' or on a plane through three of its points")
             moves = torch.cat([race.trajectory(n)[1] for n in race.optimizers]) - race.init
             return pca_plane(race.template, race.init, moves)
         anchor = race.optimizers[0] if center is None else center
         return random_plane(race.template, _named_point(race, anchor, "center"), seed=seed), None
-    if isinstance(plane, Sequence) and len(plane) == 3:
-        p = [_named_point(race, v, f"plane[{i}]") for i, v in enumerate(plane)]
-        return points_plane(race.template, *p), None
+    p = [_named_point(race, v, f"plane[{i}]") for i, v in enumerate(plane)]
+    return points_plane(race.template, *p), None
+
+
+def check_plane_choice(plane: Any, n_optimizers: int, names: Sequence[str] = ()) -> None:
+    """plane is "pca" (with two or more optimizers), "random", or three points."""
+    if isinstance(plane, str) and plane.lower() in PLANES:
+        if plane.lower() == "pca" and n_optimizers < 2:
+            one = f" ({names[0]!r})" if names else ""
+            raise ValueError(f"plane='pca' compares the paths of at least two optimizers, and this race has one{one}: "
+                             "race two or more (optimizers=('sgd', 'adam')), or draw one run on plane='random' or on "
+                             "a plane through three of its points")
+        return
+    if not isinstance(plane, str) and isinstance(plane, (Sequence, np.ndarray, torch.Tensor)) and len(plane) == 3:
+        return
     raise ValueError(f"unknown plane {shown(plane)}; allowed: {', '.join(PLANES)}, or three points "
                      "(weight vectors, 'init' or an optimizer's name)")
 
@@ -222,4 +231,4 @@ def interpolate(a: Any, b: Any, data: CIFAR10, points: int = 51, *, model: nn.Mo
     return Interpolation(t=t, loss=loss, acc=acc, barrier=barrier)
 
 
-__all__ = ["Landscape", "Interpolation", "loss_landscape", "interpolate", "make_plane", "PLANES", "RESOLUTION"]
+__all__ = ["Landscape", "Interpolation", "loss_landscape", "interpolate", "make_plane", "check_plane_choice", "PLANES", "POINTS", "RESOLUTION"]
