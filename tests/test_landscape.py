@@ -135,3 +135,46 @@ def test_bad_input_is_refused_with_what_is_allowed(race, data, monkeypatch):
     monkeypatch.setattr("optiviz.engine.devices.free_memory", lambda _device: 2 * 2**20)
     with pytest.raises(ValueError, match="resolution=201 .* needs about .* lower resolution"):
         ov.loss_landscape(race, resolution=201)
+
+
+# ------------------------------------------------------------------------------- the view
+def test_view_paths_grow_live_and_follow_the_refitted_plane(data):
+    view = ov.LandscapeView("mlp", ("sgd", "adam"), data=data, n_train=128, batch_size=32, epochs=2, resolution=5,
+                            points=5, refit_every=3)
+    c = view.controller
+    try:
+        view.step(1)  # the first step fits a plane: the paths are the projected snapshots, init first
+        assert c.landscape is not None and c.path("sgd").shape == (2, 2)
+        view.step(1)  # between refits each step adds one point: where the run is now, on the current plane
+        assert c.path("sgd").shape == (3, 2)
+        np.testing.assert_allclose(c.path("adam")[-1], c.landscape.project(c.race.current("adam")[None])[0], atol=1e-6)
+        np.testing.assert_allclose(view.path_lines["adam"].x[-1], c.path("adam")[-1, 0], rtol=1e-5)
+        first = c.landscape
+        view.step(1)  # step 3: refit
+        assert c.landscape is not first and c.race.step_count == 3
+        view.set("adam", lr=0.004)
+        assert c.lr("adam") == 0.004 and c.race.trainers["adam"].hparams["lr"] == 0.004
+        assert view.lr_sliders["adam"].value == pytest.approx(0.004, rel=1e-6)
+        view.set("sgd", lr=-1.0)
+        assert "lr" in view.error and c.lr("sgd") > 0
+        point = view.select(0.2 * c.landscape.xs[-1], 0.1)
+        assert point.loss == pytest.approx(c.landscape.evaluate(point.x, point.y, c.data)[0], rel=1e-6)
+        assert "training loss" in view.selection_html.value
+        view.step(100)  # runs to the end (8 steps) and stops there
+        assert c.done and c.race.step_count == 8 and view.start_button.description == "Done"
+        for name, curve in c.interpolations.items():
+            assert curve.loss[0] == pytest.approx(c.interpolations["sgd"].loss[0], rel=1e-6)  # all start at the init
+        assert "the plane holds" in view.status_html.value
+    finally:
+        view.close()
+    view.step(5)  # ignored after close
+    assert c.race.step_count == 8
+
+
+def test_view_refuses_bad_settings_before_building(data):
+    with pytest.raises(ValueError, match="at least two optimizers"):
+        ov.LandscapeView("mlp", ("adam",), data=data, plane="pca")
+    with pytest.raises(ValueError, match="resolution must be"):
+        ov.LandscapeView("mlp", data=data, resolution=2)
+    with pytest.raises(ValueError, match="unknown plane"):
+        ov.LandscapeView("mlp", data=data, plane="hessian")
