@@ -78,10 +78,11 @@ class LandscapeView(LiveView):
         self.status_html.add_class("optiviz-landscape-status")
         self.selection_html = widgets.HTML("Click the landscape to see the loss and accuracy of the net there.")
         self.selection_html.add_class("optiviz-landscape-selection")
-        self.note_html = widgets.HTML("")
+        self.note_html = widgets.HTML("", layout=widgets.Layout(width="480px"))
         self.children = [theme.style_widget(), widgets.HBox([self.start_button, self.refit_button]),
                          widgets.VBox(list(self.lr_sliders.values())), self.error_html, self.status_html,
-                         widgets.HBox([widgets.VBox([self.figure, self.selection_html]),
+                         widgets.HBox([widgets.VBox([self.figure, self.selection_html],
+                                                    layout=widgets.Layout(min_width="600px")),
                                        widgets.VBox([self.line_figure, self.note_html])])]
         self.add_class("optiviz-landscape")
         self.attach(controller)
