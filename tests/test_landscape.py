@@ -128,6 +128,11 @@ def test_bad_input_is_refused_with_what_is_allowed(race, data, monkeypatch):
         ov.loss_landscape(race, ("init", "sgd", "init"))
     with pytest.raises(ValueError, match="snapshots must be"):
         ov.race_on_net("mlp", ("sgd", "adam"), data, steps=1, snapshots=10**6)
+    with pytest.raises(ValueError, match="no optimizer in the race .* takes 'centred'"):
+        ov.race_on_net("mlp", ("sgd", "adam"), data, steps=1, centred=True)
+    shared = ov.race_on_net("mlp", ("sgd", "adam"), data, steps=1, betas=(0.8, 0.99), weight_decay=1e-3)
+    assert shared.trainers["adam"].hparams["betas"] == (0.8, 0.99)
+    assert shared.trainers["sgd"].hparams["weight_decay"] == 1e-3 and "betas" not in shared.trainers["sgd"].hparams
     bn = ov.build_model("mlp", batch_norm=True)
     with pytest.raises(ValueError, match="batch_norm=False"):
         ov.interpolate(bn, bn, data)

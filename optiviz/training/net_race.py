@@ -20,7 +20,7 @@ from torch import nn
 
 from optiviz._validate import check_choice, check_int, shown
 from optiviz.engine.devices import check_allocation
-from optiviz.engine.hparams import DASHBOARD_SGD_LR, TRAINING_LR
+from optiviz.engine.hparams import DASHBOARD_SGD_LR, TRAINING_LR, torch_hparams
 from optiviz.engine.optimizers import OPTIMIZERS
 from optiviz.engine.preflight import check_hparams_arg, optimizer_names
 from optiviz.training.data import CIFAR10, load_cifar10
@@ -97,8 +97,12 @@ class NetRace:
         self.optimizers = names
         self.template = copy.deepcopy(net).eval()
         self.trainers: dict[str, Trainer] = {}
+        takes = {n: {"lr", *torch_hparams(n)} for n in names}
+        unused = sorted(set(shared) - set().union(*takes.values()))
+        if unused:
+            raise ValueError(f"no optimizer in the race ({', '.join(names)}) takes {unused[0]!r}")
         for name in names:
-            given = {k: v for k, v in shared.items() if k != "momentum" or name in ("momentum", "nesterov")}
+            given = {k: v for k, v in shared.items() if k in takes[name]}  # weight_decay for all, betas for adam
             given.update((hparams or {}).get(name, {}))
             given.setdefault("lr", default_lr(self.model_name, name))
             self.trainers[name] = Trainer(copy.deepcopy(net), data, optimizer=name, batch_size=batch_size, seed=seed,

@@ -93,11 +93,11 @@ class Plane:
 
     def coordinates(self, points: torch.Tensor) -> np.ndarray:
         """(T, 2) least-squares coordinates of (T, P) points on the plane (their shadow on it)."""
-        d = torch.stack([self.d1, self.d2]).double()
+        d = torch.stack([self.d1, self.d2]).cpu().double()  # float64 on the host (MPS has none)
         gram = d @ d.T
-        rhs = d @ (points.double() - self.origin.double()).T
+        rhs = d @ (points.cpu().double() - self.origin.cpu().double()).T
         keep = torch.diagonal(gram) > 0
-        out = torch.zeros(2, points.shape[0], dtype=torch.float64, device=points.device)
+        out = torch.zeros(2, points.shape[0], dtype=torch.float64)
         if bool(keep.all()):
             out = torch.linalg.solve(gram, rhs)
         elif bool(keep.any()):  # a line: d2 is zero
@@ -107,10 +107,11 @@ class Plane:
 
     def held_share(self, displacements: torch.Tensor) -> float:
         """The share of sum ||delta||^2 of (T, P) displacements that lies in the plane's directions."""
-        d = torch.stack([self.d1, self.d2]).double()
+        d = torch.stack([self.d1, self.d2]).cpu().double()
+        displacements = displacements.cpu().double()
         gram = d @ d.T
-        rhs = d @ displacements.double().T
-        total = float((displacements.double() ** 2).sum())
+        rhs = d @ displacements.T
+        total = float((displacements ** 2).sum())
         if total == 0.0:
             return float("nan")
         try:
@@ -129,7 +130,7 @@ class Plane:
 def pca_plane(template: nn.Module, origin: torch.Tensor, displacements: torch.Tensor) -> tuple[Plane, np.ndarray]:
     """The two directions that hold most of (T, P) displacements from `origin` (uncentred PCA:
     the plane through the origin that best fits the paths); also every direction's share."""
-    d = displacements.double()
+    d = displacements.cpu().double()  # float64 on the host (MPS has none); the plane goes back to the device
     gram = d @ d.T
     values, vectors = torch.linalg.eigh(gram)
     values, vectors = values.flip(0).clamp_min(0.0), vectors.flip(1)
@@ -140,7 +141,8 @@ def pca_plane(template: nn.Module, origin: torch.Tensor, displacements: torch.Te
     proj = d @ dirs.T
     dirs = dirs * torch.where(proj.sum(0) < 0, -1.0, 1.0).to(dirs.dtype).unsqueeze(1)  # paths go to +a, +b
     share = (values / values.sum()).cpu().numpy()
-    return Plane("pca", origin.float(), dirs[0].float(), dirs[1].float(), template,
+    dirs = dirs.float().to(origin.device)
+    return Plane("pca", origin.float(), dirs[0], dirs[1], template,
                  ("PC1 (weight-space distance)", "PC2 (weight-space distance)")), share
 
 
@@ -168,6 +170,8 @@ def random_plane(template: nn.Module, center: torch.Tensor, seed: int = 0) -> Pl
 
 def points_plane(template: nn.Module, p0: torch.Tensor, p1: torch.Tensor, p2: torch.Tensor) -> Plane:
     """The plane through three points: p0 at (0, 0), p1 on the a axis; units are weight-space distance."""
+    device = p0.device
+    p0, p1, p2 = p0.cpu(), p1.cpu(), p2.cpu()
     e1 = (p1 - p0).double()
     n1 = float(e1.norm())
     if n1 == 0.0:
@@ -178,7 +182,7 @@ def points_plane(template: nn.Module, p0: torch.Tensor, p1: torch.Tensor, p2: to
     n2 = float(e2.norm())
     if n2 <= 1e-9 * max(n1, float((p2 - p0).norm())):
         raise ValueError("plane: the three points lie on one line; give three points that span a plane")
-    return Plane("points", p0.float(), e1.float(), (e2 / n2).float(), template,
+    return Plane("points", p0.float().to(device), e1.float().to(device), (e2 / n2).float().to(device), template,
                  ("a (weight-space distance)", "b (weight-space distance)"))
 
 
@@ -262,8 +266,8 @@ def evaluate_points(plane: Plane, coords: np.ndarray, data: CIFAR10, *, split: s
     basis = plane.basis.to(device)
     rest_basis = basis[:, rest_idx]
     coef = torch.cat([torch.ones(m, 1, dtype=torch.float64), torch.as_tensor(coords)], dim=1).float().to(device)
-    loss_sum = torch.zeros(m, dtype=torch.float64, device=device)
-    correct = torch.zeros(m, dtype=torch.float64, device=device)
+    loss_sum = torch.zeros(m, dtype=torch.float64)  # on the host: float64 everywhere (MPS has none)
+    correct = torch.zeros(m, dtype=torch.float64)
     w_slice, w_shape = slices[w_key]
     b_entry = slices.get(b_key)
     for start in range(0, n, EVAL_BATCH):
@@ -298,10 +302,10 @@ def evaluate_points(plane: Plane, coords: np.ndarray, data: CIFAR10, *, split: s
                 feats, train=False, start=first.index + 1, layout=layout)
             _k, b, classes = logits.shape
             ce = F.cross_entropy(logits.reshape(k * b, classes), y.repeat(k), reduction="none").view(k, b)
-            loss_sum[lo:lo + k] += ce.sum(dim=1).double()
-            correct[lo:lo + k] += (logits.argmax(dim=2) == y).sum(dim=1).double()
-    loss = (loss_sum / n).cpu().numpy()
-    return np.where(np.isfinite(loss), loss, np.inf), (correct / n).cpu().numpy()
+            loss_sum[lo:lo + k] += ce.sum(dim=1).cpu().double()
+            correct[lo:lo + k] += (logits.argmax(dim=2) == y).sum(dim=1).cpu().double()
+    loss = (loss_sum / n).numpy()
+    return np.where(np.isfinite(loss), loss, np.inf), (correct / n).numpy()
 
 
 def evaluate_one_by_one(plane: Plane, coords: np.ndarray, data: CIFAR10, *, split: str = "train") -> np.ndarray:
