@@ -222,9 +222,10 @@ def interpolate(a: Any, b: Any, data: CIFAR10, points: int = 51, *, model: nn.Mo
     line = Plane("line", va, vb - va, torch.zeros_like(va), template, ("t", ""))
     t = np.linspace(t0, t1, points)
     coords = np.stack([t, np.zeros_like(t)], axis=1)
-    chunk = check_evaluation_fits(line, points, data, split, f"points={points} on the {split} split")
-    loss, acc = evaluate_points(line, coords, data, split=split, chunk=chunk)
-    ends, _ = evaluate_points(line, np.array([[0.0, 0.0], [1.0, 0.0]]), data, split=split, chunk=2)
+    chunk = check_evaluation_fits(line, points + 2, data, split, f"points={points} on the {split} split")
+    ends_too = np.concatenate([coords, [[0.0, 0.0], [1.0, 0.0]]])  # the chord's ends, in the same pass
+    loss, acc = evaluate_points(line, ends_too, data, split=split, chunk=chunk)
+    loss, acc, ends = loss[:points], acc[:points], loss[points:]
     chord = ends[0] + t * (ends[1] - ends[0])
     inside = (t >= 0.0) & (t <= 1.0)
     barrier = float(max(0.0, np.max(loss[inside] - chord[inside]))) if inside.any() else float("nan")
