@@ -54,6 +54,12 @@ _EXPORTS: dict[str, str] = {
     # sharing a setting (views' state() / from_state)
     "read_state": "optiviz.state",
     "StateError": "optiviz.state",
+    "race_on_net": "optiviz.training.net_race",
+    "NetRace": "optiviz.training.net_race",
+    "loss_landscape": "optiviz.training.landscape",
+    "Landscape": "optiviz.training.landscape",
+    "interpolate": "optiviz.training.landscape",
+    "Interpolation": "optiviz.training.landscape",
     # stream
     "LiveRunner": "optiviz.stream.runner",
     "SeriesBuffer": "optiviz.stream.series",
@@ -65,6 +71,7 @@ _EXPORTS: dict[str, str] = {
     "BasinMapView": "optiviz.views.maps.maps",
     "SearchView": "optiviz.views.maps.searches",
     "EnsembleView": "optiviz.views.maps.searches",
+    "LandscapeView": "optiviz.views.landscape.view",
     "close_all": "optiviz.views.common.registry",
 }
 

@@ -28,6 +28,7 @@ NOTEBOOKS = (
     "04_schedules_clipping_one_bit.ipynb",
     "05_many_runs_at_once.ipynb",
     "06_babysitting_and_debugging.ipynb",
+    "07_loss_landscapes.ipynb",
 )
 BUDGET_S = 180  # the whole notebook, on 2 CPU cores
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -44,7 +45,7 @@ def text(cell: nbformat.NotebookNode) -> str:
 
 def test_the_lecture_notebooks_are_all_there():
     present = sorted(p.name for p in NOTEBOOK_DIR.glob("*.ipynb"))
-    assert present == sorted(NOTEBOOKS), "notebooks/ should hold exactly the six lecture notebooks"
+    assert present == sorted(NOTEBOOKS), "notebooks/ should hold exactly the lecture notebooks"
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)

@@ -95,6 +95,29 @@ class StackedNet:
             out.dropout = np.broadcast_to(np.asarray(dropout, dtype=np.float64), (n,)).copy()
         return out
 
+    @classmethod
+    def from_stacked(cls, template: nn.Module, state: dict[str, torch.Tensor]) -> StackedNet:
+        """K nets straight from stacked tensors (K, ...) of `template`'s state, with no per-net module
+        built: many points of a loss landscape at once. Keys the forward pass never reads (a first
+        layer computed elsewhere) may be left out. Dropout keeps the template's p."""
+        out = cls.__new__(cls)
+        out.template = template
+        out.k = int(next(iter(state.values())).shape[0])
+        out.device = next(iter(state.values())).device
+        out.state = dict(state)
+        out._ops = out._compile(template)
+        out.param_names = [k for k, _ in template.named_parameters() if k in state]
+        drops = [m for m in template.modules() if isinstance(m, Dropout)]
+        out.dropout = np.full(out.k, drops[0].p if drops else 0.0)
+        out.dropout_mode = drops[0].mode if drops else "inverted"
+        out.generators = [None] * out.k
+        return out
+
+    @property
+    def ops(self) -> list[tuple[str, str, nn.Module]]:
+        """The layers as (kind, module name, module): "linear", "conv", "bn", "dropout", "flatten", "pass"."""
+        return list(self._ops)
+
     # ----------------------------------------------------------------- structure
     def _compile(self, net: nn.Module) -> list[tuple[str, str, nn.Module]]:
         ops = []
@@ -122,11 +145,13 @@ class StackedNet:
         return [self.state[k] for k in self.param_names]
 
     # ----------------------------------------------------------------- forward
-    def forward(self, x: torch.Tensor, *, train: bool = True) -> torch.Tensor:
-        """Logits (K, B, classes) of the K nets on one shared batch x (B, ...)."""
-        layout = "shared"
+    def forward(self, x: torch.Tensor, *, train: bool = True, start: int = 0, layout: str = "shared") -> torch.Tensor:
+        """Logits (K, B, classes) of the K nets on one shared batch x (B, ...).
+
+        start / layout: begin at op `start` (of `ops`) on features already in that layout ("feat"
+        (K, B, F) or "chan" (B, K*C, H, W)): the loss landscape computes the first layer itself."""
         k = self.k
-        for kind, name, module in self._ops:
+        for kind, name, module in self._ops[start:]:
             if kind == "linear":
                 w, b = self.state[f"{name}.weight"], self.state.get(f"{name}.bias")
                 if layout != "feat" and (layout == "chan" or x.dim() != 2):

@@ -23,7 +23,7 @@ GRID = 160  # heatmap cells a side: canvas-drawn, cheap at this size
 class SurfacePlot:
     """Scales + background marks for one surface; `set_surface` redraws them for another."""
 
-    def __init__(self, surface: Surface, *, on_click: Callable[[float, float], None] | None = None,
+    def __init__(self, surface: Surface | None, *, on_click: Callable[[float, float], None] | None = None,
                  grid: int = GRID) -> None:
         self.grid = grid
         self.x_scale = bq.LinearScale()
@@ -38,7 +38,8 @@ class SurfacePlot:
                                  default_size=140)
         self.click_target = click_target(self.scales, on_click)
         self.surface = surface
-        self.set_surface(surface)
+        if surface is not None:  # None: values come later through set_grid
+            self.set_surface(surface)
 
     @property
     def background(self) -> list[bq.Mark]:
@@ -46,17 +47,22 @@ class SurfacePlot:
 
     def set_surface(self, surface: Surface) -> None:
         self.surface = surface
-        (x0, x1), (y0, y1) = surface.domain
         xs, ys, z = surface.grid(self.grid)
-        cx, cy = theme.contour_paths(xs, ys, z, theme.contour_levels(z, surface.f_ref, log=surface.log_color))
-        minima = np.asarray(surface.minima, dtype=np.float32).reshape(-1, 2)
+        self.set_grid(xs, ys, z, surface.f_ref, log=surface.log_color, minima=surface.minima)
+
+    def set_grid(self, xs: np.ndarray, ys: np.ndarray, z: np.ndarray, f_ref: float, *, log: bool = True,
+                 minima: Any = ()) -> None:
+        """Draw values z (len(ys), len(xs)) computed elsewhere (a net's loss landscape), the same way."""
+        x0, x1, y0, y1 = float(xs[0]), float(xs[-1]), float(ys[0]), float(ys[-1])
+        cx, cy = theme.contour_paths(xs, ys, z, theme.contour_levels(z, f_ref, log=log))
+        minima = np.asarray(minima, dtype=np.float32).reshape(-1, 2)
         with self.heatmap.hold_sync(), self.contours.hold_sync(), self.minima.hold_sync(), \
                 self.x_scale.hold_sync(), self.y_scale.hold_sync(), self.click_target.hold_sync():
-            self.x_scale.min, self.x_scale.max = float(x0), float(x1)
-            self.y_scale.min, self.y_scale.max = float(y0), float(y1)
-            self.heatmap.x = xs.astype(np.float32)
-            self.heatmap.y = ys.astype(np.float32)
-            self.heatmap.color = theme.surface_colors(z, surface.f_ref, log=surface.log_color)
+            self.x_scale.min, self.x_scale.max = x0, x1
+            self.y_scale.min, self.y_scale.max = y0, y1
+            self.heatmap.x = np.asarray(xs, dtype=np.float32)
+            self.heatmap.y = np.asarray(ys, dtype=np.float32)
+            self.heatmap.color = theme.surface_colors(z, f_ref, log=log)
             self.contours.x, self.contours.y = cx, cy
             self.minima.x, self.minima.y = minima[:, 0], minima[:, 1]
             self.click_target.x, self.click_target.y = [x0, x1], [y0, y1]
