@@ -2,6 +2,7 @@
 shared setting names it (source, split sizes, fingerprint) and gets the same images back."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -58,4 +59,14 @@ def data_from_setting(setting: dict[str, Any], given: CIFAR10 | None = None,
     return given
 
 
-__all__ = ["prepare_data", "loaded", "data_setting", "data_from_setting"]
+def data_args(setting: Mapping[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """data= (the one the setting names, checked against one given) and the other options, for a
+    rebuilt view's constructor; a setting that names no data takes the given one (or the default)."""
+    options = dict(options)
+    given = options.pop("data", None)
+    named = setting.get("data")
+    data = given if named is None else data_from_setting(named, given, options.get("device"))
+    return {**options, "data": data}
+
+
+__all__ = ["prepare_data", "loaded", "data_setting", "data_from_setting", "data_args"]

@@ -34,7 +34,7 @@ from optiviz.training.health import BAD, INFO, OK, WARN, Finding
 from optiviz.training.runs import RunSpec
 from optiviz.views.common import theme
 from optiviz.views.common.controls import Quiet, on_value
-from optiviz.views.common.data import data_from_setting, prepare_data
+from optiviz.views.common.data import data_args, prepare_data
 from optiviz.views.common.share import Shareable, ShareControl, open_shared
 from optiviz.views.common.live_view import LiveView
 from optiviz.views.dashboard.controller import DashboardController
@@ -222,10 +222,8 @@ class TrainingDashboard(Shareable, LiveView):
         run = dict(setting.get("run", {}))
         if "schedule" in run:
             run["schedule"] = (run["schedule"][0], dict(run["schedule"][1]))
-        given = options.pop("data", None)
-        data = given if "data" not in setting else data_from_setting(setting["data"], given, options.get("device"))
         extra = {k: setting[k] for k in ("compare", "probe_every", "val_every") if k in setting}
-        return {**run, **extra, "data": data, **options}
+        return {**run, **extra, **data_args(setting, options)}
 
     @property
     def health(self) -> str:

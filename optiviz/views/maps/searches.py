@@ -31,7 +31,7 @@ from optiviz.training.search import (
     make_space,
 )
 from optiviz.views.common import theme
-from optiviz.views.common.data import data_from_setting, data_setting
+from optiviz.views.common.data import data_args, data_setting
 from optiviz.views.common.share import Shareable, ShareControl, keyword_args, open_shared
 from optiviz.views.common.streamed import StreamedView
 from optiviz.views.maps.args import BUDGET, check_search_args
@@ -107,7 +107,7 @@ class SearchView(Shareable, StreamedView):
     @classmethod
     def setting_args(cls, setting: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
         args = keyword_args(setting, ("budget", "space", "coarse_to_fine", "x", "y"), "train")
-        return {**args, **_data_args(setting, options)}
+        return {**args, **data_args(setting, options)}
 
     def _start(self) -> Iterator[SearchPoint]:
         budget = self.budget_w.value
@@ -193,7 +193,7 @@ class EnsembleView(Shareable, StreamedView):
 
     @classmethod
     def setting_args(cls, setting: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
-        return {**keyword_args(setting, ("model",), "options"), **_data_args(setting, options)}
+        return {**keyword_args(setting, ("model",), "options"), **data_args(setting, options)}
 
     def _start(self) -> Iterator[Any]:
         self.rows = self.result = []
@@ -226,11 +226,3 @@ class EnsembleView(Shareable, StreamedView):
 def _data_of(kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
     """The data a search or table trains on, by name (None: the default, the bundled subset)."""
     return None if kwargs.get("data") is None else data_setting(kwargs["data"])
-
-
-def _data_args(setting: Mapping[str, Any], options: dict[str, Any]) -> dict[str, Any]:
-    """data= (the setting's, checked against one given) and device= for a rebuilt search or table."""
-    given = options.get("data")
-    named = setting.get("data")
-    data = given if named is None else data_from_setting(named, given, options.get("device"))
-    return {**options, "data": data}
