@@ -122,9 +122,19 @@ def check_plane_choice(plane: Any, n_optimizers: int, names: Sequence[str] = ())
                              "a plane through three of its points")
         return
     if not isinstance(plane, str) and isinstance(plane, (Sequence, np.ndarray, torch.Tensor)) and len(plane) == 3:
+        if names and isinstance(plane, Sequence):  # a point by name is checked now, not at the first refit
+            for i, point in enumerate(plane):
+                if isinstance(point, str):
+                    check_choice(f"plane[{i}]", point, ("init", *names))
         return
     raise ValueError(f"unknown plane {shown(plane)}; allowed: {', '.join(PLANES)}, or three points "
                      "(weight vectors, 'init' or an optimizer's name)")
+
+
+def check_span(span: Any) -> None:
+    """span is None, a positive half-width or ((x0, x1), (y0, y1)) with x0 < x1 and y0 < y1."""
+    if span is not None:
+        _axis_spans(span, {}, "pca")
 
 
 def _axis_spans(span: Any, paths: dict[str, np.ndarray], kind: str) -> tuple[tuple[float, float], tuple[float, float]]:

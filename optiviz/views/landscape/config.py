@@ -11,7 +11,7 @@ from typing import Any
 
 from optiviz._validate import check_int
 from optiviz.engine.preflight import optimizer_names
-from optiviz.training.landscape import POINTS, RESOLUTION, check_plane_choice
+from optiviz.training.landscape import POINTS, RESOLUTION, check_plane_choice, check_span
 
 N_TRAIN = (64, 4577)  # images the nets train (and the landscape is evaluated) on
 
@@ -41,6 +41,7 @@ class LandscapeConfig:
         """A checked copy; ValueError naming the setting and its range."""
         names = optimizer_names(self.optimizers)
         check_plane_choice(self.plane, len(names), names)
+        check_span(self.span)
         return LandscapeConfig(
             model=self.model, optimizers=names, hparams=dict(self.hparams),
             n_train=check_int("n_train", self.n_train, *N_TRAIN), batch_size=check_int("batch_size", self.batch_size, 1, 4096),
