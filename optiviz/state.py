@@ -147,6 +147,24 @@ space_value = lambda where, value: (number(where, value) if not isinstance(value
                                     else _range(where, value))
 
 
+def plane_choice(where: str, value: Any) -> str | tuple[str, str, str]:
+    """A landscape's plane: "pca" / "random", or three points by name ("init" or an optimizer's)."""
+    if isinstance(value, str):
+        return text(where, value)
+    if not isinstance(value, (list, tuple)) or len(value) != 3:
+        raise _fail(where, '"pca", "random" or three points by name, e.g. ["init", "sgd", "adam"]', value)
+    return tuple(text(f"{where}[{i}]", v) for i, v in enumerate(value))
+
+
+def span_value(where: str, value: Any) -> Any:
+    """A landscape's span: a half-width, or [[x0, x1], [y0, y1]]."""
+    if not isinstance(value, (list, tuple)):
+        return number(where, value)
+    if len(value) != 2:
+        raise _fail(where, "a half-width or [[x0, x1], [y0, y1]]", value)
+    return (pair(f"{where}[0]", value[0]), pair(f"{where}[1]", value[1]))
+
+
 def _two(where: str, value: Any) -> Any:
     if not isinstance(value, (list, tuple)) or len(value) != 2:
         raise _fail(where, "a pair [kind, value]", value)
@@ -190,6 +208,11 @@ SCHEMAS: dict[str, Check] = {
         "budget": integer, "space": mapping(space_value), "coarse_to_fine": boolean, "x": text, "y": text,
         "train": keywords, "data": optional(data)}),
     "EnsembleView": record({"model": text, "options": keywords, "data": optional(data)}),
+    "LandscapeView": record({
+        "model": text, "optimizers": sequence(text), "hparams": hparam_table, "n_train": integer,
+        "batch_size": integer, "epochs": integer, "plane": plane_choice, "resolution": integer,
+        "span": optional(span_value), "refit_every": optional(integer), "points": integer, "seed": integer,
+        "snapshots": integer, "data": optional(data)}),
 }
 VIEWS = tuple(SCHEMAS)
 

@@ -13,7 +13,7 @@ run (validated by its Trainer, the one place its lr lives); "refit" recomputes t
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,8 @@ import numpy as np
 from optiviz.stream.runner import DONE
 from optiviz.training.data import CIFAR10, load_cifar10
 from optiviz.training.landscape import Interpolation, Landscape, interpolate, loss_landscape
-from optiviz.training.net_race import NetRace
+from optiviz.training.net_race import NetRace, default_lr
+from optiviz.views.common.data import data_setting
 from optiviz.views.common.live_controller import LiveController
 from optiviz.views.landscape.config import LandscapeConfig
 
@@ -56,6 +57,7 @@ class LandscapeController(LiveController):
         elif not isinstance(data, CIFAR10):
             raise TypeError(f"data must be a CIFAR10 from ov.load_cifar10(), got {type(data).__name__}")
         c = self.config
+        self.named_data = data_setting(data)  # what a state names: the data as given, so from_state(s, data=it) fits
         self.data = data.subset(min(c.n_train, data.n_train), min(256, data.n_val), 0)
         self.race = NetRace(c.model, c.optimizers, self.data, hparams=c.hparams, batch_size=c.batch_size,
                             seed=c.seed, snapshots=c.snapshots, device=device)
@@ -139,6 +141,18 @@ class LandscapeController(LiveController):
     # ---- reading ------------------------------------------------------------------------------
     def lr(self, name: str) -> float:
         return float(self.race.trainers[name].hparams["lr"])
+
+    def setting(self) -> dict[str, Any]:
+        """What `LandscapeView.state()` holds: the config with each run's lr as its slider has it now
+        (a changed one in hparams; the lrs live in the Trainers), and the data by name, not copied.
+        A rebuilt view trains from step 0 with that lr: mid-run history is not replayed."""
+        c = self.config
+        hparams = {n: dict(h) for n, h in c.hparams.items()}
+        for name in c.optimizers:
+            given = hparams.get(name, {}).get("lr", default_lr(self.race.model_name, name))
+            if self.lr(name) != given:
+                hparams.setdefault(name, {})["lr"] = self.lr(name)
+        return {**{f.name: getattr(c, f.name) for f in fields(c)}, "hparams": hparams, "data": self.named_data}
 
     def path(self, name: str) -> np.ndarray:
         """(T, 2) the run's path on the current plane, as drawn."""

@@ -19,19 +19,28 @@ from optiviz.engine.hparams import training_spec
 from optiviz.training.data import CIFAR10
 from optiviz.views.common import theme
 from optiviz.views.common.controls import Quiet, log_slider, on_value, set_quietly
+from optiviz.views.common.data import data_args
 from optiviz.views.common.live_view import LiveView
+from optiviz.views.common.share import Shareable, ShareControl, open_shared
 from optiviz.views.common.surface_plot import SurfacePlot
 from optiviz.views.landscape.config import LandscapeConfig
 from optiviz.views.landscape.controller import LandscapeController
 
 
-class LandscapeView(LiveView):
+class LandscapeView(Shareable, LiveView):
     """The race on a net's loss landscape. Keywords are LandscapeConfig's (model, optimizers,
     hparams, n_train, batch_size, epochs, plane, resolution, span, refit_every, points, seed,
-    snapshots); data: a CIFAR10 (default: the bundled subset); device: where the nets train."""
+    snapshots); data: a CIFAR10 (default: the bundled subset); device: where the nets train.
+    `state()` / `LandscapeView.from_state(s)`: the same race, path for path (the data is named, not copied)."""
+
+    STATE_VIEW = "LandscapeView"
+    OPTIONS = ("device", "data")
 
     def __init__(self, model: str = "mlp", optimizers: Any = ("sgd", "momentum", "adam"), *,
                  data: CIFAR10 | None = None, device: Any = None, **settings: Any) -> None:
+        note = open_shared(self, LandscapeView.__init__, dict(device=device))
+        if note is None:
+            return  # built from a shared link's setting
         config = LandscapeConfig(model=model, optimizers=optimizers, **settings)
         controller = LandscapeController(config, data, device=device)  # checks everything before a widget exists
         super().__init__()
@@ -79,7 +88,8 @@ class LandscapeView(LiveView):
         self.selection_html = widgets.HTML("Click the landscape to see the loss and accuracy of the net there.")
         self.selection_html.add_class("optiviz-landscape-selection")
         self.note_html = widgets.HTML("", layout=widgets.Layout(width="480px"))
-        self.children = [theme.style_widget(), widgets.HBox([self.start_button, self.refit_button]),
+        self.share = ShareControl(self.state, self.STATE_VIEW)
+        self.children = [theme.style_widget(), widgets.HBox([self.start_button, self.refit_button, self.share.box]),
                          widgets.VBox(list(self.lr_sliders.values())), self.error_html, self.status_html,
                          widgets.HBox([widgets.VBox([self.figure, self.selection_html],
                                                     layout=widgets.Layout(min_width="600px")),
@@ -87,6 +97,8 @@ class LandscapeView(LiveView):
         self.add_class("optiviz-landscape")
         self.attach(controller)
         self.on_status()
+        if note:
+            controller.show_error(note)
         self.draw_error()
 
     # ---- scripting ----------------------------------------------------------------------------
@@ -113,6 +125,14 @@ class LandscapeView(LiveView):
     @property
     def landscape(self) -> Any:
         return self.controller.landscape
+
+    # ---- sharing (Shareable) --------------------------------------------------------------------
+    def setting(self) -> dict[str, Any]:
+        return self.controller.setting()
+
+    @classmethod
+    def setting_args(cls, setting: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        return {**{k: v for k, v in setting.items() if k != "data"}, **data_args(setting, options)}
 
     # ---- drawing ------------------------------------------------------------------------------
     def on_frame(self) -> None:
@@ -160,6 +180,7 @@ class LandscapeView(LiveView):
     def on_config(self) -> None:
         for name, slider in self.lr_sliders.items():
             set_quietly(self._quiet, slider, self.controller.lr(name))
+        self.share.refresh()
 
     def on_status(self) -> None:
         c = self.controller
