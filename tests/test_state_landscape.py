@@ -113,6 +113,11 @@ def test_landscape_bad_strings_and_settings_each_get_a_clear_error(tiny):
         ov.SurfaceExplorer.from_state(s)
     with pytest.raises(TypeError, match="takes only device, data"):
         ov.LandscapeView.from_state(s, epochs=3)
+    by_vector = ov.LandscapeView("mlp", ("sgd", "adam"), data=tiny, plane=(torch.zeros(3), "sgd", "adam"), **SMALL)
+    with pytest.raises(ov.StateError, match=r"plane'\]\[0\] is a Tensor, which a shared setting cannot hold"):
+        by_vector.state()
+    by_vector.share.show()  # said in the control, not raised into the widget
+    assert by_vector.share.value == "" and "cannot share" in by_vector.share.field.value
     ov.close_all()
 
 
