@@ -51,6 +51,8 @@ _EXPORTS: dict[str, str] = {
     "dropout_test_time": "optiviz.training.dropout_test",
     "compare_preprocessing": "optiviz.training.preprocessing",
     "hyperparameter_importance": "optiviz.training.importance",
+    "early_stopping": "optiviz.training.early_stopping",
+    "gradient_noise_table": "optiviz.training.gradient_noise",
     # stream
     "LiveRunner": "optiviz.stream.runner",
     "SeriesBuffer": "optiviz.stream.series",

@@ -33,9 +33,11 @@ from optiviz.training.data import CIFAR10, load_cifar10
 from optiviz.training.health import BAD, INFO, OK, WARN, Finding
 from optiviz.training.runs import RunSpec
 from optiviz.views.common import theme
-from optiviz.views.common.controls import Quiet, on_value
+from optiviz.views.common.controls import Quiet, on_value, set_quietly
 from optiviz.views.common.live_view import LiveView
-from optiviz.views.dashboard.controller import DashboardController
+from optiviz.training.early_stopping import EarlyStop
+from optiviz.views.dashboard.controller import DEFAULT_PATIENCE, DashboardController
+from optiviz.views.dashboard.early_stop import EarlyStopMarks
 from optiviz.views.dashboard.controls import DEFAULT_INIT, Controls
 from optiviz.views.dashboard.panels import Panels
 
@@ -58,6 +60,8 @@ class TrainingDashboard(LiveView):
     optimizer: as in the engine ("sgd" is plain SGD; "momentum" / "nesterov" take a momentum).
     data: a CIFAR10 from ov.load_cifar10() (default: the bundled subset), sliced to n_train / n_val.
     compare: optimizer names or dicts of settings (see `compare`) to start in compare mode.
+    patience: early stopping's look-ahead; the loss panel marks where it would stop the validation
+    loss and which evaluation's weights it keeps (`early_stop`; `trainer.restore_best()` loads them).
     """
 
     def __init__(
@@ -87,6 +91,7 @@ class TrainingDashboard(LiveView):
         compare: Sequence[str | Mapping[str, Any]] | None = None,
         fps: float = 10.0,
         max_points: int = 500,
+        patience: int = DEFAULT_PATIENCE,
     ) -> None:
         # every argument is checked before a widget exists: a refused one leaves nothing half built
         max_points = check_int("max_points", max_points, 2, 100_000)
@@ -94,13 +99,15 @@ class TrainingDashboard(LiveView):
                        weight_decay=weight_decay, batch_size=batch_size, batch_norm=batch_norm, activation=activation,
                        init=init, schedule=schedule_spec(schedule), width=width, depth=depth, seed=seed)
         controller = DashboardController(spec, _prepare_data(data, n_train, n_val, device), compare=compare,
-                                         probe_every=probe_every, val_every=val_every, fps=fps)
+                                         probe_every=probe_every, val_every=val_every, fps=fps, patience=patience)
         super().__init__()
         self.add_class("optiviz-dashboard")
         self._quiet = Quiet()
         self._drawn_generation = -1
         self.panels = Panels(max_points)
         self.controls = Controls(controller.runs[0].spec)
+        p = self.panels
+        self.early = EarlyStopMarks(p.loss_fig, {"x": p.step_scale, "y": p.loss.scales["y"]}, controller.patience)
         self.error_html.add_class("optiviz-dash-error")
         self._health_html = self._html("optiviz-dash-health")
         self._progress_html = self._html("optiviz-dash-progress")
@@ -282,8 +289,18 @@ class TrainingDashboard(LiveView):
         return [(float(x), str(n)) for x, n in zip(np.asarray(m.x), list(m.names))]
 
     @property
+    def early_stop(self) -> EarlyStop | None:
+        """Where patience would stop the focused run's validation loss and which step's weights it keeps."""
+        return self.controller.early_stop()
+
+    @property
+    def early_stop_marks(self) -> dict[str, tuple[np.ndarray, np.ndarray, list[str]]]:
+        """(x, y, labels) the early-stopping marks hold: "early_stop" (the stop) and "early_kept"."""
+        return {k: (np.asarray(m.x), np.asarray(m.y), [str(n) for n in m.names]) for k, m in self.early.marks.items()}
+
+    @property
     def marks(self) -> dict[str, Any]:
-        return self.panels.marks
+        return {**self.panels.marks, **self.early.marks}
 
     def _per_run(self, key: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return {label: row for label, row in zip(self.runs, self.panels.rows(key))}
@@ -297,7 +314,7 @@ class TrainingDashboard(LiveView):
         c, p = self.controls, self.panels
         header = widgets.VBox([self._health_html, widgets.HBox([self._progress_html, self.error_html])])
         left = widgets.VBox([self._runs_html, c.tabs()], layout=widgets.Layout(width="460px", min_width="460px"))
-        plots = widgets.VBox([widgets.HBox([p.loss_fig, p.acc_fig]), p.layer_legend,
+        plots = widgets.VBox([widgets.HBox([p.loss_fig, p.acc_fig]), self.early.box(), p.layer_legend,
                               widgets.HBox([p.ratio_fig, p.grad_fig]), widgets.HBox([p.dead_fig, p.lr_fig])])
         hist_title = widgets.HTML(f'<b style="font-size:{theme.TITLE_PX}px">activation histograms&nbsp;&nbsp;</b>')
         return [theme.style_widget(), header, c.buttons(), widgets.HBox([left, plots]),
@@ -331,6 +348,7 @@ class TrainingDashboard(LiveView):
             on_value(w, q, lambda _v: self.controller.request_restart({"schedule": c.schedule_value()}))
         on_value(c.hist_live, q, lambda v: ask("hist", None if v else c.hist_probe.value))
         on_value(c.hist_probe, q, lambda v: ask("hist", v))
+        on_value(self.early.patience, q, lambda v: ask("patience", v))
 
     # ================================================================== drawing the controller's state
     def on_frame(self) -> None:
@@ -346,6 +364,7 @@ class TrainingDashboard(LiveView):
                 self.panels.set_runs([r.label for r in ctl.runs], [r.spec.optimizer for r in ctl.runs])
             self.controls.show_snapshots(self._quiet, [])
         self.controls.show(self._quiet, ctl)
+        set_quietly(self._quiet, self.early.patience, ctl.patience)
         self.controls.show_snapshots(self._quiet, [s.label for s in ctl.snapshots])
         self.panels.invalidate()
         self._draw(health=True)
@@ -358,6 +377,8 @@ class TrainingDashboard(LiveView):
     def _draw(self, health: bool = True) -> None:
         with ExitStack() as stack:
             self.panels.draw(self.controller.series, self.controller.focus, stack)
+            steps, val = self.controller.series[self.controller.focus].val.arrays()
+            self.early.draw(self.controller.early_stop(), (steps, val[:, 0]), stack)
             self._draw_histograms(stack)
             self._draw_runs()
             if health:
