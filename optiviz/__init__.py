@@ -53,6 +53,8 @@ _EXPORTS: dict[str, str] = {
     "hyperparameter_importance": "optiviz.training.importance",
     "early_stopping": "optiviz.training.early_stopping",
     "gradient_noise_table": "optiviz.training.gradient_noise",
+    "batchnorm_noise": "optiviz.training.batchnorm_noise",
+    "fine_tuning": "optiviz.training.fine_tuning",
     # stream
     "LiveRunner": "optiviz.stream.runner",
     "SeriesBuffer": "optiviz.stream.series",
