@@ -4,8 +4,10 @@ A deep ReLU MLP with a bad initialization (the lectures' simple N(0, 0.01^2), or
 trains: its signal vanishes layer by layer, and zero weights never break symmetry (every hidden
 gradient is exactly 0; only the output bias learns, so it stays near chance). Annealed Gaussian
 noise g += N(0, eta / (1 + t)^0.55) on the gradient kicks the weights off that dead point, and the
-net trains; with a good initialization (He) the noise hardly matters. Every cell (init x clipping x
-noise x seed) is one row of a single ManyTrainer stack, trained at once on the same minibatches.
+net trains; with a good initialization (He) the noise does not help (on the bundled data it costs
+a few points: one noise size for every weight is large next to the He first layer's, whose std is
+sqrt(2 / 3072) = 0.026). Every cell (init x clipping x noise x seed) is one row of a single
+ManyTrainer stack, trained at once on the same minibatches.
 
 Order of the transforms: clipping by norm first (it tames the backprop gradient's monster steps),
 then the noise is added. Noise first would mostly be clipped away: its norm, sqrt(eta * P), is
