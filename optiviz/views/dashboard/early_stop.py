@@ -53,7 +53,8 @@ class EarlyStopMarks:
             return
         steps, loss = values
         self.kept.x, self.kept.y = np.array([result.kept_at], np.float32), np.array([result.kept_value], np.float32)
-        self.kept.names = ["kept" if result.stopped else "best so far"]
+        # unlabelled while not stopped: the best so far sits at the right edge, and the line below says it
+        self.kept.names = ["kept"] if result.stopped else [""]
         if result.stopped:
             self.stop.x = np.array([result.stop_at], np.float32)
             self.stop.y = np.array([loss[result.stop]], np.float32)
@@ -61,8 +62,8 @@ class EarlyStopMarks:
         else:
             self.stop.x = self.stop.y = np.zeros(0, np.float32)
             self.stop.names = []
-        said = (f"stops at step {result.stop_at:g}, keeps step {result.kept_at:g} (val loss {result.kept_value:.3f})"
-                if result.stopped else f"not stopped yet; best val loss {result.kept_value:.3f} at step {result.kept_at:g}")
+        said = (f"stops at step {result.stop_at:g}, keeps step {result.kept_at:g}" if result.stopped
+                else f"not yet; best so far step {result.kept_at:g}")
         self.text.value = f'<span style="font-size:{theme.FONT_PX}px">early stopping: {said}</span>'
 
     @property
