@@ -311,6 +311,8 @@ class ManyTrainer:
     transform: a row-wise gradient transform (engine/transforms.py) applied to each net's whole
     gradient as one row of a (K, P) tensor before the update, as the Trainer does for one net, so
     clip_by_norm clips each net's global norm and annealed_noise(eta=[...]) gives each net its own noise.
+    Per-net values there are one per row of the whole stack: give them with divergence_factor=None
+    (an aborted net leaves the stack, and the rows would no longer match).
     """
 
     def __init__(
