@@ -54,18 +54,23 @@ class FineTuneRow:
 class FineTuning:
     rows: tuple[FineTuneRow, ...]
     pretrain_acc: float  # held-out accuracy on the pretraining classes
+    n_source: int  # classes pretrained on
+    n_classes: int  # new classes
     n_target: int
     n_heldout: int
     lr: float
 
     def row(self, method: str) -> FineTuneRow:
-        return next(r for r in self.rows if r.method == method)
+        for r in self.rows:
+            if r.method == method:
+                return r
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {shown(method)}")
 
     def table(self) -> str:
         lines = [f"{'':34} {'held-out acc':>12} {'trained params':>15}"]
         lines += [f"{r.label:<34} {r.val_acc:>12.3f} {r.trained:>15,}" for r in self.rows]
-        lines.append(f"pretrained on 5 classes (held-out acc {self.pretrain_acc:.3f}); {self.n_target} training and "
-                     f"{self.n_heldout} held-out images of the 5 new ones; lr {self.lr:g}")
+        lines.append(f"pretrained on {self.n_source} classes (held-out acc {self.pretrain_acc:.3f}); {self.n_target} "
+                     f"training and {self.n_heldout} held-out images of the {self.n_classes} new ones; lr {self.lr:g}")
         return "\n".join(lines)
 
 
@@ -91,8 +96,9 @@ def fine_tuning(
     lr/10 when fine-tuning); the scratch net has the same architecture and a fresh init.
     """
     for name, classes in (("source", source), ("target", target)):
-        if isinstance(classes, (str, int)) or len(classes) < 2 or any(not 0 <= int(c) < 10 for c in classes):
-            raise ValueError(f"{name} must be two or more CIFAR-10 classes in [0, 9], got {shown(classes)}")
+        if isinstance(classes, (str, int)) or len(classes) < 2 or len(set(map(int, classes))) < len(classes) \
+                or any(not 0 <= int(c) < 10 for c in classes):
+            raise ValueError(f"{name} must be two or more distinct CIFAR-10 classes in [0, 9], got {shown(classes)}")
     if set(map(int, source)) & set(map(int, target)):
         raise ValueError(f"source and target must not share classes, got {shown(source)} and {shown(target)}")
     n_target = check_int("n_target", n_target, 1)
@@ -139,7 +145,7 @@ def fine_tuning(
               {"params": list(getattr(tuned, head).parameters()), "lr": lr}]
     fit(tuned, xt, yt, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, param_groups=groups)
     rows.append(FineTuneRow("fine_tune", accuracy(predict(tuned, hx), hy), sum(p.numel() for p in tuned.parameters())))
-    return FineTuning(tuple(rows), pretrain_acc, len(yt), len(hy), lr)
+    return FineTuning(tuple(rows), pretrain_acc, len(source), len(target), len(yt), len(hy), lr)
 
 
 __all__ = ["METHODS", "FineTuneRow", "FineTuning", "class_split", "fine_tuning"]
