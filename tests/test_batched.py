@@ -119,6 +119,9 @@ def test_a_per_net_transform_clips_each_nets_whole_gradient_as_the_trainer_does(
     plain = train_many("mlp", "momentum", k=2, **kw)
     np.testing.assert_allclose(run.train_loss[:, 1], plain.train_loss[:, 1], rtol=TOL, atol=TOL)
     assert abs(run.train_loss[-1, 0] - plain.train_loss[-1, 0]) > 1e-3  # the clip did act on net 0
+    noisy = train_many("mlp", "momentum", k=2, transform=ov.annealed_noise(np.array([0.0, 0.1]), seed=1), **kw)
+    np.testing.assert_array_equal(noisy.train_loss[:, 0], plain.train_loss[:, 0])  # eta 0: exactly no noise
+    assert abs(noisy.train_loss[-1, 1] - plain.train_loss[-1, 1]) > 1e-3
     with pytest.raises(ValueError, match="transform must be"):
         ManyTrainer("mlp", data, transform=0.5)
 
