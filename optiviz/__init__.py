@@ -60,6 +60,10 @@ _EXPORTS: dict[str, str] = {
     "Landscape": "optiviz.training.landscape",
     "interpolate": "optiviz.training.landscape",
     "Interpolation": "optiviz.training.landscape",
+    "early_stopping": "optiviz.training.early_stopping",
+    "gradient_noise_table": "optiviz.training.gradient_noise",
+    "batchnorm_noise": "optiviz.training.batchnorm_noise",
+    "fine_tuning": "optiviz.training.fine_tuning",
     # stream
     "LiveRunner": "optiviz.stream.runner",
     "SeriesBuffer": "optiviz.stream.series",

@@ -197,7 +197,7 @@ SCHEMAS: dict[str, Check] = {
         "speed": integer, "seed": integer, "preset": optional(text)}),
     "TrainingDashboard": record({
         "run": record(RUN_FIELDS), "compare": optional(sequence(record(COMPARED_FIELDS))), "data": data,
-        "probe_every": integer, "val_every": optional(integer)}),
+        "probe_every": integer, "val_every": optional(integer), "patience": optional(integer)}),
     "StabilityMapView": record({
         "surface": text, "optimizer": text, "x": text, "y": text, "resolution": integer, "steps": integer,
         "every": integer, "colour": text, "fixed": keywords, "selected": optional(cell)}),

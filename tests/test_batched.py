@@ -110,6 +110,22 @@ def test_net_zero_is_the_trainer_run(data):
     assert run.train_loss.shape == (7, 2) and run.k == 2 and run.seeds.tolist() == [5, 6]
 
 
+def test_a_per_net_transform_clips_each_nets_whole_gradient_as_the_trainer_does(data):
+    """clip_by_norm([0.5, 1e30]): net 0 is the Trainer run with clip_norm=0.5, net 1 is not clipped at all."""
+    kw = dict(steps=6, data=data, lr=0.05, momentum=0.9, batch_size=32, seed=5)
+    run = train_many("mlp", "momentum", k=2, transform=ov.clip_by_norm(np.array([0.5, 1e30])), **kw)
+    single = ov.train(model="mlp", optimizer="momentum", clip_norm=0.5, probe_every=0, **kw)
+    np.testing.assert_allclose(run.train_loss[:, 0], single.history["train_loss"], rtol=TOL, atol=TOL)
+    plain = train_many("mlp", "momentum", k=2, **kw)
+    np.testing.assert_allclose(run.train_loss[:, 1], plain.train_loss[:, 1], rtol=TOL, atol=TOL)
+    assert abs(run.train_loss[-1, 0] - plain.train_loss[-1, 0]) > 1e-3  # the clip did act on net 0
+    noisy = train_many("mlp", "momentum", k=2, transform=ov.annealed_noise(np.array([0.0, 0.1]), seed=1), **kw)
+    np.testing.assert_array_equal(noisy.train_loss[:, 0], plain.train_loss[:, 0])  # eta 0: exactly no noise
+    assert abs(noisy.train_loss[-1, 1] - plain.train_loss[-1, 1]) > 1e-3
+    with pytest.raises(ValueError, match="transform must be"):
+        ManyTrainer("mlp", data, transform=0.5)
+
+
 def test_early_abort_freezes_the_diverging_net(data):
     records = []
     trainer = ManyTrainer("mlp", data, optimizer="momentum", lr=[0.01, 50.0], momentum=0.9, batch_size=32, seed=0, val_every=3)

@@ -72,7 +72,7 @@ def test_explorer_round_trip_of_a_preset_and_a_formula_keeps_caption_and_surface
 
 
 def test_dashboard_round_trip_gives_the_same_records_with_compare_and_a_live_change(tiny):
-    a = ov.TrainingDashboard("mlp", "momentum", data=tiny, batch_size=32, probe_every=2, seed=4)
+    a = ov.TrainingDashboard("mlp", "momentum", data=tiny, batch_size=32, probe_every=2, seed=4, patience=5)
     a.compare(["sgd", {"optimizer": "adam", "lr": 1e-3}])
     a.set(lr=0.02, run=0)  # a live change: what a Reset keeps, so the state keeps it
     s = a.state()
@@ -86,6 +86,7 @@ def test_dashboard_round_trip_gives_the_same_records_with_compare_and_a_live_cha
         assert len(ta.probe_records) == len(tb.probe_records) == 2
         assert all(np.array_equal(p.update_ratio, q.update_ratio) for p, q in zip(ta.probe_records, tb.probe_records))
     assert b.state() == s and b.run_state == "paused"
+    assert b.controller.patience == 5  # early stopping's look-ahead is part of the setting
     with pytest.raises(ov.StateError, match="data this setting was made with"):
         ov.TrainingDashboard.from_state(s, data=tiny.subset(128, 64, 64))
     a.close()

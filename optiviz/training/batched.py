@@ -41,6 +41,7 @@ from torch import nn
 from optiviz._validate import check_choice, check_int, check_unit_interval
 from optiviz.engine.devices import check_allocation, pick_device
 from optiviz.engine.optimizers import make_optimizer
+from optiviz.engine.transforms import Transform
 from optiviz.training.abort import DIVERGENCE_FACTOR, check_divergence_factor, diverging
 from optiviz.training.data import CIFAR10, EpochOrder, load_cifar10, make_generator
 from optiviz.training.models import Dropout, Net, build_model
@@ -332,6 +333,11 @@ class ManyTrainer:
     seed: minibatch order (as the Trainer's); net k is initialized from init_seeds[k] (default
     seed + k; `same_init=True` gives every net the weights of seed) and drops from the stream
     init_seeds[k] + 1. val_every: steps between validation passes (None: at each epoch end; 0: never).
+    transform: a row-wise gradient transform (engine/transforms.py) applied to each net's whole
+    gradient as one row of a (K, P) tensor before the update, as the Trainer does for one net, so
+    clip_by_norm clips each net's global norm and annealed_noise(eta=[...]) gives each net its own noise.
+    Per-net values there are one per row of the whole stack: give them with divergence_factor=None
+    (an aborted net leaves the stack, and the rows would no longer match).
     """
 
     def __init__(
@@ -352,6 +358,7 @@ class ManyTrainer:
         val_every: int | None = None,
         eval_batch_size: int = 500,
         divergence_factor: float | None = DIVERGENCE_FACTOR,
+        transform: Transform | None = None,
         device: str | torch.device | None = None,
         width: int | None = None,
         depth: int | None = None,
@@ -367,6 +374,9 @@ class ManyTrainer:
         self.val_every = None if val_every is None else check_int("val_every", val_every, 0)
         self.eval_batch_size = check_int("eval_batch_size", eval_batch_size, 1)
         self.divergence_factor = check_divergence_factor(divergence_factor)
+        if transform is not None and not callable(transform):
+            raise ValueError(f"transform must be a gradient transform (callable g, t -> g), got {transform!r}")
+        self.transform = transform
         if data is None:
             data = load_cifar10(device=device)
         elif not isinstance(data, CIFAR10):
@@ -495,6 +505,8 @@ class ManyTrainer:
             p.grad = None
         losses.sum().backward()
         with torch.no_grad():
+            if self.transform is not None:
+                self._transform_gradients(n, t)
             dead = bad.view(-1, 1) if any_bad else None
             scale = (~bad).to(loss.dtype).view(-1, 1) if any_bad else None
             for p, opt in zip(self.net.params, self.optimizers):
@@ -509,6 +521,15 @@ class ManyTrainer:
         if self.batches.advance():
             self.epoch += 1
         return recorded
+
+    def _transform_gradients(self, n: int, t: int) -> None:
+        """Each live net's gradient as one row of (n, P) through the transform, written back in place."""
+        grads = [p.grad.view(n, -1) for p in self.net.params]
+        out = self.transform(torch.cat(grads, dim=1), t)
+        offset = 0
+        for g in grads:
+            g.copy_(out[:, offset:offset + g.shape[1]])
+            offset += g.shape[1]
 
     def _drop(self, bad: np.ndarray) -> None:
         """Move aborted nets out of the stack (their state kept aside, frozen), so they cost nothing more."""

@@ -27,8 +27,12 @@ def fit(
     momentum: float = 0.9,
     batch_size: int = 128,
     seed: int = 0,
+    param_groups: list[dict] | None = None,
 ) -> list[float]:
     """Train `net` in place with SGD + momentum on cross-entropy; return the loss of every step.
+
+    param_groups: torch.optim parameter groups (e.g. pretrained layers at a tenth of the lr; a
+    group without "lr" uses `lr`); default: every parameter of `net` at `lr`.
 
     `steps` (if given) caps the number of steps. A non-finite loss stops the run there (the rest of
     the budget would be spent on NaNs); the returned list then ends with that loss.
@@ -48,7 +52,8 @@ def fit(
     for m in net.modules():
         if hasattr(m, "generator"):
             m.generator = torch.Generator().manual_seed(seed + 1)
-    opt = torch.optim.SGD(net.parameters(), lr=float(lr), momentum=float(momentum))
+    opt = torch.optim.SGD(net.parameters() if param_groups is None else param_groups, lr=float(lr),
+                          momentum=float(momentum))
     net.train()
     losses: list[float] = []
     n = x.shape[0]

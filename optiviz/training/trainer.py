@@ -30,6 +30,7 @@ from optiviz.engine.transforms import Transform, annealed_noise, apply_to_tensor
 from optiviz.engine.transforms import sign as sign_transform
 from optiviz.training.abort import DIVERGENCE_FACTOR, check_divergence_factor, divergence_reason
 from optiviz.training.data import CIFAR10, EpochOrder, load_cifar10, make_generator
+from optiviz.training.early_stopping import BestWeights
 from optiviz.training.models import Net, build_model
 from optiviz.training.probes import Probes
 from optiviz.training.records import EvalRecord, StepRecord, TrainRun, copy_history, history_arrays, new_history
@@ -174,6 +175,7 @@ class Trainer:
         self.probe_records: list = []
         self.events: list[tuple[int, str, Any]] = []  # (step it acts from, setting, value)
         self._changes: dict[str, Any] = {}  # set() since the last step: the next StepRecord's `changes`
+        self.best = BestWeights("min")  # the weights of the lowest validation loss so far (restore_best)
 
         # what the run was started with (later changes are in self.events)
         self.config = dict(
@@ -214,8 +216,7 @@ class Trainer:
 
     def resume(self) -> None:
         """Clear a divergence stop: the next step is tried again (lower the lr first)."""
-        self._halted = False
-        self.stop_reason = None
+        self._halted, self.stop_reason = False, None
 
     @property
     def stopped(self) -> bool:
@@ -336,11 +337,8 @@ class Trainer:
                           probe=probe, eval=evaluation, epoch_end=epoch_end)
 
     def _append_step(self, t: int, loss: float, lr: float, grad_norm: float) -> None:
-        h = self._history
-        h["step"].append(t)
-        h["train_loss"].append(loss)
-        h["lr"].append(lr)
-        h["grad_norm"].append(grad_norm)
+        for key, value in (("step", t), ("train_loss", loss), ("lr", lr), ("grad_norm", grad_norm)):
+            self._history[key].append(value)
 
     # ------------------------------------------------------------------ evaluation
 
@@ -377,6 +375,7 @@ class Trainer:
         h = self._history
         if due_val:
             record.val_loss, record.val_acc = self.evaluate("val")
+            self.best.offer(self.step_count, record.val_loss, self.model)
             h["val_step"].append(self.step_count)
             h["val_loss"].append(record.val_loss)
             h["val_acc"].append(record.val_acc)
@@ -389,8 +388,8 @@ class Trainer:
                                ("epoch_train_loss", record.train_loss)):
                 h[key].append(value)
             if self.test_each_epoch:
-                h["test_loss"].append(record.test_loss)
-                h["test_acc"].append(record.test_acc)
+                for key in ("test_loss", "test_acc"):
+                    h[key].append(getattr(record, key))
             self._ep_loss, self._ep_correct, self._ep_seen = 0.0, 0.0, 0
         return record
 
@@ -408,8 +407,7 @@ class Trainer:
             epoch_acc=(self._ep_loss, self._ep_correct, self._ep_seen),
             history=copy_history(self._history),
             probe_records=list(self.probe_records), events=list(self.events), changes=dict(self._changes),
-            probes=copy.deepcopy(self.probes.state_dict()),
-        )
+            probes=copy.deepcopy(self.probes.state_dict()), best=self.best.copy())
         return Snapshot(self.step_count, self.epoch, state)
 
     def restore(self, snap: Snapshot) -> None:
@@ -436,6 +434,12 @@ class Trainer:
         self.events = list(s["events"])
         self._changes = dict(s["changes"])
         self.probes.load_state_dict(copy.deepcopy(s["probes"]))
+        self.best = s["best"].copy()
+
+    def restore_best(self) -> int:
+        """Load the weights of the lowest validation loss so far (early stopping's kept weights) into
+        the model; returns their step. The optimizer state and the records stay as they are."""
+        return self.best.restore(self.model)
 
     def _generators(self) -> dict[str, torch.Generator]:
         return {"data": self._data_gen, "dropout": self._dropout_gen, "noise": self._noise_gen}

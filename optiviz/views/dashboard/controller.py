@@ -4,7 +4,7 @@ It owns what the dashboard shows: the runs (a RunSpec and a Trainer each), the d
 snapshots, the focused run, the histogram choice, the drawing series, the health findings, the
 images/s figure, the error line and the one LiveRunner (the only thread boundary). Changes arrive
 as requests keyed by kind, `("live", "lr", 0)` (run 0; None: every run that has it), "spec",
-"reset", "compare", "resume", "snapshot", "rewind", "focus", "hist", and apply at a step boundary
+"reset", "compare", "resume", "snapshot", "rewind", "focus", "hist", "patience", and apply at a step boundary
 through the handler table. A live setting lives in its run's Trainer only: `Run.spec` and the
 controls read it from there. No widgets here, so everything the dashboard does is scriptable.
 """
@@ -22,6 +22,7 @@ from optiviz._validate import check_int, shown
 from optiviz.engine.schedules import schedule_spec
 from optiviz.stream.runner import DONE
 from optiviz.training.data import CIFAR10
+from optiviz.training.early_stopping import EarlyStop, early_stopping
 from optiviz.training.health import Finding, check_health, health_line
 from optiviz.training.probes import DEAD_KIND, ProbeRecord
 from optiviz.training.records import StepRecord
@@ -34,6 +35,7 @@ from optiviz.views.common.data import data_setting
 from optiviz.views.common.live_controller import LiveController
 from optiviz.views.dashboard.series import RunSeries
 
+DEFAULT_PATIENCE = 3  # evaluations without a new best validation loss before early stopping would stop
 HEALTH_EVERY = 0.5  # seconds between health checks while playing (each reads only the records' tails)
 RATE_WINDOW = 3.0  # seconds of frames the images/s figure averages over
 
@@ -69,12 +71,14 @@ class DashboardController(LiveController):
     """Train one run, or several compared runs, of a small CIFAR-10 net; steer them between steps."""
 
     def __init__(self, spec: RunSpec, data: CIFAR10, *, compare: Sequence[str | Mapping[str, Any]] | None = None,
-                 probe_every: int = 10, val_every: int | None = None, fps: float = 10.0) -> None:
+                 probe_every: int = 10, val_every: int | None = None, fps: float = 10.0,
+                 patience: int = DEFAULT_PATIENCE) -> None:
         if not isinstance(data, CIFAR10):
             raise TypeError(f"data must be a CIFAR10 from ov.load_cifar10(), got {type(data).__name__}")
         self.data = data
         self.probe_every = check_int("probe_every", probe_every, 0)
         self.val_every = None if val_every is None else check_int("val_every", val_every, 1)
+        self.patience = check_int("patience", patience, 1)  # the look-ahead early_stop() marks
         self.runs: list[Run] = []
         self.series: list[RunSeries] = []
         self.snapshots: list[SnapshotSet] = []
@@ -186,10 +190,10 @@ class DashboardController(LiveController):
 
     def setting(self) -> dict[str, Any]:
         """What `TrainingDashboard.state()` holds: what Reset would rebuild (live changes included), the
-        data (named, not copied) and the probe cadence."""
+        data (named, not copied), the probe cadence and early stopping's patience."""
         compare = None if self.compare_base is None else [self._override_of(r) for r in self.runs]
         return {"run": self.base.setting(), "compare": compare, "data": data_setting(self.data),
-                "probe_every": self.probe_every, "val_every": self.val_every}
+                "probe_every": self.probe_every, "val_every": self.val_every, "patience": self.patience}
 
     def run_index(self, run: int | str) -> int:
         labels = [r.label for r in self.runs]
@@ -245,6 +249,12 @@ class DashboardController(LiveController):
         i = (n - 1 if n else None) if self.hist_index is None else min(self.hist_index, n - 1)
         return (probes[i] if i is not None and i >= 0 else None), i, n
 
+    def early_stop(self) -> EarlyStop | None:
+        """Where patience would stop the focused run's validation loss, and which evaluation's weights
+        it keeps (None before the first validation)."""
+        steps, val = self.series[self.focus].val.arrays()
+        return early_stopping(val[:, 0], self.patience, steps=steps) if len(steps) else None
+
     def update_health(self) -> None:
         self._health_at = time.monotonic()
         self.findings = [check_health(s.health_history(), r.trainer.probe_records[-6:], stop_reason=r.trainer.stop_reason)
@@ -254,7 +264,8 @@ class DashboardController(LiveController):
     def handlers(self) -> Mapping[str, Callable[..., Any]]:
         return {"live": self._apply_live, "spec": self._apply_restart, "reset": self._apply_reset,
                 "compare": self._apply_compare, "resume": self._apply_resume, "snapshot": self._apply_snapshot,
-                "rewind": self._apply_rewind, "focus": self._apply_focus, "hist": self._apply_hist}
+                "rewind": self._apply_rewind, "focus": self._apply_focus, "hist": self._apply_hist,
+                "patience": self._apply_patience}
 
     def step_chunk(self) -> Any:
         """One training step of every run that can go on (DONE when none can)."""
@@ -373,6 +384,9 @@ class DashboardController(LiveController):
         self.hist_index = None
         self.update_health()
 
+    def _apply_patience(self, value: Any) -> None:
+        self.patience = check_int("patience", value, 1)
+
     def _apply_hist(self, value: Any) -> None:
         probes = self.trainer.probe_records
         if value is None:
@@ -404,4 +418,4 @@ class DashboardController(LiveController):
         self.update_health()
 
 
-__all__ = ["DashboardController", "Frame", "SnapshotSet", "compare_overrides", "HEALTH_EVERY"]
+__all__ = ["DashboardController", "Frame", "SnapshotSet", "compare_overrides", "HEALTH_EVERY", "DEFAULT_PATIENCE"]

@@ -23,7 +23,6 @@ from contextlib import ExitStack
 from typing import Any
 
 import ipywidgets as widgets
-import numpy as np
 import torch
 
 from optiviz._validate import check_int
@@ -33,18 +32,18 @@ from optiviz.training.data import CIFAR10
 from optiviz.training.health import BAD, INFO, OK, WARN, Finding
 from optiviz.training.runs import RunSpec
 from optiviz.views.common import theme
-from optiviz.views.common.controls import Quiet, on_value
+from optiviz.views.common.controls import Quiet, on_value, set_quietly
 from optiviz.views.common.data import data_args, prepare_data
 from optiviz.views.common.share import Shareable, ShareControl, open_shared
 from optiviz.views.common.live_view import LiveView
-from optiviz.views.dashboard.controller import DashboardController
+from optiviz.views.dashboard.controller import DEFAULT_PATIENCE, DashboardController
+from optiviz.views.dashboard.early_stop import EarlyStopMarks
 from optiviz.views.dashboard.controls import DEFAULT_INIT, Controls
 from optiviz.views.dashboard.panels import Panels
+from optiviz.views.dashboard.readout import PanelReadout
 
-_EMPTY = (np.zeros(0, np.float32), np.zeros(0, np.float32))
 
-
-class TrainingDashboard(Shareable, LiveView):
+class TrainingDashboard(Shareable, PanelReadout, LiveView):
     """Train a small net on CIFAR-10 live, steer it, and see the lectures' diagnostics.
 
     Display it as the last expression of a cell, then press Start. Python API (also what the
@@ -61,6 +60,8 @@ class TrainingDashboard(Shareable, LiveView):
     compare: optimizer names or dicts of settings (see `compare`) to start in compare mode.
     `state()` gives the whole setting as a string (the Share button shows it) and
     `TrainingDashboard.from_state(s)` rebuilds it: the same runs, record for record (on one device).
+    patience: early stopping's look-ahead; the loss panel marks where it would stop the validation
+    loss and which evaluation's weights it keeps (`early_stop`; `trainer.restore_best()` loads them).
     """
 
     STATE_VIEW = "TrainingDashboard"
@@ -93,6 +94,7 @@ class TrainingDashboard(Shareable, LiveView):
         compare: Sequence[str | Mapping[str, Any]] | None = None,
         fps: float = 10.0,
         max_points: int = 500,
+        patience: int = DEFAULT_PATIENCE,
     ) -> None:
         note = open_shared(self, TrainingDashboard.__init__, dict(device=device, fps=fps, max_points=max_points))
         if note is None:
@@ -103,13 +105,15 @@ class TrainingDashboard(Shareable, LiveView):
                        weight_decay=weight_decay, batch_size=batch_size, batch_norm=batch_norm, activation=activation,
                        init=init, schedule=schedule_spec(schedule), width=width, depth=depth, seed=seed)
         controller = DashboardController(spec, prepare_data(data, n_train, n_val, device), compare=compare,
-                                         probe_every=probe_every, val_every=val_every, fps=fps)
+                                         probe_every=probe_every, val_every=val_every, fps=fps, patience=patience)
         super().__init__()
         self.add_class("optiviz-dashboard")
         self._quiet = Quiet()
         self._drawn_generation = -1
         self.panels = Panels(max_points)
         self.controls = Controls(controller.runs[0].spec)
+        p = self.panels
+        self.early = EarlyStopMarks(p.loss_fig, {"x": p.step_scale, "y": p.loss.scales["y"]}, controller.patience)
         self.error_html.add_class("optiviz-dash-error")
         self._health_html = self._html("optiviz-dash-health")
         self._progress_html = self._html("optiviz-dash-progress")
@@ -222,7 +226,7 @@ class TrainingDashboard(Shareable, LiveView):
         run = dict(setting.get("run", {}))
         if "schedule" in run:
             run["schedule"] = (run["schedule"][0], dict(run["schedule"][1]))
-        extra = {k: setting[k] for k in ("compare", "probe_every", "val_every") if k in setting}
+        extra = {k: setting[k] for k in ("compare", "probe_every", "val_every", "patience") if k in setting}
         return {**run, **extra, **data_args(setting, options)}
 
     @property
@@ -247,81 +251,13 @@ class TrainingDashboard(Shareable, LiveView):
     def runner(self) -> LiveRunner:
         return self.controller.runner
 
-    @property
-    def loss_curves(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """(steps, train loss) per run, as the loss mark holds them."""
-        return self._per_run("loss")
-
-    @property
-    def val_loss_curves(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        return self._per_run("val_loss")
-
-    @property
-    def accuracy_curves(self) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
-        """{"train": (steps, acc), "val": (steps, acc)} per run."""
-        train, val = self._per_run("train_acc"), self._per_run("val_acc")
-        return {label: {"train": train.get(label, _EMPTY), "val": val.get(label, _EMPTY)} for label in self.runs}
-
-    @property
-    def gap(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The shaded train/val gap of the focused run: (epoch-end steps, train acc, val acc)."""
-        x, y = np.asarray(self.panels.gap.x), np.asarray(self.panels.gap.y)
-        if y.ndim != 2 or not np.any(y):
-            return np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros(0, np.float32)
-        return x, y[0], y[1]
-
-    @property
-    def lr_curves(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        return self._per_run("lr")
-
-    @property
-    def ratio_curves(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Update/weight ratio per layer of the focused run: (probe steps, ratio)."""
-        return self._per_layer("ratio", self.layers)
-
-    @property
-    def grad_norm_curves(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        return self._per_layer("grad", self.layers)
-
-    @property
-    def dead_curves(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Dead (ReLU) or saturated (tanh/sigmoid) fraction per hidden layer of the focused run."""
-        names = tuple(n for n, k in zip(self.layers, self.panels.dead_kinds) if k)
-        return self._per_layer("dead", names)
-
-    @property
-    def histograms(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Per layer, the bin centres and fractions the Bars mark holds."""
-        return {name: (np.asarray(b.x), np.asarray(b.y)) for name, b in zip(self.layers, self.panels.hist_bars)}
-
-    @property
-    def histogram_step(self) -> int | None:
-        """The training step whose histograms are shown (None before the first probe)."""
-        return self.panels.hist_step
-
-    @property
-    def markers(self) -> list[tuple[float, str]]:
-        """(step, label) of every change marked on the loss curves, as the marker mark holds them."""
-        m = self.panels.markers
-        return [(float(x), str(n)) for x, n in zip(np.asarray(m.x), list(m.names))]
-
-    @property
-    def marks(self) -> dict[str, Any]:
-        return self.panels.marks
-
-    def _per_run(self, key: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        return {label: row for label, row in zip(self.runs, self.panels.rows(key))}
-
-    def _per_layer(self, key: str, names: tuple[str, ...]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        return {name: row for name, row in zip(names, self.panels.rows(key))}
-
     # ================================================================== building
     def _layout(self) -> list[widgets.Widget]:
         """Controls on the left, six panels in two columns on the right, histograms underneath (~1,260 px)."""
         c, p = self.controls, self.panels
         header = widgets.VBox([self._health_html, widgets.HBox([self._progress_html, self.error_html]), self.share.box])
         left = widgets.VBox([self._runs_html, c.tabs()], layout=widgets.Layout(width="460px", min_width="460px"))
-        plots = widgets.VBox([widgets.HBox([p.loss_fig, p.acc_fig]), p.layer_legend,
+        plots = widgets.VBox([widgets.HBox([p.loss_fig, p.acc_fig]), self.early.box(), p.layer_legend,
                               widgets.HBox([p.ratio_fig, p.grad_fig]), widgets.HBox([p.dead_fig, p.lr_fig])])
         hist_title = widgets.HTML(f'<b style="font-size:{theme.TITLE_PX}px">activation histograms&nbsp;&nbsp;</b>')
         return [theme.style_widget(), header, c.buttons(), widgets.HBox([left, plots]),
@@ -355,6 +291,7 @@ class TrainingDashboard(Shareable, LiveView):
             on_value(w, q, lambda _v: self.controller.request_restart({"schedule": c.schedule_value()}))
         on_value(c.hist_live, q, lambda v: ask("hist", None if v else c.hist_probe.value))
         on_value(c.hist_probe, q, lambda v: ask("hist", v))
+        on_value(self.early.patience, q, lambda v: ask("patience", v))
 
     # ================================================================== drawing the controller's state
     def on_frame(self) -> None:
@@ -370,6 +307,7 @@ class TrainingDashboard(Shareable, LiveView):
                 self.panels.set_runs([r.label for r in ctl.runs], [r.spec.optimizer for r in ctl.runs])
             self.controls.show_snapshots(self._quiet, [])
         self.controls.show(self._quiet, ctl)
+        set_quietly(self._quiet, self.early.patience, ctl.patience)
         self.controls.show_snapshots(self._quiet, [s.label for s in ctl.snapshots])
         self.panels.invalidate()
         self._draw(health=True)
@@ -383,6 +321,8 @@ class TrainingDashboard(Shareable, LiveView):
     def _draw(self, health: bool = True) -> None:
         with ExitStack() as stack:
             self.panels.draw(self.controller.series, self.controller.focus, stack)
+            steps, val = self.controller.series[self.controller.focus].val.arrays()
+            self.early.draw(self.controller.early_stop(), (steps, val[:, 0]), stack)
             self._draw_histograms(stack)
             self._draw_runs()
             if health:
