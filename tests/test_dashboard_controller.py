@@ -34,7 +34,7 @@ def make(data):
 def test_requests_are_keyed_by_kind_and_the_lr_lives_in_the_trainer(make):
     c = make()
     assert set(c.handlers()) == {"live", "spec", "reset", "compare", "resume", "snapshot", "rewind", "focus", "hist",
-                                 "patience"}
+                                 "patience", "restore_best"}
     events = []
     c.subscribe(events.append)
     c.step(2)

@@ -93,5 +93,14 @@ def test_the_dashboard_marks_where_patience_stops_and_what_it_keeps(cifar):
         assert dash.early_stop_marks["early_kept"][2] == [""] and "not yet; best so far step" in dash.early.text.value
         dash.controller.request("patience", 0, sync=True)
         assert "patience must be in [1" in dash.error and dash.controller.patience == 1000
+        before, _ = dash.trainer.evaluate("val")
+        dash.early.restore.click()  # restore-best: the lowest validation loss's weights, and a marker says so
+        dash.step(0)
+        after, _ = dash.trainer.evaluate("val")
+        best = int(h["val_loss"].argmin())
+        assert after == pytest.approx(h["val_loss"][best], rel=1e-5) and after < before
+        at = float(dash.trainer.step_count)
+        dash.step(1)
+        assert (at, f"restored step {h['val_step'][best]}") in dash.markers
     finally:
         dash.close()

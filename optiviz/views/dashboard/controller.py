@@ -4,7 +4,7 @@ It owns what the dashboard shows: the runs (a RunSpec and a Trainer each), the d
 snapshots, the focused run, the histogram choice, the drawing series, the health findings, the
 images/s figure, the error line and the one LiveRunner (the only thread boundary). Changes arrive
 as requests keyed by kind, `("live", "lr", 0)` (run 0; None: every run that has it), "spec",
-"reset", "compare", "resume", "snapshot", "rewind", "focus", "hist", "patience", and apply at a step boundary
+"reset", "compare", "resume", "snapshot", "rewind", "focus", "hist", "patience", "restore_best", and apply at a step boundary
 through the handler table. A live setting lives in its run's Trainer only: `Run.spec` and the
 controls read it from there. No widgets here, so everything the dashboard does is scriptable.
 """
@@ -265,6 +265,7 @@ class DashboardController(LiveController):
         return {"live": self._apply_live, "spec": self._apply_restart, "reset": self._apply_reset,
                 "compare": self._apply_compare, "resume": self._apply_resume, "snapshot": self._apply_snapshot,
                 "rewind": self._apply_rewind, "focus": self._apply_focus, "hist": self._apply_hist,
+                "restore_best": self._apply_restore_best,
                 "patience": self._apply_patience}
 
     def step_chunk(self) -> Any:
@@ -383,6 +384,13 @@ class DashboardController(LiveController):
         self.focus = int(value) % len(self.runs)
         self.hist_index = None
         self.update_health()
+
+    def _apply_restore_best(self, _value: Any) -> None:
+        """Early stopping's restore-best: the focused run's model gets the weights of its lowest validation
+        loss so far and trains on from them; a marker on the curves says so (the records stay)."""
+        r = self.runs[self.focus]
+        kept = r.trainer.restore_best()  # ValueError before the first validation: the error line says it
+        self.series[self.focus].markers.add(r.trainer.step_count, f"restored step {kept}")
 
     def _apply_patience(self, value: Any) -> None:
         self.patience = check_int("patience", value, 1)

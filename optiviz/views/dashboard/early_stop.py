@@ -32,11 +32,13 @@ class EarlyStopMarks:
         figure.marks = [*figure.marks, self.kept, self.stop]
         self.patience = widgets.BoundedIntText(value=patience, min=1, max=1000, description="patience",
                                                style=DESCRIPTION_STYLE, layout=widgets.Layout(width="220px"))
+        self.restore = widgets.Button(description="Restore best", layout=widgets.Layout(width="120px"),
+                                      tooltip="load the weights of the lowest validation loss so far; training goes on from them")
         self.text = widgets.HTML()
         self._drawn: tuple | None = None
 
     def box(self) -> widgets.HBox:
-        return widgets.HBox([self.patience, self.text])
+        return widgets.HBox([self.patience, self.restore, self.text])
 
     def draw(self, result: EarlyStop | None, values: tuple[np.ndarray, np.ndarray], stack: ExitStack) -> None:
         """result: the controller's early_stop(); values: the focused run's (val steps, val losses)."""

@@ -292,6 +292,7 @@ class TrainingDashboard(Shareable, PanelReadout, LiveView):
         on_value(c.hist_live, q, lambda v: ask("hist", None if v else c.hist_probe.value))
         on_value(c.hist_probe, q, lambda v: ask("hist", v))
         on_value(self.early.patience, q, lambda v: ask("patience", v))
+        self.early.restore.on_click(lambda _b: ask("restore_best"))
 
     # ================================================================== drawing the controller's state
     def on_frame(self) -> None:
