@@ -1,7 +1,8 @@
 """`optiviz present`'s server: Voila on one notebook, sized for a class of visitors.
 
 Run as `python -m optiviz.serve.voila NOTEBOOK --port P [--preheat K] [--max-visitors N]
-[--cull-idle S] [--no-browser]` (the CLI starts it as a child). What it adds to plain Voila 0.5:
+[--cull-idle S] [--no-browser] [VOILA OPTIONS]` (the CLI starts it as a child; NOTEBOOK may be a
+folder, as for the browser tests). What it adds to plain Voila 0.5:
 
 - **Preheated kernels** (Voila's own pool): K kernels import torch and run the notebook before
   anyone asks, at most as many at a time as there are CPU cores, so the first of them is ready soon
@@ -53,6 +54,9 @@ def voila_argv(notebook: Path, port: int, open_browser: bool, cull_idle_s: int) 
     """Voila's own options: loopback, light theme, no code, the template, culling."""
     argv = [str(notebook), f"--port={port}", "--Voila.ip=127.0.0.1", "--theme=light", "--strip_sources=True",
             "--Voila.port_retries=0", "--template=optiviz", "--preheat_kernel=True",
+            # Notebook 7's lab extension (where the notebook package is installed) fails to load in a
+            # Voila page ("The getter for the shared module is not a function"); it adds nothing there.
+            '--VoilaConfiguration.extension_denylist=["@jupyter-notebook/lab-extension"]',
             f"--MappingKernelManager.cull_idle_timeout={cull_idle_s}",
             f"--MappingKernelManager.cull_interval={max(10, min(60, cull_idle_s // 4))}"]
     if not open_browser:
@@ -168,7 +172,7 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-visitors", type=int, required=True)
     parser.add_argument("--cull-idle", type=int, default=CULL_IDLE_S)
     parser.add_argument("--no-browser", action="store_true")
-    args = parser.parse_args(argv)
+    args, voila_extra = parser.parse_known_args(argv)  # the rest goes to Voila (e.g. --show_tracebacks=True)
 
     import tornado.web
     import voila.app
@@ -224,7 +228,8 @@ def run(argv: list[str] | None = None) -> int:
                 handlers.append(rule)
             return handlers
 
-    ClassroomVoila.launch_instance(voila_argv(args.notebook, args.port, not args.no_browser, args.cull_idle))
+    ClassroomVoila.launch_instance(voila_argv(args.notebook, args.port, not args.no_browser, args.cull_idle)
+                                   + voila_extra)
     return 0
 
 
