@@ -63,6 +63,9 @@ _EXPORTS: dict[str, str] = {
     "SearchView": "optiviz.views.maps.searches",
     "EnsembleView": "optiviz.views.maps.searches",
     "close_all": "optiviz.views.common.registry",
+    # serving a class (what `optiviz present` and `optiviz binder-link` compute)
+    "class_size": "optiviz.serve.capacity",
+    "binder_links": "optiviz.serve.binder",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
