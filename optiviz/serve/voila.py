@@ -72,8 +72,8 @@ def class_full_page(max_visitors: int, cull_idle_s: int) -> str:
 <style>body {{ font: 20px/1.5 sans-serif; max-width: 40em; margin: 15vh auto; padding: 0 1em; color: #222 }}</style>
 </head><body>
 <h1>The class is full</h1>
-<p>All {max_visitors} places on this server are taken: each visitor gets their own live kernel, and
-this machine has memory for {max_visitors}.</p>
+<p>All {max_visitors} places on this server are taken: each visitor gets a live kernel of their own,
+and the server runs {max_visitors} at most.</p>
 <p>This page tries again every {RETRY_S} seconds. A place frees when someone closes their tab, or
 after {cull_idle_s // 60} minutes without use.</p>
 </body></html>
@@ -84,7 +84,8 @@ after {cull_idle_s // 60} minutes without use.</p>
 
 
 def classroom_kernel_manager(base: type, preheat: int, max_visitors: int, warm_at_once: int) -> type:
-    """Voila's preheating kernel manager, counting visitors and keeping pool + visitors <= the cap."""
+    """Voila's preheating kernel manager that counts visitors: warm kernels + visitors' = K while
+    visitors are fewer than K, and no warm kernel once the cap is reached."""
 
     class ClassroomKernelManager(base):  # type: ignore[misc, valid-type]
         def __init__(self, **kwargs):
