@@ -27,7 +27,7 @@ from typing import IO
 
 from ._validate import check_int
 from .serve.binder import print_binder_links
-from .serve.capacity import CULL_IDLE_S, class_size
+from .serve.capacity import CULL_IDLE_S, KERNEL_MB, class_size
 from .serve.voila import READY_PATH, voila_command
 
 NOTEBOOK_ENV = "OPTIVIZ_NOTEBOOKS"
@@ -93,6 +93,9 @@ def add_class_options(present: argparse.ArgumentParser) -> None:
     present.add_argument("--max-visitors", type=int, default=None, metavar="N",
                          help="visitors served at once; the next sees 'the class is full' (default: what "
                               "free memory allows)")
+    present.add_argument("--kernel-mb", type=int, default=KERNEL_MB, metavar="MB",
+                         help=f"memory a visitor's kernel is counted at for the cap (default {KERNEL_MB}: notebook 1; "
+                              "notebooks 5 and 6 peak near 900)")
     present.add_argument("--cull-idle", type=int, default=CULL_IDLE_S, metavar="S",
                          help=f"shut a visitor's kernel down after S seconds idle with no page (default {CULL_IDLE_S})")
 
@@ -228,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"NOTEBOOK must be an existing .ipynb file, got {args.notebook}")
     try:
         check_int("--cull-idle", args.cull_idle, 60, 7 * 24 * 3600)
-        size = class_size(args.max_visitors, args.preheat)
+        size = class_size(args.max_visitors, args.preheat, kernel_mb=args.kernel_mb)
     except ValueError as exc:
         parser.error(str(exc))
     print(f"optiviz: {size.describe}; idle kernels culled after {args.cull_idle} s.", flush=True)
