@@ -89,7 +89,7 @@ def add_class_options(present: argparse.ArgumentParser) -> None:
     """`present`'s options for a class: the preheated pool, the visitor cap, idle culling."""
     present.add_argument("--preheat", type=int, default=1, metavar="K",
                          help="kernels that run the notebook before anyone asks (default 1; 0: none): the "
-                              "first K visitors get the page at once; each holds ~0.45 GB meanwhile")
+                              "first K visitors get the page at once; each holds ~0.33 GB (notebook 1) meanwhile")
     present.add_argument("--max-visitors", type=int, default=None, metavar="N",
                          help="visitors served at once; the next sees 'the class is full' (default: what "
                               "free memory allows)")
