@@ -209,10 +209,10 @@ async def classroom(n: int, preheat: int, max_visitors: int | None, timeout: flo
                     pass
             await asyncio.sleep(2)  # closing the browser at once would drop the beacons in flight
             await browser.close()
-        deadline = time.monotonic() + 20
-        while len(kernels(proc.pid)) > preheat and time.monotonic() < deadline:
+        deadline = time.monotonic() + 20  # the kernels that ran during the visit should go with their pages
+        while set(pids) & set(kernels(proc.pid)) and time.monotonic() < deadline:
             time.sleep(0.5)
-        left_after_leaving = len(kernels(proc.pid))
+        left_after_leaving = len(set(pids) & set(kernels(proc.pid)))
     finally:
         stop_s = stop_present(proc)
     served = [r for r in results if not r["full"]]
@@ -232,7 +232,7 @@ async def classroom(n: int, preheat: int, max_visitors: int | None, timeout: flo
     print(f"  kernels {len(kernel_rss)} (preheat {preheat}): RSS median {statistics.median(kernel_rss) if kernel_rss else 0:.0f} MB, "
           f"max {max(kernel_rss, default=0):.0f} MB; server, kernels and all: {total_rss / 1024:.2f} GB")
     print(f"  class full pages {sum(r['full'] for r in results)}, kernels lost {lost}, requests to outside hosts "
-          f"{outside}, kernels left once every page left (20 s at most) {left_after_leaving} (the refilled pool: {preheat}), "
+          f"{outside}, of the {len(pids)} kernels of the visit {left_after_leaving} still ran 20 s after every page left, "
           f"stopped in {stop_s:.1f} s")
     median_rss = statistics.median(kernel_rss) if kernel_rss else 0
     return (f"visitors {n}: first figure p90 {percentile(figures, 0.9):.1f} s, failures {len(failed) + lost}, "
