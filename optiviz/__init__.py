@@ -77,6 +77,9 @@ _EXPORTS: dict[str, str] = {
     "EnsembleView": "optiviz.views.maps.searches",
     "LandscapeView": "optiviz.views.landscape.view",
     "close_all": "optiviz.views.common.registry",
+    # serving a class (what `optiviz present` and `optiviz binder-link` compute)
+    "class_size": "optiviz.serve.capacity",
+    "binder_links": "optiviz.serve.binder",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -1,4 +1,5 @@
-"""`optiviz lab` and `optiviz present NOTEBOOK`: one command from a shell to a class-ready page.
+"""`optiviz lab` and `optiviz present NOTEBOOK`: one command from a shell to a class-ready page
+(and `optiviz binder-link`: the Binder links for this checkout's GitHub remote).
 
 Both start a server on 127.0.0.1 as a child process, print the URL to open, and stop it cleanly on
 Ctrl-C. The server runs in its own process group, so a terminal's Ctrl-C reaches only this command,
@@ -23,6 +24,11 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import IO
+
+from ._validate import check_int
+from .serve.binder import print_binder_links
+from .serve.capacity import CULL_IDLE_S, KERNEL_MB, class_size
+from .serve.voila import READY_PATH, voila_command
 
 NOTEBOOK_ENV = "OPTIVIZ_NOTEBOOKS"
 
@@ -54,14 +60,6 @@ def lab_command(root: Path, port: int, token: str, open_browser: bool) -> list[s
     return cmd
 
 
-def present_command(notebook: Path, port: int, open_browser: bool) -> list[str]:
-    cmd = [sys.executable, "-m", "voila", str(notebook), f"--port={port}", "--Voila.ip=127.0.0.1",
-           "--theme=light", "--strip_sources=True"]
-    if not open_browser:
-        cmd.append("--no-browser")
-    return cmd
-
-
 def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> bool:
     """Poll until the server answers (or the child died); True when it is up."""
     deadline = time.monotonic() + timeout
@@ -87,7 +85,26 @@ def server_env(base: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def serve(cmd: list[str], probe_url: str, show_url: str, what: str, stop_signal: int = signal.SIGTERM) -> int:
+def add_class_options(present: argparse.ArgumentParser) -> None:
+    """`present`'s options for a class: the preheated pool, the visitor cap, idle culling."""
+    present.add_argument("--preheat", type=int, default=1, metavar="K",
+                         help="kernels that run the notebook before anyone asks (default 1; 0: none): the "
+                              "first K visitors get the page at once; each holds ~0.33 GB (notebook 1) meanwhile")
+    present.add_argument("--max-visitors", type=int, default=None, metavar="N",
+                         help="visitors served at once; the next sees 'the class is full' (default: what "
+                              "free memory allows)")
+    present.add_argument("--kernel-mb", type=int, default=KERNEL_MB, metavar="MB",
+                         help=f"memory a visitor's kernel is counted at for the cap (default {KERNEL_MB}: notebook 1; "
+                              "notebooks 5 and 6 peak near 900)")
+    present.add_argument("--cull-idle", type=int, default=CULL_IDLE_S, metavar="S",
+                         help=f"shut a visitor's kernel down after S seconds idle with no page (default {CULL_IDLE_S})")
+
+
+PRESENT_START_TIMEOUT = 300.0  # s: the first preheated kernel imports torch and runs the notebook
+
+
+def serve(cmd: list[str], probe_url: str, show_url: str, what: str, stop_signal: int = signal.SIGTERM,
+          timeout: float = 120.0) -> int:
     """Run a server child until Ctrl-C; print where to point the browser. `stop_signal` is the one
     on which the server shuts its kernels down and exits."""
     # stdin: never the terminal, or Jupyter answers Ctrl-C with a "Shut down? (y/[n])" prompt nobody
@@ -98,7 +115,7 @@ def serve(cmd: list[str], probe_url: str, show_url: str, what: str, stop_signal:
     log_tail = _drain(proc.stderr)  # a pipe: stderr=PIPE above
     previous = _stop_on_signals()
     try:
-        if not wait_until_up(probe_url, proc):
+        if not wait_until_up(probe_url, proc, timeout):
             if proc.poll() is not None:
                 proc.wait()
                 time.sleep(0.2)  # let the drain thread read the last lines
@@ -204,7 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     present.add_argument("--state", default=None, metavar="STRING",
                          help="a setting from a view's Share button (view.state()): the notebook's first view "
                               "of that kind opens with it")
+    add_class_options(present)
+    binder = sub.add_parser("binder-link", help="print the Binder links for this checkout's GitHub remote")
+    binder.add_argument("--remote", default="origin", help="git remote to read (default: origin)")
     args = parser.parse_args(argv)
+    if args.command == "binder-link":
+        return print_binder_links(args.remote)
 
     port = free_port(args.port)
     if args.command == "lab":
@@ -224,9 +246,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"NOTEBOOK must be an existing .ipynb file, got {args.notebook}")
     if args.state is not None:
         share_state(parser, args.state)
+    try:
+        check_int("--cull-idle", args.cull_idle, 60, 7 * 24 * 3600)
+        size = class_size(args.max_visitors, args.preheat, kernel_mb=args.kernel_mb)
+    except ValueError as exc:
+        parser.error(str(exc))
+    print(f"optiviz: {size.describe}; idle kernels culled after {args.cull_idle} s.", flush=True)
     base = f"http://127.0.0.1:{port}"
-    return serve(present_command(notebook.resolve(), port, not args.no_browser), base, base, "Voila",
-                 stop_signal=signal.SIGINT)
+    return serve(voila_command(notebook.resolve(), port, not args.no_browser, size, args.cull_idle),
+                 base + READY_PATH, base, "Voila", stop_signal=signal.SIGINT, timeout=PRESENT_START_TIMEOUT)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -330,3 +331,72 @@ def test_a_chatty_server_is_not_blocked_by_its_own_log(monkeypatch, tmp_path):
     code = cli.serve([sys.executable, str(child)], f"http://127.0.0.1:{port}/", f"http://127.0.0.1:{port}/", "chatty")
     assert code == 0
     assert {s: signal.getsignal(s) for s in before} == before, "serve() puts the signal handlers back"
+
+
+# --------------------------------------------------------------------------- a class of visitors
+
+
+def kernels_of(cmd: Command) -> set[int]:
+    return {p for p in descendants(cmd.proc.pid) if "ipykernel" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")}
+
+
+def test_present_starts_no_kernel_before_a_visitor_and_turns_the_next_one_away(tmp_path, tiny_notebook):
+    """The readiness check renders nothing (with --preheat 0 no kernel runs until someone opens the
+    page); with a cap of one, the second visitor gets the class-full page, and once the first leaves
+    (Voila's unload beacon: POST /voila/api/shutdown with the _xsrf cookie the page was given) the
+    place is free again."""
+    port = free_port()
+    cmd = Command(["present", str(tiny_notebook), "--no-browser", "--port", str(port), "--preheat", "0",
+                   "--max-visitors", "1"], env=isolated_env(tmp_path))
+    try:
+        url = cmd.wait_for_url()
+        assert "1 visitors at most" in cmd.text and "0 kernel(s) preheated" in cmd.text, cmd.text
+        time.sleep(1.0)
+        assert not kernels_of(cmd), "no kernel before the first visitor"
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        with opener.open(url, timeout=180) as resp:
+            page = resp.read().decode()
+            assert resp.status == 200 and f"{MARKER} 42" in page
+        (kernel,) = kernels_of(cmd)
+        kernel_id = re.search(r'"kernelId": "([0-9a-f-]+)"', page).group(1)
+        with pytest.raises(urllib.error.HTTPError) as full:
+            urllib.request.urlopen(url, timeout=60)
+        assert full.value.code == 503 and full.value.headers["Retry-After"] == "30"
+        assert "The class is full" in full.value.read().decode()
+        assert kernels_of(cmd) == {kernel}, "the visitor turned away got no kernel"
+
+        jar = next(h.cookiejar for h in opener.handlers if isinstance(h, urllib.request.HTTPCookieProcessor))
+        xsrf = next(c.value for c in jar if c.name == "_xsrf")
+        leave = urllib.request.Request(f"http://127.0.0.1:{port}/voila/api/shutdown/{kernel_id}", method="POST",
+                                       data=b"", headers={"X-XSRFToken": xsrf})
+        with opener.open(leave, timeout=60) as resp:
+            assert resp.status == 204
+        assert not wait_until_gone({kernel}, timeout=20), "the page's kernel shuts down when it leaves"
+        status, page = get(url)
+        assert status == 200 and f"{MARKER} 42" in page, "the place is free again"
+        cmd.ctrl_c()
+        assert cmd.wait() == 0
+    finally:
+        cmd.kill()
+
+
+def test_present_preheats_exactly_the_kernels_it_is_asked_for(tmp_path, tiny_notebook):
+    """--preheat 1: one kernel has run the notebook when the URL is printed (the readiness check
+    waits for it), and the first visitor gets that kernel's page: no second kernel is started for
+    them beyond the pool's one replacement."""
+    port = free_port()
+    cmd = Command(["present", str(tiny_notebook), "--no-browser", "--port", str(port), "--preheat", "1"],
+                  env=isolated_env(tmp_path))
+    try:
+        url = cmd.wait_for_url()
+        status, body = get(f"{url.rstrip('/')}/optiviz/ready")
+        ready = json.loads(body)
+        assert status == 200 and ready["warm"] == 1 and ready["visitors"] == 0, ready
+        assert len(kernels_of(cmd)) == 1, "one deliberate, preheated kernel and no other"
+        status, page = get(url)
+        assert status == 200 and f"{MARKER} 42" in page
+        assert len(kernels_of(cmd)) == 1, "the visitor took the warm kernel; visitors + warm kernels stay at 1"
+        cmd.ctrl_c()
+        assert cmd.wait() == 0
+    finally:
+        cmd.kill()

@@ -46,9 +46,12 @@ def test_readme_links_point_at_things_that_exist():
     text = README.read_text()
     for target in re.findall(r"\]\((?!https?://)([^)#]+)\)", text):
         assert (ROOT / target).exists(), f"README links to {target}, which does not exist"
-    notebook = "notebooks%2F01_optimizers_on_surfaces.ipynb"
-    assert f"https://mybinder.org/v2/gh/OWNER/optiviz/HEAD?labpath={notebook}" in text
-    assert f"https://mybinder.org/v2/gh/OWNER/optiviz/HEAD?urlpath=voila%2Frender%2F{notebook}" in text
+    assert "/gh/OWNER/" not in text, "no Binder link to a placeholder owner"
+    from optiviz.serve.binder import binder_links  # the links `optiviz binder-link` prints, in the README's form
+
+    links = binder_links("git@github.com:USER/REPO.git")
+    assert "`optiviz binder-link`" in text and f"`{links['lab']}`" in text
+    assert f"`...?{links['voila'].split('?')[1]}`" in text
     assert "## How the numbers were checked" in text
 
 

@@ -283,13 +283,14 @@ def start_jupyter_lab(root_dir: Path, state_dir: Path, timeout: float = 90) -> J
 
 
 def start_voila(root_dir: Path, state_dir: Path, timeout: float = 90) -> JupyterServer:
-    """Start ``voila`` serving every notebook under root_dir (no token, 127.0.0.1 only)."""
+    """Start the Voila `optiviz present` runs (optiviz/serve/voila.py: its template, its page
+    handler) serving every notebook under root_dir (no token, 127.0.0.1 only, nothing preheated)."""
     port = free_port()
     cmd = [
-        sys.executable, "-m", "voila", "--no-browser", f"--port={port}",
-        "--Voila.ip=127.0.0.1", "--show_tracebacks=True", str(root_dir),
+        sys.executable, "-m", "optiviz.serve.voila", str(root_dir), f"--port={port}", "--preheat=0",
+        "--max-visitors=16", "--no-browser", "--show_tracebacks=True",
     ]
-    return _start_server("voila", cmd, port, "", root_dir, state_dir, "/", timeout)
+    return _start_server("voila", cmd, port, "", root_dir, state_dir, "/optiviz/ready", timeout)
 
 
 def copy_notebook(src: str | Path, server: JupyterServer | Path, name: str | None = None) -> str:

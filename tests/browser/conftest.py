@@ -122,8 +122,8 @@ def page(browser, request):
     """A fresh page per test. Console errors are kept in ``page.console_errors``."""
     context = browser.new_context(viewport=VIEWPORT)
     context.set_default_timeout(30_000)
-    # Only the local servers may be reached: Voila's template pulls Font Awesome CSS from a CDN,
-    # which offline (or with slow DNS) fails late or hangs. Icons are the only loss.
+    # Only the local servers may be reached (an offline lecture hall); tests/browser/
+    # test_voila_notebook1.py checks that a Voila page asks for nothing else.
     context.route(EXTERNAL_URL, lambda route: route.abort())
     page = context.new_page()
     console: list[str] = []

@@ -1,8 +1,9 @@
-"""Notebook 1 as a class sees it: rendered by Voila (the README's Voila link, `optiviz present`).
+"""Notebook 1 as a class sees it: rendered by the Voila `optiviz present` runs (optiviz/serve/voila.py).
 
 Voila runs every cell before it sends the page, so the narrow-valley explorer arrives with the
 surface drawn (heatmap and contours) and both trajectories already 300 steps long; no code is shown;
-and the explorer is live: Play makes SGD's trajectory grow.
+the explorer is live: Play makes SGD's trajectory grow; and the page asks no outside host for
+anything (an offline lecture hall sees it whole, the buttons' icons included).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from browser_helpers import (
     BQPLOT_FIGURE,
+    EXTERNAL_URL,
     REPO_ROOT,
     bqplot_line_paths,
     click_button,
@@ -39,7 +41,21 @@ def trajectory_points(page) -> list[int]:
     return [path_point_count(d) for d in paths[-2:]]
 
 
+ICON_FONT_JS = """
+(button) => {
+    const icon = button.querySelector('i.fa, i.fas, i[class*="fa-"]');
+    if (!icon) return 'no icon element';
+    const before = getComputedStyle(icon, '::before');
+    const family = getComputedStyle(icon).fontFamily;
+    if (!before.content || before.content === 'none' || before.content === '""') return 'no glyph';
+    return document.fonts.check(`${getComputedStyle(icon).fontWeight} 16px ${family}`) ? 'ok' : `font ${family} not loaded`;
+}
+"""
+
+
 def test_voila_renders_notebook_1_with_a_live_explorer(voila_server, page, tmp_path):
+    outside: list[str] = []  # every request the page makes to anything but the local server
+    page.on("request", lambda request: outside.append(request.url) if EXTERNAL_URL.match(request.url) else None)
     name = copy_notebook(NOTEBOOK, voila_server)
     open_voila(page, voila_server, name, timeout=240, expect=BQPLOT_FIGURE)
 
@@ -74,6 +90,11 @@ def test_voila_renders_notebook_1_with_a_live_explorer(voila_server, page, tmp_p
              and page.locator(".optiviz-legend").first.inner_text() != legend_before, 60,
              message=lambda: f"SGD's trajectory to grow after Play (had {before} vertices, has {trajectory_points(page)[0]})")
     click_button(page, "Pause")
+
+    assert outside == [], f"the Voila page asked outside hosts for {outside}"
+    play = page.locator("button.jupyter-button").filter(has_text="Play").first
+    assert wait_for(lambda: play.evaluate(ICON_FONT_JS) == "ok", 20,
+                    message=lambda: f"the Play button's icon drawn from a loaded font ({play.evaluate(ICON_FONT_JS)})")
 
     shot = screenshot(surface, "voila_notebook1_surface", tmp_path)
     assert shot.stat().st_size > 5_000
