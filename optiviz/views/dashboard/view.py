@@ -37,13 +37,14 @@ from optiviz.views.common.controls import Quiet, on_value
 from optiviz.views.common.live_view import LiveView
 from optiviz.views.dashboard.controller import DashboardController
 from optiviz.views.dashboard.controls import DEFAULT_INIT, Controls
+from optiviz.views.dashboard.exports import DashboardExports
 from optiviz.views.dashboard.panels import Panels
 
 _DATA_CACHE: dict[str, CIFAR10] = {}
 _EMPTY = (np.zeros(0, np.float32), np.zeros(0, np.float32))
 
 
-class TrainingDashboard(LiveView):
+class TrainingDashboard(DashboardExports, LiveView):
     """Train a small net on CIFAR-10 live, steer it, and see the lectures' diagnostics.
 
     Display it as the last expression of a cell, then press Start. Python API (also what the

@@ -19,12 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from optiviz._validate import check_choice, check_finite_float, check_int
 from optiviz.engine.hparams import HPARAMS
 from optiviz.engine.optimizers import OPTIMIZERS
-from optiviz.engine.preflight import check_surface_dtype
 from optiviz.engine.schedules import schedule_spec
 from optiviz.engine.simulator import CONVERGED, DIVERGED, Simulator, SimRecord, resolve_surface
 from optiviz.engine.surface import Surface
@@ -35,6 +33,7 @@ from optiviz.views.common.live_controller import LiveController
 from optiviz.views.explorer.config import (
     ExplorerConfig,
     build_schedule,
+    build_simulator,
     build_transform,
     checked_start,
     clip_spec,
@@ -357,21 +356,15 @@ class ExplorerController(LiveController):
         self._start_run()
 
     def _new_simulator(self, cfg: ExplorerConfig, surface: Surface) -> Simulator:
-        hparams = {o: dict(cfg.hparams[o]) for o in cfg.optimizers}
-        if cfg.shared_lr is not None:
-            for hp in hparams.values():
-                hp["lr"] = cfg.shared_lr
-        check_surface_dtype(surface, torch.float32, fix="a formula whose values stay within float32 on the plot "
-                            "(a lower power, a smaller factor)")
-        start = np.array([cfg.start if cfg.start is not None else surface.start], dtype=np.float64)
-        sim = Simulator(surface, cfg.optimizers, start=start, n=1, hparams=hparams,
-                        grad_noise=cfg.grad_noise, schedule=build_schedule(*cfg.schedule),
-                        transforms=build_transform(*cfg.clip), device=self._device,
-                        dtype=torch.float32, seed=self._seed)
+        sim = build_simulator(cfg, surface, device=self._device, seed=self._seed)
         if cfg.shared_lr is not None:
             for o in cfg.optimizers:
                 cfg.hparams[o]["lr"] = cfg.shared_lr
         return sim
+
+    def fresh_simulator(self) -> Simulator:
+        """A new simulator of the current setting at its start; the live run is untouched (exports)."""
+        return build_simulator(self.config, self.surface, device=self._device, seed=self._seed)
 
     def _start_run(self) -> None:
         """A fresh record of self.sim's run: new series with the start point, statuses from the engine."""

@@ -28,18 +28,20 @@ from optiviz.views.common.live_view import LiveView
 from optiviz.views.explorer.config import ExplorerConfig
 from optiviz.views.explorer.controller import ExplorerController
 from optiviz.views.explorer.controls import ExplorerControls
+from optiviz.views.explorer.exports import RaceExports
 from optiviz.views.explorer.figures import ExplorerFigures
 from optiviz.views.explorer.frames import caption_html
 from optiviz.views.explorer.presets import PRESETS
 
 
-class SurfaceExplorer(LiveView):
+class SurfaceExplorer(RaceExports, LiveView):
     """Optimizers racing on a 2D surface; sliders steer them while they run.
 
     Display it as the last expression of a cell. Python API (also what the tests use):
     `play()`, `pause()`, `step(n)` (synchronous), `set(...)`, `click(x, y)`, `reset()`,
     `load_preset(name)`, `close()`; mark data through `paths`, `heads`, `loss_curves`,
-    `step_lengths`, `markers`, `statuses`, `error`; the run itself through `controller`.
+    `step_lengths`, `markers`, `statuses`, `error`; the run itself through `controller`. For slides:
+    `save_gif`, `save_mp4`, `save_png`, `save_svg`, `save_records`, `save_tensorboard` (exports.py).
 
     surface: a built-in name, an expression in x and y, or a Surface; its parameters (e.g.
         condition=100 for "quadratic") as extra keywords.

@@ -31,6 +31,7 @@ from optiviz.engine.sweeps import (
 from optiviz.views.common import theme
 from optiviz.views.maps.args import BASIN_STEPS, GRID, STABILITY_STEPS, check_basin_args, check_stability_args
 from optiviz.views.common.streamed import StreamedView
+from optiviz.views.maps.exports import MapExports
 from optiviz.views.common.surface_plot import SurfacePlot, click_target, path_on_plot
 
 COLOUR_BY = {"loss": "final loss", "rate": "rate", "steps": "steps", "diverged": "diverged"}  # the buttons
@@ -65,7 +66,7 @@ class _MapMixin:
         return self.run_sync()  # type: ignore[attr-defined]
 
 
-class StabilityMapView(_MapMixin, StreamedView):
+class StabilityMapView(MapExports, _MapMixin, StreamedView):
     """A grid of (x, y) hyperparameter settings coloured by final loss, steps to converge or divergence.
 
     Click a cell to see that run's trajectory on the surface; `send_to(explorer)` hands the setting
@@ -269,7 +270,7 @@ class StabilityMapView(_MapMixin, StreamedView):
         explorer.set(hp.pop("optimizer"), **hp)
 
 
-class BasinMapView(_MapMixin, StreamedView):
+class BasinMapView(MapExports, _MapMixin, StreamedView):
     """Start points over the domain, coloured by the minimum each optimizer ends in; one map per optimizer."""
 
     def __init__(self, surface: str = "himmelblau", optimizers: tuple[str, ...] = ("sgd", "momentum", "adam"), *,
