@@ -36,6 +36,11 @@ _EXPORTS: dict[str, str] = {
     "basin_map": "optiviz.engine.sweeps",
     "iter_stability_map": "optiviz.engine.sweeps",
     "iter_basin_map": "optiviz.engine.sweeps",
+    "fair_race": "optiviz.engine.fair",
+    "tune_lr": "optiviz.engine.fair",
+    "FairRace": "optiviz.engine.fair",
+    "expected_excess": "optiviz.engine.noise_theory",
+    "noise_floor": "optiviz.engine.noise_theory",
     # training
     "load_cifar10": "optiviz.training.data",
     "CIFAR10": "optiviz.training.data",
