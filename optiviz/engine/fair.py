@@ -127,16 +127,16 @@ def _score(excess: np.ndarray, status: np.ndarray, tail: int) -> np.ndarray:
 
 
 def _simulate(surface: Surface, optimizer: str, hp: Mapping[str, Any], start: Any, n: int, steps: int,
-              grad_noise: float, seed: int, device: Any) -> Any:
+              grad_noise: float, seed: int, device: Any, engine: Mapping[str, Any]) -> Any:
     sim = Simulator(surface, optimizer, start=np.broadcast_to(np.asarray(start, float), (n, 2)), n=n,
-                    hparams={optimizer: dict(hp)}, grad_noise=grad_noise, seed=seed, device=device)
-    run = sim.run(steps)
-    return run
+                    hparams={optimizer: dict(hp)}, grad_noise=grad_noise, seed=seed, device=device, **engine)
+    return sim.run(steps)
 
 
 def tune_lr(surface: str | Surface, optimizer: str, *, steps: int = 300, seeds: int = 8, grad_noise: float = 0.0,
             lrs: Sequence[float] | None = None, hparams: Mapping[str, Any] | None = None, start: Any = None,
-            seed: int = 1, tail: int | None = None, device: Any = None) -> LrSweep:
+            seed: int = 1, tail: int | None = None, device: Any = None, transforms: Any = None,
+            schedule: Any = None) -> LrSweep:
     """One batched sweep: every lr in `lrs` x `seeds` noise draws as rows of one Simulator, scored
     like the race (mean excess over the last `tail` steps, averaged over seeds)."""
     surface = resolve_surface(surface)
@@ -148,7 +148,8 @@ def tune_lr(surface: str | Surface, optimizer: str, *, steps: int = 300, seeds: 
     tail = _tail(steps, tail)
     start = surface.start if start is None else start
     hp = {**dict(hparams or {}), "lr": np.repeat(grid, seeds)}
-    run = _simulate(surface, optimizer, hp, start, grid.size * seeds, steps, grad_noise, seed, device)
+    run = _simulate(surface, optimizer, hp, start, grid.size * seeds, steps, grad_noise, seed, device,
+                    {"transforms": transforms, "schedule": schedule})
     excess = run.loss.reshape(grid.size, seeds, -1) - surface.f_ref
     score = _score(excess, np.asarray(run.status).reshape(grid.size, seeds), tail)
     best = int(np.argmin(score))
@@ -166,13 +167,13 @@ def fair_race(surface: str | Surface = "quadratic", optimizers: str | Sequence[s
               steps: int = 300, seeds: int = 8, grad_noise: float = 0.0, tune: bool = True,
               lrs: Sequence[float] | None = None, hparams: Mapping[str, Mapping[str, Any]] | None = None,
               start: Any = None, seed: int = 0, tail: int | None = None, device: Any = None,
-              **surface_params: Any) -> FairRace:
+              transforms: Any = None, schedule: Any = None, **surface_params: Any) -> FairRace:
     """Race `optimizers` on `surface` for the same `steps`, over `seeds` noisy-gradient seeds.
 
     tune: each optimizer's lr is the best of `lrs` (default 1e-4..10, 21 values) for this budget,
     found by `tune_lr` on other noise draws; else each uses `hparams` (default the surface's
     suggested lr). Other settings (momentum 0.9, Adam's betas, ...) are `hparams` or torch's defaults:
-    only the lr is searched. Returns a FairRace: paths of every seed, mean paths, scores, ranking.
+    only the lr is searched. transforms / schedule: as in `simulate`, for every run. Returns a FairRace: paths of every seed, mean paths, scores, ranking.
     """
     surface = resolve_surface(surface, **surface_params)
     names = tuple(check_choice("optimizer", o, OPTIMIZERS) for o in optimizer_names(optimizers))
@@ -197,10 +198,12 @@ def fair_race(surface: str | Surface = "quadratic", optimizers: str | Sequence[s
         if tune:
             fixed = {k: v for k, v in given.get(o, {}).items() if k != "lr"}
             tuning[o] = tune_lr(surface, o, steps=steps, seeds=seeds, grad_noise=grad_noise, lrs=lrs, hparams=fixed,
-                                start=start, seed=seed + 1, tail=tail, device=device)
+                                start=start, seed=seed + 1, tail=tail, device=device, transforms=transforms,
+                                schedule=schedule)
             hp["lr"] = tuning[o].best_lr
         chosen[o] = hp
-    runs = [_simulate(surface, o, chosen[o], start, seeds, steps, grad_noise, seed, device) for o in names]
+    engine = {"transforms": transforms, "schedule": schedule}
+    runs = [_simulate(surface, o, chosen[o], start, seeds, steps, grad_noise, seed, device, engine) for o in names]
     return FairRace(surface, names, steps, seeds, grad_noise, chosen,
                     np.stack([r.path for r in runs]).astype(np.float64),
                     np.stack([r.loss for r in runs]).astype(np.float64),

@@ -42,6 +42,8 @@ from optiviz.views.explorer.config import (
     optimizer_list,
     preset_config,
 )
+from optiviz.views.explorer.fair import FairRaceTool
+from optiviz.views.explorer.predict import PredictRound
 from optiviz.views.explorer.presets import PRESETS
 from optiviz.views.explorer.race import RaceSeries, status_texts
 
@@ -101,6 +103,7 @@ class ExplorerController(LiveController):
         self.generation = 0  # one per (re)start: records of an older run are dropped
         self.playing = False
         self._sync_steps: int | None = None  # .step(n): the next chunk's size, instead of speed
+        self.stop_at: int | None = None  # play(until=N): the live run pauses at step N
         speed = None if speed is None else check_int("speed", speed, 1, MAX_SPEED)  # 0 is refused, not replaced
         if preset is not None:
             cfg = preset_config(get_preset(preset))
@@ -125,6 +128,8 @@ class ExplorerController(LiveController):
         # paced: a chunk of `speed` steps per frame tick, every one drawn (the runner's one clock)
         super().__init__(fps=fps, name="surface-explorer", paced=True)
         self._start_run()
+        self.fair = FairRaceTool(self)  # classroom tools, each its own module: tune each, seeds
+        self.predict = PredictRound(self)  # predict, then reveal
 
     # ================================================================== what the view draws
     @property
@@ -169,10 +174,11 @@ class ExplorerController(LiveController):
         return {o: list(self.race.markers[o]) for o in self.optimizers}
 
     # ================================================================== public actions
-    def play(self) -> None:
-        """Run live in the worker thread; returns at once."""
+    def play(self, until: int | None = None) -> None:
+        """Run live in the worker thread; returns at once. until: pause at that step (a reveal)."""
         if self.closed:
             return
+        self.stop_at = None if until is None else check_int("until", until, 0)
         self.playing = True
         self.runner.play()
 
@@ -256,9 +262,9 @@ class ExplorerController(LiveController):
             return DONE
         steps = self._sync_steps
         if steps is None:
-            steps = self.config.speed
+            steps = self.config.speed if self.stop_at is None else min(self.config.speed, self.stop_at - self.t)
         if steps <= 0:
-            return None
+            return DONE if self._sync_steps is None and self.stop_at is not None else None  # reached until
         return Chunk(self.generation, self.sim.advance(steps))
 
     def add_records(self, records: list[Chunk]) -> None:

@@ -27,6 +27,7 @@ from optiviz.views.common import theme
 from optiviz.views.common.live_view import LiveView
 from optiviz.views.explorer.config import ExplorerConfig
 from optiviz.views.explorer.controller import ExplorerController
+from optiviz.views.explorer.classroom import ClassroomPanel
 from optiviz.views.explorer.controls import ExplorerControls
 from optiviz.views.explorer.exports import RaceExports
 from optiviz.views.explorer.figures import ExplorerFigures
@@ -86,7 +87,7 @@ class SurfaceExplorer(RaceExports, LiveView):
                                max_path_points=max_path_points, max_curve_points=max_curve_points,
                                device=device, seed=seed, **surface_params)
         super().__init__()
-        self.figures = ExplorerFigures(c.surface, on_click=c.click, grid=grid)
+        self.figures = ExplorerFigures(c.surface, on_click=self._surface_clicked, grid=grid)
         self.caption_html = widgets.HTML()
         self.legend_html = widgets.HTML()
         self.legend_html.add_class("optiviz-legend")
@@ -95,6 +96,9 @@ class SurfaceExplorer(RaceExports, LiveView):
         self.controls = ExplorerControls(
             c.config, c.request, {"play": c.play, "pause": c.pause, "step": c.step_once, "reset": c.reset,
                                   "preset": c.load_preset}, c.preset)
+        self.classroom = ClassroomPanel(c, self.figures)
+        tabs = self.controls.panels  # the classroom tab joins the controls' tabs
+        tabs.children, tabs.titles = (*tabs.children, self.classroom.panel), (*tabs.titles, "classroom")
         self._drawn_generation = 0
         self.attach(c)
         self.on_config()
@@ -108,6 +112,14 @@ class SurfaceExplorer(RaceExports, LiveView):
                              widgets.HBox([self.status_html, self.error_html])])
         main.add_class("optiviz-explorer-main")  # what a screenshot of the race shows
         return [theme.style_widget(), main, c.panels]
+
+    def _surface_clicked(self, x: float, y: float) -> None:
+        """A click restarts the race there, except while the class predicts: then it places a guess."""
+        c = self.controller
+        if c.predict.hidden and c.predict.mode == "where":
+            self.classroom.safely(lambda: c.predict.place(x, y))
+        else:
+            c.click(x, y)
 
     # ================================================================== public API
     def play(self) -> None:
@@ -239,6 +251,7 @@ class SurfaceExplorer(RaceExports, LiveView):
     def _draw(self, stack: ExitStack) -> None:
         c = self.controller
         self.figures.draw_frame(c.max_path_points, c.max_curve_points, stack)
+        self.classroom.draw(stack)
         self._draw_legend()
         self._draw_status()
 
