@@ -102,7 +102,7 @@ def test_the_widget_hides_the_paths_places_guesses_by_click_and_reveals():
         e.controller.predict.reveal(sync=True)
         assert e.marks["trajectories"].visible and e.t == 60
         assert "closest guess" in e.classroom.predict_html.value
-        assert len(e.figures.surface_figure.marks) == base + 2  # the guess and its link to the outcome
+        assert len(e.figures.surface_figure.marks) == base + 1  # the guesses' links to the outcome
         e.classroom.end_button.click()
         assert len(e.figures.surface_figure.marks) == base
         e._surface_clicked(-3.0, 0.5)  # out of the round a click restarts the race there

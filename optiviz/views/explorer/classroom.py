@@ -36,6 +36,8 @@ class ClassroomPanel:
         self.links = bq.Lines(x=[], y=[], scales=xy, stroke_width=2, line_style="dotted", colors=["#111111"])
         self.guesses = bq.Scatter(x=[], y=[], scales=xy, marker="cross", default_size=260, stroke="#ffffff",
                                   names=[], display_names=True)
+        fig = figures.surface_figure  # the guesses' mark stays (a click must never hit a figure being rebuilt)
+        fig.marks = [*fig.marks[:-1], self.guesses, fig.marks[-1]]  # under the click target, which stays last
         self._build_predict()
         self._build_fair()
         self.panel = widgets.VBox([widgets.HTML("<b>Predict, then reveal</b>"), self.predict_box,
@@ -54,6 +56,7 @@ class ClassroomPanel:
                                           style={"description_width": "60px", "button_width": "170px"})
         self.round_steps = widgets.BoundedIntText(value=p.steps, min=1, max=100_000, description="after N steps",
                                                   style=_WIDE, layout=widgets.Layout(width="230px"))
+        self.round_steps.add_class("optiviz-round-steps")
         self.pick = widgets.Dropdown(options=[], description="first will be", style=_WIDE,
                                      layout=widgets.Layout(width="300px"))
         self.pick.observe(lambda ch: ch["new"] and self.c.predict.active and self.safely(
@@ -121,13 +124,13 @@ class ClassroomPanel:
             self.mean.x, self.mean.y = mx, my
             self.mean.colors = [theme.optimizer_color(o) for o in c.fair.cloud.optimizers]
             overlays += [self.cloud, self.mean]
-        if p.active and p.guesses:
-            stack.enter_context(self.guesses.hold_sync())
-            g = np.array(list(p.guesses.values()), dtype=np.float32)
-            self.guesses.x, self.guesses.y = g[:, 0], g[:, 1]
-            self.guesses.colors = [theme.optimizer_color(o) for o in p.guesses]
-            self.guesses.names = list(p.guesses)
-            overlays.append(self.guesses)
+        stack.enter_context(self.guesses.hold_sync())
+        shown = p.guesses if p.active else {}
+        g = np.array(list(shown.values()), dtype=np.float32).reshape(-1, 2)
+        self.guesses.x, self.guesses.y = g[:, 0], g[:, 1]
+        self.guesses.colors = [theme.optimizer_color(o) for o in shown] or ["#000000"]
+        self.guesses.names = list(shown)
+        if shown:
             if p.result is not None:
                 stack.enter_context(self.links.hold_sync())
                 pairs = [(p.guesses[o], p.result.actual[o]) for o in p.guesses]
@@ -135,10 +138,9 @@ class ClassroomPanel:
                 self.links.y = np.array([[a[1], b[1]] for a, b in pairs], dtype=np.float32)
                 overlays.insert(0, self.links)
         fig = self.figures.surface_figure
-        base = [m for m in fig.marks if m not in (self.cloud, self.mean, self.links, self.guesses)]
+        base = [m for m in fig.marks if m not in (self.cloud, self.mean, self.links)]
         at = base.index(self.figures.trajectories)
-        lines = [m for m in overlays if isinstance(m, bq.Lines)]  # under the race's paths
-        marks = base[:at] + lines + base[at:-1] + [m for m in overlays if m not in lines] + base[-1:]
+        marks = base[:at] + overlays + base[at:]  # the cloud, mean paths and links under the race's paths
         if list(fig.marks) != marks:
             stack.enter_context(fig.hold_sync())
             fig.marks = marks
