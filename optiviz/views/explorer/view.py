@@ -30,8 +30,10 @@ from optiviz.views.explorer.controller import ExplorerController
 from optiviz.views.explorer.classroom import ClassroomPanel
 from optiviz.views.explorer.controls import ExplorerControls
 from optiviz.views.explorer.exports import RaceExports
+from optiviz.views.explorer.fair import FairRaceTool
 from optiviz.views.explorer.figures import ExplorerFigures
 from optiviz.views.explorer.frames import caption_html
+from optiviz.views.explorer.predict import PredictRound
 from optiviz.views.explorer.presets import PRESETS
 
 
@@ -163,6 +165,16 @@ class SurfaceExplorer(RaceExports, LiveView):
     @property
     def surface(self) -> Surface:
         return self.controller.surface
+
+    @property
+    def predict(self) -> PredictRound:
+        """The classroom tab's predict-then-reveal round (begin, place, choose, reveal, end)."""
+        return self.controller.predict
+
+    @property
+    def fair(self) -> FairRaceTool:
+        """The classroom tab's fair-race tools: tune_each(steps, seeds) and seeds(seeds, steps)."""
+        return self.controller.fair
 
     @property
     def sim(self) -> Simulator:
