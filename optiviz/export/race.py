@@ -73,11 +73,11 @@ class RaceFigure:
 
     def __init__(self, track: RaceTrack, *, with_loss: bool = True, grid: int = 160, title: str | None = None,
                  width_px: int = WIDTH_PX, height_px: int = HEIGHT_PX, dpi: int = 96) -> None:
+        self.fig = figure(width_px if with_loss else height_px + 16 * 6, height_px, dpi)  # names the extra if missing
         from matplotlib.colors import LinearSegmentedColormap
 
         self.track = track
         s = track.surface
-        self.fig = figure(width_px if with_loss else height_px + 16 * 6, height_px, dpi)
         axes = self.fig.subplots(1, 2 if with_loss else 1, squeeze=False,
                                  gridspec_kw={"width_ratios": [1, 1] if with_loss else [1]})[0]
         ax = self.ax = axes[0]

@@ -7,7 +7,7 @@ tests, notebooks and benchmarks can drive it without a widget.
 
 Requests (`request(key, value)`; handled at a step boundary, in the worker while playing):
 ("hparam", optimizer, name), "shared_lr", "grad_noise", "clip", "schedule", "speed", "start",
-"reset", "optimizers", "surface", "preset". Values are validated once, by the engine object that
+"reset", "optimizers", "surface", "preset", "redraw". Values are validated once, by the engine object that
 takes them (an optimizer's `set_hparams` checks the spec in engine/hparams.py); the controller
 only checks what no engine object sees (a hyperparameter of an optimizer not racing, the speed).
 """
@@ -254,6 +254,7 @@ class ExplorerController(LiveController):
             "clip": self._set_clip, "schedule": self._set_schedule, "speed": self._set_speed,
             "start": self._set_start, "reset": self._reset, "optimizers": self._set_optimizers,
             "surface": self._set_surface, "preset": self._set_preset,
+            "redraw": lambda _value: None,  # a classroom tool changed what is drawn: "config" follows
         }
 
     def step_chunk(self) -> Any:

@@ -58,7 +58,7 @@ class FairRaceTool:
                      f"{format_value(c.config.grad_noise)}: "
                      + ", ".join(f"{o} {format_value(s.best_lr)}{' (edge)' if s.at_edge else ''}"
                                  for o, s in self.tuning.items()))
-        c.emit("config")
+        c.request("redraw")
         return self.tuning
 
     def seeds(self, seeds: int = 8, steps: int = 300) -> FairRace:
@@ -76,7 +76,7 @@ class FairRaceTool:
                      + ", ".join(f"{o} {r.score[k]:.3g}" for k, o in enumerate(r.optimizers)))
         if r.grad_noise == 0:
             self.note += " (no gradient noise: every seed runs the same path; raise grad noise)"
-        c.emit("frame")
+        c.request("redraw")
         return r
 
     @property

@@ -93,7 +93,7 @@ class PredictRound:
         c.pause()
         c.request("reset")
         self.active, self.guesses, self.pick, self.result = True, {}, None, None
-        c.emit("config")
+        c.request("redraw")
 
     def place(self, x: float, y: float, optimizer: str | None = None) -> str | None:
         """A guess of where `optimizer` (default: `target`) will be after `steps` steps; returns its name.
@@ -107,14 +107,14 @@ class PredictRound:
         if optimizer is None and self.target is None:  # all placed: start over with the first
             self.guesses = {}
         self.guesses[name] = (float(x), float(y))
-        self.controller.emit("frame")
+        self.controller.request("redraw")
         return name
 
     def choose(self, optimizer: str) -> None:
         """The class's pick of which optimizer arrives first."""
         self._check_open()
         self.pick = check_choice("optimizer", optimizer, self.controller.optimizers)
-        self.controller.emit("frame")
+        self.controller.request("redraw")
 
     def outcome(self) -> RoundResult:
         """What the race will do in `steps` steps, from a fresh run of its setting (the live run untouched)."""
@@ -137,7 +137,7 @@ class PredictRound:
         c.pause()
         c.request("reset")
         self.result = result
-        c.emit("config")
+        c.request("redraw")
         if sync:
             c.step(self.steps)
         else:
@@ -147,7 +147,7 @@ class PredictRound:
     def end(self) -> None:
         """Leave classroom mode: paths shown, guesses gone."""
         self.active, self.guesses, self.pick, self.result = False, {}, None, None
-        self.controller.emit("config")
+        self.controller.request("redraw")
 
     def _check_open(self, allow_revealed: bool = False) -> None:
         if not self.active:
