@@ -17,6 +17,7 @@ from browser_helpers import (
     copy_notebook,
     open_notebook_and_run_all,
     path_point_count,
+    screenshot,
     wait_for,
     widget_text,
 )
@@ -70,5 +71,18 @@ def test_jupyterlab_predict_then_reveal(jupyter_lab_server, page):
     counts = visible_trajectory_counts(page)
     assert len(counts) >= 3 and sorted(counts)[-2] > 20, f"paths shown again and grown, plus the links: {counts}"
     assert widget_text(page, "optiviz-error-line").strip() == ""
+
+    # the fair race's seeds: every seed's path faint, each optimizer's mean path on top (4 seeds x 2 + 2)
+    readout = page.locator(".optiviz-seed-count .widget-readout").first
+    readout.click()
+    readout.press("ControlOrMeta+a")
+    readout.press_sequentially("4")
+    readout.press("Enter")
+    click_button(page, "Seeds")
+    wait_for(lambda: "4 seeds x 300 steps" in widget_text(page, "optiviz-fair"), 60, message="the seeds' scores")
+    wait_for(lambda: len(visible_trajectory_counts(page)) >= len(counts) + 10, 30,
+             message=lambda: f"10 more paths (have {visible_trajectory_counts(page)})")
+    page.locator(BQPLOT_FIGURE).nth(SURFACE_FIG).scroll_into_view_if_needed()
+    screenshot(page.locator(BQPLOT_FIGURE).nth(SURFACE_FIG), "explorer_classroom")
     bad = [e for e in page.console_errors if "invalid format" in e or "NaN" in e or "Error setting state" in e]
     assert not bad, bad[:3]

@@ -76,6 +76,7 @@ class ClassroomPanel:
                                              style=_WIDE, layout=widgets.Layout(width="230px"))
         self.seed_count = widgets.IntSlider(value=8, min=1, max=MAX_CLOUD_SEEDS, description="seeds", style=_WIDE,
                                             continuous_update=False, layout=widgets.Layout(width="380px"))
+        self.seed_count.add_class("optiviz-seed-count")
         self.tune_button = self._button("Tune each", lambda: self.c.fair.tune_each(self.budget.value,
                                                                                    min(self.seed_count.value, 8)))
         self.seeds_button = self._button("Seeds", lambda: self.c.fair.seeds(self.seed_count.value, self.budget.value))
