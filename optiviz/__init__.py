@@ -56,6 +56,13 @@ _EXPORTS: dict[str, str] = {
     "dropout_test_time": "optiviz.training.dropout_test",
     "compare_preprocessing": "optiviz.training.preprocessing",
     "hyperparameter_importance": "optiviz.training.importance",
+    # export (the optional extra optiviz[export])
+    "RaceTrack": "optiviz.export.race",
+    "save_race_gif": "optiviz.export.race",
+    "save_race_mp4": "optiviz.export.race",
+    "save_race_png": "optiviz.export.race",
+    "write_race_events": "optiviz.export.tensorboard",
+    "write_history_events": "optiviz.export.tensorboard",
     # stream
     "LiveRunner": "optiviz.stream.runner",
     "SeriesBuffer": "optiviz.stream.series",

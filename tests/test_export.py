@@ -134,3 +134,30 @@ def test_without_the_extra_the_error_names_it(monkeypatch, explorer, tmp_path):
     monkeypatch.setitem(sys.modules, "PIL.Image", None)  # import PIL.Image now raises ImportError
     with pytest.raises(ImportError, match=r'optiviz\[export\]'):
         explorer.save_gif(str(tmp_path / "x.gif"), steps=10)
+
+
+def test_a_scripted_run_exports_without_a_view(tmp_path):
+    run = ov.simulate("quadratic", ["sgd", "momentum"], steps=2000, use_surface_lrs=True)
+    track = ov.RaceTrack.from_run(run)
+    assert track.path.shape == (2, 2001, 2)
+    assert track.status == {o: f"converged at step {int(run.converged_at[k])}" for k, o in enumerate(run.optimizers)}
+    assert Image.open(ov.save_race_png(track, str(tmp_path / "r.png"))).size == (1152, 576)
+    one = ov.RaceTrack.from_run(ov.simulate("quadratic", "adam", steps=10, lr=0.1))
+    assert one.path.shape == (1, 11, 2) and one.labels == {"adam": "lr=0.1"}
+    with pytest.raises(ValueError, match="one path per optimizer"):
+        ov.RaceTrack.from_run(ov.simulate("quadratic", "sgd", steps=5, lr=[0.01, 0.02]))
+
+
+def test_a_trainers_history_as_tensorboard_events(tmp_path, cifar):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    trainer = ov.Trainer("mlp", cifar.subset(128, 64, 64), optimizer="sgd", lr=0.01, val_every=3)
+    trainer.run(steps=6)
+    (folder,) = ov.write_history_events({"lr 0.01": trainer.history}, str(tmp_path / "tb"))
+    assert folder.endswith("lr_0.01")
+    acc = EventAccumulator(folder)
+    acc.Reload()
+    np.testing.assert_allclose([e.value for e in acc.Scalars("train/train_loss")], trainer.history["train_loss"],
+                               rtol=1e-6)
+    assert [e.step for e in acc.Scalars("train/val_acc")] == list(trainer.history["val_step"])
