@@ -86,14 +86,14 @@ def test_panels_save_as_png_and_svg_and_bad_names_are_refused(explorer, tmp_path
 
 
 def test_maps_and_dashboard_panels_are_drawn_from_their_records(tmp_path, cifar):
-    smap = ov.StabilityMapView("quadratic", "momentum", resolution=12, steps=40)
+    smap = ov.StabilityMapView("quadratic", "momentum", resolution=8, steps=30)
     with pytest.raises(ValueError, match="compute the map first"):
         smap.save_png(str(tmp_path / "m.png"))
     smap.compute_sync()
     assert Image.open(smap.save_png(str(tmp_path / "m.png"))).format == "PNG"
     smap.close()
-    dash = ov.TrainingDashboard("mlp", "sgd", lr=0.01, data=cifar.subset(256, 64, 64), val_every=4)
-    dash.step(8)
+    dash = ov.TrainingDashboard("mlp", "sgd", lr=0.01, data=cifar.subset(128, 64, 64), val_every=3)
+    dash.step(6)
     hist = dash.controller.runs[0].trainer.history
     rows = list(csv.DictReader(open(dash.save_records(str(tmp_path / "d.csv")))))
     losses = [float(r["value"]) for r in rows if r["series"] == "train_loss"]
