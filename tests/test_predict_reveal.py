@@ -68,6 +68,16 @@ def test_a_round_refuses_what_makes_no_sense(controller):
         p.place(0.0, 0.0)
 
 
+def test_a_guess_for_an_optimizer_taken_out_of_the_race_is_dropped(controller):
+    p = controller.predict
+    p.begin(20)
+    p.place(-1.0, 0.0)  # sgd
+    p.place(0.0, 0.0)   # momentum
+    controller.set(optimizers=("momentum", "adam"))
+    result = p.reveal(sync=True)
+    assert set(result.distance) == {"momentum"} and set(result.actual) == {"momentum", "adam"}
+
+
 def test_tune_each_requests_every_best_lr_and_says_what_it_searched():
     c = ExplorerController("quadratic", ("sgd", "momentum"), grad_noise=0.5)
     try:

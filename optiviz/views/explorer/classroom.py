@@ -132,9 +132,9 @@ class ClassroomPanel:
         self.guesses.colors = [theme.optimizer_color(o) for o in shown] or ["#000000"]
         self.guesses.names = list(shown)
         if shown:
-            if p.result is not None:
+            if p.result is not None and p.result.guesses:
                 stack.enter_context(self.links.hold_sync())
-                pairs = [(p.guesses[o], p.result.actual[o]) for o in p.guesses]
+                pairs = [(g, p.result.actual[o]) for o, g in p.result.guesses.items()]
                 self.links.x = np.array([[a[0], b[0]] for a, b in pairs], dtype=np.float32)
                 self.links.y = np.array([[a[1], b[1]] for a, b in pairs], dtype=np.float32)
                 overlays.insert(0, self.links)

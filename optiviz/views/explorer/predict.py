@@ -123,10 +123,12 @@ class PredictRound:
         path = run.path  # (K, steps + 1, 2)
         actual = {o: (float(path[k, -1, 0]), float(path[k, -1, 1])) for k, o in enumerate(c.optimizers)}
         arrival = _arrivals(c.surface, c.optimizers, path, run)
-        distance = {o: float(np.hypot(*np.subtract(g, actual[o]))) for o, g in self.guesses.items()}
+        guesses = {o: g for o, g in self.guesses.items() if o in actual}  # an optimizer unticked mid-round
+        distance = {o: float(np.hypot(*np.subtract(g, actual[o]))) for o, g in guesses.items()}
         far = {o: _to_minimum(c.surface, path[k, -1]) for k, o in enumerate(c.optimizers)}
         order = tuple(sorted(c.optimizers, key=lambda o: (arrival[o] is None, arrival[o] or 0, far[o])))
-        return RoundResult(self.mode, self.steps, actual, dict(self.guesses), distance, arrival, order, self.pick)
+        pick = self.pick if self.pick in actual else None
+        return RoundResult(self.mode, self.steps, actual, guesses, distance, arrival, order, pick)
 
     def reveal(self, sync: bool = False) -> RoundResult:
         """Show what happened: the outcome now, and the race played from its start to step `steps`
