@@ -36,6 +36,11 @@ _EXPORTS: dict[str, str] = {
     "basin_map": "optiviz.engine.sweeps",
     "iter_stability_map": "optiviz.engine.sweeps",
     "iter_basin_map": "optiviz.engine.sweeps",
+    "fair_race": "optiviz.engine.fair",
+    "tune_lr": "optiviz.engine.fair",
+    "FairRace": "optiviz.engine.fair",
+    "expected_excess": "optiviz.engine.noise_theory",
+    "noise_floor": "optiviz.engine.noise_theory",
     # training
     "load_cifar10": "optiviz.training.data",
     "CIFAR10": "optiviz.training.data",
@@ -64,6 +69,13 @@ _EXPORTS: dict[str, str] = {
     "gradient_noise_table": "optiviz.training.gradient_noise",
     "batchnorm_noise": "optiviz.training.batchnorm_noise",
     "fine_tuning": "optiviz.training.fine_tuning",
+    # export (the optional extra optiviz[export])
+    "RaceTrack": "optiviz.export.race",
+    "save_race_gif": "optiviz.export.race",
+    "save_race_mp4": "optiviz.export.race",
+    "save_race_png": "optiviz.export.race",
+    "write_race_events": "optiviz.export.tensorboard",
+    "write_history_events": "optiviz.export.tensorboard",
     # stream
     "LiveRunner": "optiviz.stream.runner",
     "SeriesBuffer": "optiviz.stream.series",

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install -q torch==2.13.0
-python -m pip install -q -e ".[test]"
+python -m pip install -q -e ".[test,export]"
 # Debian packages: chromium for the browser tests, g++ for the compile=True tests (torch.compile)
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)

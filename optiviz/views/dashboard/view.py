@@ -39,11 +39,12 @@ from optiviz.views.common.live_view import LiveView
 from optiviz.views.dashboard.controller import DEFAULT_PATIENCE, DashboardController
 from optiviz.views.dashboard.early_stop import EarlyStopMarks
 from optiviz.views.dashboard.controls import DEFAULT_INIT, Controls
+from optiviz.views.dashboard.exports import DashboardExports
 from optiviz.views.dashboard.panels import Panels
 from optiviz.views.dashboard.readout import PanelReadout
 
 
-class TrainingDashboard(Shareable, PanelReadout, LiveView):
+class TrainingDashboard(Shareable, DashboardExports, PanelReadout, LiveView):
     """Train a small net on CIFAR-10 live, steer it, and see the lectures' diagnostics.
 
     Display it as the last expression of a cell, then press Start. Python API (also what the

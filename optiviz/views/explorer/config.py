@@ -10,10 +10,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import torch
+
 from optiviz._validate import check_choice, check_positive, shown
 from optiviz.engine.hparams import HPARAMS
 from optiviz.engine.optimizers import OPTIMIZERS
-from optiviz.engine.preflight import optimizer_names
+from optiviz.engine.preflight import check_surface_dtype, optimizer_names
+from optiviz.engine.simulator import Simulator
 from optiviz.engine import transforms
 from optiviz.engine.schedules import SCHEDULES, make_schedule
 from optiviz.engine.surface import Surface
@@ -157,3 +161,18 @@ def setting_args(setting: Mapping[str, Any]) -> dict[str, Any]:
     if "schedule" in setting:
         args["schedule"] = (setting["schedule"][0], dict(setting["schedule"][1]))
     return {**args, **params}
+
+
+def build_simulator(cfg: ExplorerConfig, surface: Surface, *, device: str = "cpu", seed: int = 0) -> Simulator:
+    """The explorer's engine for a setting: one row per racing optimizer (N=1), float32, from its start
+    (a shared lr given to every optimizer). Live runs and exports are built here, so they agree."""
+    hparams = {o: dict(cfg.hparams[o]) for o in cfg.optimizers}
+    if cfg.shared_lr is not None:
+        for hp in hparams.values():
+            hp["lr"] = cfg.shared_lr
+    check_surface_dtype(surface, torch.float32, fix="a formula whose values stay within float32 on the plot "
+                        "(a lower power, a smaller factor)")
+    start = np.array([cfg.start if cfg.start is not None else surface.start], dtype=np.float64)
+    return Simulator(surface, cfg.optimizers, start=start, n=1, hparams=hparams, grad_noise=cfg.grad_noise,
+                     schedule=build_schedule(*cfg.schedule), transforms=build_transform(*cfg.clip),
+                     device=device, dtype=torch.float32, seed=seed)

@@ -7,7 +7,7 @@ tests, notebooks and benchmarks can drive it without a widget.
 
 Requests (`request(key, value)`; handled at a step boundary, in the worker while playing):
 ("hparam", optimizer, name), "shared_lr", "grad_noise", "clip", "schedule", "speed", "start",
-"reset", "optimizers", "surface", "preset". Values are validated once, by the engine object that
+"reset", "optimizers", "surface", "preset", "redraw". Values are validated once, by the engine object that
 takes them (an optimizer's `set_hparams` checks the spec in engine/hparams.py); the controller
 only checks what no engine object sees (a hyperparameter of an optimizer not racing, the speed).
 """
@@ -19,12 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from optiviz._validate import check_choice, check_finite_float, check_int
 from optiviz.engine.hparams import HPARAMS
 from optiviz.engine.optimizers import OPTIMIZERS
-from optiviz.engine.preflight import check_surface_dtype
 from optiviz.engine.schedules import schedule_spec
 from optiviz.engine.simulator import CONVERGED, DIVERGED, Simulator, SimRecord, resolve_surface
 from optiviz.engine.surface import Surface
@@ -35,6 +33,7 @@ from optiviz.views.common.live_controller import LiveController
 from optiviz.views.explorer.config import (
     ExplorerConfig,
     build_schedule,
+    build_simulator,
     build_transform,
     checked_start,
     clip_spec,
@@ -44,6 +43,8 @@ from optiviz.views.explorer.config import (
     preset_config,
     setting_of,
 )
+from optiviz.views.explorer.fair import FairRaceTool
+from optiviz.views.explorer.predict import PredictRound
 from optiviz.views.explorer.presets import PRESETS
 from optiviz.views.explorer.race import RaceSeries, status_texts
 
@@ -103,6 +104,7 @@ class ExplorerController(LiveController):
         self.generation = 0  # one per (re)start: records of an older run are dropped
         self.playing = False
         self._sync_steps: int | None = None  # .step(n): the next chunk's size, instead of speed
+        self.stop_at: int | None = None  # play(until=N): the live run pauses at step N
         speed = None if speed is None else check_int("speed", speed, 1, MAX_SPEED)  # 0 is refused, not replaced
         if preset is not None:
             cfg = preset_config(get_preset(preset))
@@ -128,6 +130,8 @@ class ExplorerController(LiveController):
         # paced: a chunk of `speed` steps per frame tick, every one drawn (the runner's one clock)
         super().__init__(fps=fps, name="surface-explorer", paced=True)
         self._start_run()
+        self.fair = FairRaceTool(self)  # classroom tools, each its own module: tune each, seeds
+        self.predict = PredictRound(self)  # predict, then reveal
 
     # ================================================================== what the view draws
     @property
@@ -172,10 +176,11 @@ class ExplorerController(LiveController):
         return {o: list(self.race.markers[o]) for o in self.optimizers}
 
     # ================================================================== public actions
-    def play(self) -> None:
-        """Run live in the worker thread; returns at once."""
+    def play(self, until: int | None = None) -> None:
+        """Run live in the worker thread; returns at once. until: pause at that step (a reveal)."""
         if self.closed:
             return
+        self.stop_at = None if until is None else check_int("until", until, 0)
         self.playing = True
         self.runner.play()
 
@@ -262,6 +267,7 @@ class ExplorerController(LiveController):
             "clip": self._set_clip, "schedule": self._set_schedule, "speed": self._set_speed,
             "start": self._set_start, "reset": self._reset, "optimizers": self._set_optimizers,
             "surface": self._set_surface, "preset": self._set_preset,
+            "redraw": lambda _value: None,  # a classroom tool changed what is drawn: "config" follows
         }
 
     def step_chunk(self) -> Any:
@@ -270,9 +276,9 @@ class ExplorerController(LiveController):
             return DONE
         steps = self._sync_steps
         if steps is None:
-            steps = self.config.speed
+            steps = self.config.speed if self.stop_at is None else min(self.config.speed, self.stop_at - self.t)
         if steps <= 0:
-            return None
+            return DONE if self._sync_steps is None and self.stop_at is not None else None  # reached until
         return Chunk(self.generation, self.sim.advance(steps))
 
     def add_records(self, records: list[Chunk]) -> None:
@@ -371,21 +377,15 @@ class ExplorerController(LiveController):
         self._start_run()
 
     def _new_simulator(self, cfg: ExplorerConfig, surface: Surface) -> Simulator:
-        hparams = {o: dict(cfg.hparams[o]) for o in cfg.optimizers}
-        if cfg.shared_lr is not None:
-            for hp in hparams.values():
-                hp["lr"] = cfg.shared_lr
-        check_surface_dtype(surface, torch.float32, fix="a formula whose values stay within float32 on the plot "
-                            "(a lower power, a smaller factor)")
-        start = np.array([cfg.start if cfg.start is not None else surface.start], dtype=np.float64)
-        sim = Simulator(surface, cfg.optimizers, start=start, n=1, hparams=hparams,
-                        grad_noise=cfg.grad_noise, schedule=build_schedule(*cfg.schedule),
-                        transforms=build_transform(*cfg.clip), device=self._device,
-                        dtype=torch.float32, seed=self._seed)
+        sim = build_simulator(cfg, surface, device=self._device, seed=self._seed)
         if cfg.shared_lr is not None:
             for o in cfg.optimizers:
                 cfg.hparams[o]["lr"] = cfg.shared_lr
         return sim
+
+    def fresh_simulator(self) -> Simulator:
+        """A new simulator of the current setting at its start; the live run is untouched (exports)."""
+        return build_simulator(self.config, self.surface, device=self._device, seed=self._seed)
 
     def _start_run(self) -> None:
         """A fresh record of self.sim's run: new series with the start point, statuses from the engine."""

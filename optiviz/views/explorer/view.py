@@ -28,19 +28,24 @@ from optiviz.views.common.live_view import LiveView
 from optiviz.views.common.share import Shareable, ShareControl, open_shared
 from optiviz.views.explorer.config import ExplorerConfig, setting_args
 from optiviz.views.explorer.controller import ExplorerController
+from optiviz.views.explorer.classroom import ClassroomPanel
 from optiviz.views.explorer.controls import ExplorerControls
+from optiviz.views.explorer.exports import RaceExports
+from optiviz.views.explorer.fair import FairRaceTool
 from optiviz.views.explorer.figures import ExplorerFigures
 from optiviz.views.explorer.frames import caption_html
+from optiviz.views.explorer.predict import PredictRound
 from optiviz.views.explorer.presets import PRESETS
 
 
-class SurfaceExplorer(Shareable, LiveView):
+class SurfaceExplorer(Shareable, RaceExports, LiveView):
     """Optimizers racing on a 2D surface; sliders steer them while they run.
 
     Display it as the last expression of a cell. Python API (also what the tests use):
     `play()`, `pause()`, `step(n)` (synchronous), `set(...)`, `click(x, y)`, `reset()`,
     `load_preset(name)`, `close()`; mark data through `paths`, `heads`, `loss_curves`,
-    `step_lengths`, `markers`, `statuses`, `error`; the run itself through `controller`.
+    `step_lengths`, `markers`, `statuses`, `error`; the run itself through `controller`. For slides:
+    `save_gif`, `save_mp4`, `save_png`, `save_svg`, `save_records`, `save_tensorboard` (exports.py).
 
     surface: a built-in name, an expression in x and y, or a Surface; its parameters (e.g.
         condition=100 for "quadratic") as extra keywords.
@@ -93,7 +98,7 @@ class SurfaceExplorer(Shareable, LiveView):
                                max_path_points=max_path_points, max_curve_points=max_curve_points,
                                device=device, seed=seed, **surface_params)
         super().__init__()
-        self.figures = ExplorerFigures(c.surface, on_click=c.click, grid=grid)
+        self.figures = ExplorerFigures(c.surface, on_click=self._surface_clicked, grid=grid)
         self.caption_html = widgets.HTML()
         self.legend_html = widgets.HTML()
         self.legend_html.add_class("optiviz-legend")
@@ -103,6 +108,9 @@ class SurfaceExplorer(Shareable, LiveView):
             c.config, c.request, {"play": c.play, "pause": c.pause, "step": c.step_once, "reset": c.reset,
                                   "preset": c.load_preset}, c.preset)
         self.share = ShareControl(self.state, self.STATE_VIEW)
+        self.classroom = ClassroomPanel(c, self.figures)
+        tabs = self.controls.panels  # the classroom tab joins the controls' tabs
+        tabs.children, tabs.titles = (*tabs.children, self.classroom.panel), (*tabs.titles, "classroom")
         self._drawn_generation = 0
         self.attach(c)
         self.on_config()
@@ -118,6 +126,14 @@ class SurfaceExplorer(Shareable, LiveView):
                              widgets.HBox([self.status_html, self.error_html]), self.share.box])
         main.add_class("optiviz-explorer-main")  # what a screenshot of the race shows
         return [theme.style_widget(), main, c.panels]
+
+    def _surface_clicked(self, x: float, y: float) -> None:
+        """A click restarts the race there, except while the class predicts: then it places a guess."""
+        c = self.controller
+        if c.predict.hidden and c.predict.mode == "where":
+            self.classroom.safely(lambda: c.predict.place(x, y))
+        else:
+            c.click(x, y)
 
     # ================================================================== public API
     def play(self) -> None:
@@ -172,6 +188,16 @@ class SurfaceExplorer(Shareable, LiveView):
     @property
     def surface(self) -> Surface:
         return self.controller.surface
+
+    @property
+    def predict(self) -> PredictRound:
+        """The classroom tab's predict-then-reveal round (begin, place, choose, reveal, end)."""
+        return self.controller.predict
+
+    @property
+    def fair(self) -> FairRaceTool:
+        """The classroom tab's fair-race tools: tune_each(steps, seeds) and seeds(seeds, steps)."""
+        return self.controller.fair
 
     @property
     def sim(self) -> Simulator:
@@ -261,6 +287,7 @@ class SurfaceExplorer(Shareable, LiveView):
     def _draw(self, stack: ExitStack) -> None:
         c = self.controller
         self.figures.draw_frame(c.max_path_points, c.max_curve_points, stack)
+        self.classroom.draw(stack)
         self._draw_legend()
         self._draw_status()
 

@@ -32,6 +32,7 @@ from optiviz.views.common import theme
 from optiviz.views.maps.args import BASIN_STEPS, GRID, STABILITY_STEPS, check_basin_args, check_stability_args
 from optiviz.views.common.share import Shareable, ShareControl, keyword_args, open_shared
 from optiviz.views.common.streamed import StreamedView
+from optiviz.views.maps.exports import MapExports
 from optiviz.views.common.surface_plot import SurfacePlot, click_target, path_on_plot
 
 COLOUR_BY = {"loss": "final loss", "rate": "rate", "steps": "steps", "diverged": "diverged"}  # the buttons
@@ -66,7 +67,7 @@ class _MapMixin:
         return self.run_sync()  # type: ignore[attr-defined]
 
 
-class StabilityMapView(Shareable, _MapMixin, StreamedView):
+class StabilityMapView(Shareable, MapExports, _MapMixin, StreamedView):
     """A grid of (x, y) hyperparameter settings coloured by final loss, steps to converge or divergence.
 
     Click a cell to see that run's trajectory on the surface; `send_to(explorer)` hands the setting
@@ -310,7 +311,7 @@ class StabilityMapView(Shareable, _MapMixin, StreamedView):
         explorer.set(hp.pop("optimizer"), **hp)
 
 
-class BasinMapView(Shareable, _MapMixin, StreamedView):
+class BasinMapView(Shareable, MapExports, _MapMixin, StreamedView):
     """Start points over the domain, coloured by the minimum each optimizer ends in; one map per optimizer.
     `state()` / `BasinMapView.from_state(s)`: the same maps, start for start."""
 
