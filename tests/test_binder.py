@@ -107,6 +107,16 @@ def test_every_runtime_dependency_is_there_in_a_version_the_package_accepts():
             assert _implies(have.specifier, need.specifier), f"binder allows {have}; the package needs {need}"
 
 
+def test_binder_can_save_gifs_and_pictures_with_the_export_extras_versions():
+    """save_gif / save_png / save_svg need matplotlib, Pillow and imageio (MP4 and TensorBoard the whole
+    extra): Binder installs those three in versions the export extra accepts."""
+    binder = binder_requirements()
+    extra = {canonicalize_name(Requirement(t).name): Requirement(t) for t in pyproject()["project"]["optional-dependencies"]["export"]}
+    for name in ("matplotlib", "pillow", "imageio"):
+        assert name in binder, f"binder/requirements.txt does not install {name} (save_gif on Binder needs it)"
+        assert _implies(binder[name].specifier, extra[name].specifier), f"binder allows {binder[name]}; export needs {extra[name]}"
+
+
 def _implies(have: SpecifierSet, need: SpecifierSet) -> bool:
     """Every lower bound the package needs is met by a lower bound binder asks for (enough here:
     both files only use >= for these)."""
