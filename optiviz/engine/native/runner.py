@@ -1,0 +1,209 @@
+"""Step a Simulator with the native kernel: its tensors in, many steps, its tensors out.
+
+The kernel reads and writes the simulator's own state (positions, losses, gradients, statuses and
+their steps, each optimizer's buffers and step count), so a native chunk and an eager one can
+follow each other in any order. `native_problem` says why a simulator cannot use it; the
+simulator then steps with torch as before and says so in `Simulator.last_mode`.
+"""
+from __future__ import annotations
+
+import ctypes
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from optiviz.engine.native import build
+from optiviz.engine.native.kernel_source import OPTIMIZER_IDS, kernel_source
+from optiviz.engine.native.surface_code import Unsupported, surface_source
+from optiviz.engine.native.torch_sqrt import sqrt_function
+
+if TYPE_CHECKING:
+    from optiviz.engine.optimizers import BatchedOptimizer
+    from optiviz.engine.simulator import Simulator
+
+# Below this much work (rows x steps) an automatic choice only uses a kernel already built: a cold
+# build (~1 to 2 s) would cost more than it saves.
+AUTO_MIN_WORK = 20_000_000
+_P = ctypes.c_void_p
+
+
+class _Args(ctypes.Structure):
+    _fields_ = [("n", ctypes.c_int64), ("steps", ctypes.c_int64), ("t0", ctypes.c_int64), ("threads", ctypes.c_int64),
+                ("x", _P), ("loss", _P), ("grad", _P), ("x_prev", _P), ("loss_prev", _P),
+                ("status", _P), ("conv_at", _P), ("div_at", _P), ("running", _P), ("active", _P), ("started", _P),
+                ("hp", _P), ("hp64", _P), ("table", _P), ("table_index", _P), ("state", _P),
+                ("cx", ctypes.c_double), ("cy", ctypes.c_double), ("bound_sq", ctypes.c_double),
+                ("gtol_sq", ctypes.c_double), ("ftol", ctypes.c_double), ("sqrt32", _P), ("sqrt64", _P),
+                ("flags", ctypes.c_int32)]
+_ROOTED = ("adagrad", "rmsprop", "adam")  # the optimizers that take square roots
+
+
+def native_problem(sim: Simulator) -> str | None:
+    """Why this simulator cannot step natively now (a readable reason), or None when it can."""
+    if sim.device.type != "cpu":
+        return f"the native kernel runs on the CPU, this run is on {sim.device.type}"
+    if sim.form != "torch":
+        return "form='lecture' is stepped with torch"
+    if sim.schedule is not None or sim.transforms is not None or sim._noise_on:
+        return "schedules, gradient transforms and gradient noise are stepped with torch"
+    if build.compiler() is None:
+        return "no C++ compiler found (set CXX or install g++)"
+    for opt in sim._opts:
+        if not (isinstance(opt.lr_scale, float) and opt.lr_scale == 1.0):
+            return "an lr scale is stepped with torch"
+        if opt.name in _ROOTED and sqrt_function(sim.dtype) is None:
+            return f"torch's sqrt here is neither IEEE's nor MKL's, so {opt.name} is stepped with torch"
+        if opt.name == "adam" and any(bc is not None and not bc.exact for bc in (opt._bc1, opt._bc2)):
+            return f"more than {opt._bc1.EXACT_MAX if opt._bc1 else opt._bc2.EXACT_MAX} distinct betas are stepped with torch"
+    try:
+        surface_source(sim.surface)
+    except Unsupported as err:
+        return f"surface {sim.surface.name!r} uses {err}"
+    return None
+
+
+def wants_native(sim: Simulator, steps: int) -> bool:
+    """Whether `advance(steps, record=False)` should use the kernel (sim.native: True, False or None = auto)."""
+    if sim.native is False or steps == 0 or native_problem(sim) is not None:
+        return False
+    if sim.native:
+        return True
+    return sim.rows * steps >= AUTO_MIN_WORK or build.is_built(_source(sim))
+
+
+def _source(sim: Simulator) -> str:
+    return kernel_source(surface_source(sim.surface))
+
+
+def run_native(sim: Simulator, steps: int) -> None:
+    """`steps` steps of every row, in the kernel (the caller checked `native_problem`)."""
+    lib = build.load(_source(sim))
+    n = sim.n
+    (x0, x1), (y0, y1) = sim.surface.domain
+    active = sim._active[:, 0].to(torch.uint8).contiguous()
+    keep: list[Any] = []  # arrays the kernel reads, alive until it returns
+    for k, opt in enumerate(sim._opts):
+        rows = slice(k * n, (k + 1) * n)
+        hp, hp64, flags, table, index = _hparams(opt, steps)
+        state = _state(opt)
+        started = _started(opt)
+        keep += [hp, hp64, table, index, state, started]
+        args = _Args(n=n, steps=steps, t0=opt.t, threads=torch.get_num_threads(),
+                     x=_ptr(sim.x[rows]), loss=_ptr(sim.loss[rows]), grad=_ptr(sim.grad[rows]),
+                     x_prev=_ptr(sim._x_prev[rows]), loss_prev=_ptr(sim._loss_prev[rows]),
+                     status=_ptr(sim.status[rows]), conv_at=_ptr(sim.converged_at[rows]),
+                     div_at=_ptr(sim.diverged_at[rows]), running=_ptr(sim._running[rows]),
+                     active=_ptr(active[rows]), started=_ptr(started), hp=_ptr(hp), hp64=_ptr(hp64),
+                     table=table.ctypes.data, table_index=index.ctypes.data, state=_ptr(state),
+                     cx=(x0 + x1) / 2, cy=(y0 + y1) / 2, bound_sq=sim._bound_sq, gtol_sq=sim._gtol_sq,
+                     ftol=sim.ftol, flags=flags, sqrt32=_sqrt(torch.float32), sqrt64=_sqrt(torch.float64))
+        lib.optiviz_run(ctypes.byref(args), OPTIMIZER_IDS[opt.name], int(sim.dtype == torch.float64))
+        _write_back(opt, state, started, steps)
+    sim._active.copy_(active.bool()[:, None].expand_as(sim._active))
+    sim.t += steps
+    for block in sim._blocks:
+        frozen = torch.nonzero(~block.active[:, 0]).reshape(-1)
+        block.frozen = frozen if frozen.numel() else None
+
+
+def _sqrt(dtype: torch.dtype) -> int | None:
+    fn = sqrt_function(dtype)
+    return fn or None  # 0 (std::sqrt) and None (not used) both pass a null pointer
+
+
+def _ptr(t: torch.Tensor) -> int:
+    if not t.is_contiguous():
+        raise RuntimeError("the native kernel needs contiguous tensors")
+    return t.data_ptr()
+
+
+def _column(opt: BatchedOptimizer, c: Any) -> torch.Tensor:
+    """A prepared kernel constant (a float, or an (N, P) tensor) as one value per row, rounded as
+    eager rounds it (the float through torch's scalar cast)."""
+    if isinstance(c, torch.Tensor):
+        return c[:, 0]
+    return torch.full((opt.n,), c, dtype=opt.dtype)
+
+
+def _column64(opt: BatchedOptimizer, c: Any) -> torch.Tensor:
+    if isinstance(c, torch.Tensor):
+        return c.reshape(-1).to(torch.float64)
+    return torch.full((opt.n,), c, dtype=torch.float64)
+
+
+def _hparams(opt: BatchedOptimizer, steps: int) -> tuple[torch.Tensor, torch.Tensor, int, np.ndarray, np.ndarray]:
+    """(hp (6, N) in the run's dtype, hp64 (2, N), flags, Adam's table, its per-row index)."""
+    zero = 0.0
+    cols = [opt._lr, opt._wd]
+    decay64: Any = zero
+    flags = 2 if isinstance(opt._wd, float) and opt._wd == 0.0 else 0
+    table, index = np.zeros(2), np.zeros(opt.n, dtype=np.int32)
+    if opt.name in ("sgd", "momentum", "nesterov"):
+        mu = getattr(opt, "_mu", 0.0)
+        if isinstance(mu, float) and mu == 0.0:
+            flags |= 1
+        cols += [mu, opt._omd, zero, zero]
+    elif opt.name == "adagrad":
+        cols += [opt._eps, zero, zero, zero]
+        decay64 = opt._lr_decay64
+    elif opt.name == "rmsprop":
+        cols += [opt._alpha, opt._oma, opt._eps, opt._mom]
+        flags |= (4 if opt._centered else 0) | (16 if isinstance(opt._mom, float) and opt._mom == 0.0 else 0)
+    else:
+        cols += [opt._omb1, opt._b2_k, opt._omb2, opt._eps]
+        flags |= 8 if opt._amsgrad else 0
+        table, index = _adam_table(opt, steps)
+    hp = torch.stack([_column(opt, c) for c in cols]).contiguous()
+    hp64 = torch.stack([_column64(opt, opt._lr64), _column64(opt, decay64)]).contiguous()
+    return hp, hp64, flags, table, index
+
+
+def _adam_table(opt: BatchedOptimizer, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per distinct (beta1, beta2) and step: 1 - beta1^t and (1 - beta2^t) ** 0.5, in Python's
+    float64 arithmetic as optimizers.Adam works them out (t counted as a float)."""
+    b1 = np.broadcast_to(np.asarray(opt._b1, dtype=np.float64), (opt.n,))
+    b2 = np.broadcast_to(np.asarray(opt._b2, dtype=np.float64), (opt.n,))
+    pairs, index = np.unique(np.stack([b1, b2], axis=1), axis=0, return_inverse=True)
+    ts = [float(t) for t in range(opt.t + 1, opt.t + steps + 1)]
+    table = np.array([[(1 - p1**t, (1 - p2**t) ** 0.5) for t in ts] for p1, p2 in pairs.tolist()], dtype=np.float64)
+    return np.ascontiguousarray(table), np.ascontiguousarray(index.reshape(-1), dtype=np.int32)
+
+
+def _buffers(opt: BatchedOptimizer) -> list[torch.Tensor | None]:
+    """The three state slots the kernel uses, per optimizer, in its order."""
+    s = opt._state
+    if opt.name in ("sgd", "momentum", "nesterov"):
+        return [s.get("momentum_buffer"), None, None]
+    if opt.name == "adagrad":
+        return [s["sum"], None, None]
+    if opt.name == "rmsprop":
+        return [s["square_avg"], s["grad_avg"], s["momentum_buffer"]]
+    return [s["exp_avg"], s["exp_avg_sq"], s["max_exp_avg_sq"]]
+
+
+def _state(opt: BatchedOptimizer) -> torch.Tensor:
+    out = torch.zeros((3, opt.n, 2), dtype=opt.dtype)
+    for i, buf in enumerate(_buffers(opt)):
+        if buf is not None:
+            out[i].copy_(buf)
+    return out
+
+
+def _started(opt: BatchedOptimizer) -> torch.Tensor:
+    rows = getattr(opt, "_started_rows", None)
+    if rows is not None:
+        return rows[:, 0].to(torch.uint8).contiguous()
+    return torch.full((opt.n,), int(bool(getattr(opt, "_started", False))), dtype=torch.uint8)
+
+
+def _write_back(opt: BatchedOptimizer, state: torch.Tensor, started: torch.Tensor, steps: int) -> None:
+    for i, buf in enumerate(_buffers(opt)):
+        if buf is not None:
+            buf.copy_(state[i])
+    opt.t += steps
+    if opt.name in ("momentum", "nesterov") and not (isinstance(opt._mu, float) and opt._mu == 0.0):
+        if opt._idle is None:  # every run has momentum: all started, as eager's first step makes them
+            opt._started, opt._started_rows = True, None
+        else:
+            opt._started_rows = started.bool()[:, None].expand(opt.shape).contiguous()
