@@ -4,8 +4,8 @@ A library is cached on disk under a hash of its source, the compiler and this CP
 built with -march=native), in ``$OPTIVIZ_KERNEL_CACHE`` or ``~/.cache/optiviz/kernels``: a cold
 build takes about a second or two, a later session loads it in milliseconds. The flags keep
 float results IEEE-exact: -O3 -march=native, -ffp-contract=off (no fma but the explicit ones, so
-each op rounds as torch's does) and -fno-math-errno (sqrt vectorizes; no result changes); no
--ffast-math.
+each op rounds as torch's does), -fno-math-errno and -fno-trapping-math (as torch itself is
+built: branches become selects and vectorize; no result changes); no -ffast-math.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopenmp", "-std=c++17",
+FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fopenmp", "-std=c++17",
          "-shared", "-fPIC")
 _lock = threading.Lock()
 _loaded: dict[str, ctypes.CDLL] = {}

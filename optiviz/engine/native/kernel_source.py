@@ -69,6 +69,8 @@ static void run(const Args& a) {
     const T* hp = (const T*)a.hp; T* st = (T*)a.state;
     const T cx = T(a.cx), cy = T(a.cy), bsq = T(a.bound_sq), gsq = T(a.gtol_sq), ftol = T(a.ftol);
     const int flags = a.flags;
+    const bool no_buffer = flags & 1, skip_wd = flags & 2, centered = flags & 4, amsgrad = flags & 8;
+    constexpr bool no_buffer_possible = false;  // nesterov always has momentum > 0 (torch's rule)
     #pragma omp parallel num_threads(a.threads)
     {
     const unsigned csr = _mm_getcsr();
@@ -80,8 +82,8 @@ static void run(const Args& a) {
         T x0[L], x1[L], f[L], g0[L], g1[L], p0[L], p1[L], fp[L];
         T lr[L], wd[L], h1[L], h2[L], h3[L], h4[L];
         T s0[L], s1[L], u0[L], u1[L], q0[L], q1[L], rad[2*L], root[2*L];
-        double lr64[L], d64[L]; int32_t ti[L];
-        uint8_t run_[L], act[L], stt[L]; int8_t stat[L]; int64_t cat[L], dat[L];
+        double lr64[L], d64[L], bc1t[L], bc2t[L]; int32_t ti[L];
+        int32_t run_[L], act[L], stt[L], stat[L]; int64_t cat[L], dat[L];  // int32 flags vectorize with floats
         for (int l = 0; l < L; ++l) {
             const int64_t r = r0 + (l < w ? l : 0);
             x0[l] = X[2*r]; x1[l] = X[2*r+1]; f[l] = F[r]; g0[l] = G[2*r]; g1[l] = G[2*r+1];
@@ -97,69 +99,76 @@ static void run(const Args& a) {
         for (int64_t s = 0; s < a.steps; ++s) {
             const int64_t t = a.t0 + s + 1;
             // phase 1: weight decay and the moments, up to what torch takes the square root of
-            #pragma GCC ivdep
+            #pragma omp simd
             for (int l = 0; l < L; ++l) {
-                p0[l] = x0[l]; p1[l] = x1[l]; fp[l] = f[l];
                 T e0 = g0[l], e1 = g1[l];
-                if (!(flags & 2)) { e0 = std::fma(x0[l], wd[l], e0); e1 = std::fma(x1[l], wd[l], e1); }
+                e0 = skip_wd ? e0 : std::fma(x0[l], wd[l], e0); e1 = skip_wd ? e1 : std::fma(x1[l], wd[l], e1);
                 g0[l] = e0; g1[l] = e1;  // the gradient the update sees (recomputed after the step)
                 if (OPT == 3) {          // adagrad: sum += g^2
                     s0[l] = std::fma(e0, e0, s0[l]); s1[l] = std::fma(e1, e1, s1[l]);
-                    rad[2*l] = s0[l]; rad[2*l+1] = s1[l];
+                    rad[l] = s0[l]; rad[L + l] = s1[l];
                 } else if (OPT == 4) {   // rmsprop; h1 = alpha, h2 = 1 - alpha
                     s0[l] = s0[l] * h1[l]; s1[l] = s1[l] * h1[l];
                     s0[l] = std::fma(e0 * h2[l], e0, s0[l]); s1[l] = std::fma(e1 * h2[l], e1, s1[l]);
                     T v0 = s0[l], v1 = s1[l];
-                    if (flags & 4) {
-                        u0[l] = lerp(u0[l], e0, h2[l]); u1[l] = lerp(u1[l], e1, h2[l]);
-                        v0 = std::fma(-u0[l], u0[l], v0); v1 = std::fma(-u1[l], u1[l], v1);
-                    }
-                    rad[2*l] = v0; rad[2*l+1] = v1;
+                    // centered: the mean gradient's square comes off (branch-free, so it vectorizes)
+                    const T c0 = lerp(u0[l], e0, h2[l]), c1 = lerp(u1[l], e1, h2[l]);
+                    u0[l] = centered ? c0 : u0[l]; u1[l] = centered ? c1 : u1[l];
+                    v0 = centered ? std::fma(-c0, c0, v0) : v0; v1 = centered ? std::fma(-c1, c1, v1) : v1;
+                    rad[l] = v0; rad[L + l] = v1;
                 } else if (OPT == 5) {   // adam; h1 = 1 - beta1, h2 = beta2, h3 = 1 - beta2
                     s0[l] = lerp(s0[l], e0, h1[l]); s1[l] = lerp(s1[l], e1, h1[l]);
                     u0[l] = u0[l] * h2[l]; u1[l] = u1[l] * h2[l];
                     u0[l] = std::fma(e0 * h3[l], e0, u0[l]); u1[l] = std::fma(e1 * h3[l], e1, u1[l]);
                     T v0 = u0[l], v1 = u1[l];
-                    if (flags & 8) { q0[l] = nan_max(q0[l], v0); q1[l] = nan_max(q1[l], v1); v0 = q0[l]; v1 = q1[l]; }
-                    rad[2*l] = v0; rad[2*l+1] = v1;
+                    const T m0 = nan_max(q0[l], v0), m1 = nan_max(q1[l], v1);
+                    q0[l] = amsgrad ? m0 : q0[l]; q1[l] = amsgrad ? m1 : q1[l];
+                    v0 = amsgrad ? m0 : v0; v1 = amsgrad ? m1 : v1;
+                    rad[l] = v0; rad[L + l] = v1;
                 }
             }
-            if (OPT >= 3) vector_sqrt<T>(a, rad, root, 2 * L);  // torch's own sqrt (see build.py)
+            if (OPT >= 3) vector_sqrt<T>(a, rad, root, 2 * L);  // torch's own sqrt (see torch_sqrt.py)
+            if (OPT == 5 && a.table_index) {  // per-run betas: this step's 1 - beta1^t, sqrt(1 - beta2^t) per lane
+                for (int l = 0; l < L; ++l) {
+                    const double* row = a.table + 2 * (int64_t(ti[l]) * a.steps + s);
+                    bc1t[l] = row[0]; bc2t[l] = row[1];
+                }
+            }
+            const double bc1_all = a.table[2 * s], bc2_all = a.table[2 * s + 1];  // shared betas
             // phase 2: the update, the surface at the new point, the statuses
-            #pragma GCC ivdep
+            #pragma omp simd
             for (int l = 0; l < L; ++l) {
+                p0[l] = x0[l]; p1[l] = x1[l]; fp[l] = f[l];
                 const T e0 = g0[l], e1 = g1[l];
                 T n0, n1;
                 if (OPT <= 2) {          // SGD family; h1 = momentum, h2 = 1 - dampening
-                    if (flags & 1) {
-                        n0 = std::fma(e0, -lr[l], x0[l]); n1 = std::fma(e1, -lr[l], x1[l]);
-                    } else {
+                    {
                         const T mu = h1[l];
-                        const bool idle = mu == T(0);
+                        const bool idle = no_buffer | (mu == T(0));
                         const T b0 = stt[l] ? std::fma(e0, h2[l], s0[l] * mu) : e0;
                         const T b1 = stt[l] ? std::fma(e1, h2[l], s1[l] * mu) : e1;
                         s0[l] = idle ? s0[l] : b0; s1[l] = idle ? s1[l] : b1;
-                        stt[l] = stt[l] | !idle;
+                        stt[l] = idle ? stt[l] : 1;
                         T d0, d1;
-                        if (OPT == 2) { d0 = std::fma(s0[l], mu, e0); d1 = std::fma(s1[l], mu, e1); }
+                        if (OPT == 2 && !no_buffer_possible) { d0 = std::fma(s0[l], mu, e0); d1 = std::fma(s1[l], mu, e1); }
                         else { d0 = idle ? e0 : s0[l]; d1 = idle ? e1 : s1[l]; }
                         n0 = std::fma(d0, -lr[l], x0[l]); n1 = std::fma(d1, -lr[l], x1[l]);
                     }
                 } else if (OPT == 3) {   // adagrad; h1 = eps; clr = lr / (1 + (t - 1) lr_decay) in float64
                     const T clr = T(lr64[l] / (1.0 + double(t - 1) * d64[l]));
-                    const T sd0 = root[2*l] + h1[l], sd1 = root[2*l+1] + h1[l];
+                    const T sd0 = root[l] + h1[l], sd1 = root[L + l] + h1[l];
                     n0 = x0[l] - (e0 * clr) / sd0; n1 = x1[l] - (e1 * clr) / sd1;
                 } else if (OPT == 4) {   // rmsprop; h3 = eps, h4 = momentum
-                    const T av0 = root[2*l] + h3[l], av1 = root[2*l+1] + h3[l];
+                    const T av0 = root[l] + h3[l], av1 = root[L + l] + h3[l];
                     const bool plain = h4[l] == T(0);
                     const T m0 = q0[l] * h4[l] + e0 / av0, m1 = q1[l] * h4[l] + e1 / av1;
-                    if (!(flags & 16)) { q0[l] = plain ? q0[l] : m0; q1[l] = plain ? q1[l] : m1; }
+                    q0[l] = plain ? q0[l] : m0; q1[l] = plain ? q1[l] : m1;
                     n0 = plain ? x0[l] - (e0 * lr[l]) / av0 : std::fma(q0[l], -lr[l], x0[l]);
                     n1 = plain ? x1[l] - (e1 * lr[l]) / av1 : std::fma(q1[l], -lr[l], x1[l]);
                 } else {                 // adam; h4 = eps; step size and bias correction in float64
-                    const double* row = a.table + 2 * (int64_t(ti[l]) * a.steps + s);
-                    const T step_size = T(lr64[l] / row[0]), bc2 = T(row[1]);
-                    const T den0 = root[2*l] / bc2 + h4[l], den1 = root[2*l+1] / bc2 + h4[l];
+                    const double b1t = a.table_index ? bc1t[l] : bc1_all, b2t = a.table_index ? bc2t[l] : bc2_all;
+                    const T step_size = T(lr64[l] / b1t), bc2 = T(b2t);
+                    const T den0 = root[l] / bc2 + h4[l], den1 = root[L + l] / bc2 + h4[l];
                     n0 = x0[l] - (s0[l] * step_size) / den0; n1 = x1[l] - (s1[l] * step_size) / den1;
                 }
                 // frozen (diverged) rows stay at their last finite point
@@ -168,14 +177,14 @@ static void run(const Args& a) {
                 surface_fg<T>(x0[l], x1[l], fv, gv0, gv1);
                 const T gn = std::fma(gv1, gv1, gv0 * gv0);
                 const T dx = x0[l] - cx, dy = x1[l] - cy;
-                const bool inside = finite(fv) && finite(gn) && std::fma(dy, dy, dx * dx) <= bsq;
-                const bool out = !inside && act[l];
+                const bool inside = finite(fv) & finite(gn) & (std::fma(dy, dy, dx * dx) <= bsq);
+                const bool out = !inside & (act[l] != 0);
                 x0[l] = out ? p0[l] : x0[l]; x1[l] = out ? p1[l] : x1[l];
                 f[l] = out ? fp[l] : fv; g0[l] = out ? T(0) : gv0; g1[l] = out ? T(0) : gv1;
-                act[l] = act[l] && !out; run_[l] = run_[l] && !out;
-                stat[l] = out ? int8_t(2) : stat[l]; dat[l] = out ? t : dat[l];
-                const bool done = run_[l] && gn <= gsq && std::fabs(f[l] - fp[l]) <= ftol * (T(1) + std::fabs(f[l]));
-                run_[l] = run_[l] && !done; stat[l] = done ? int8_t(1) : stat[l]; cat[l] = done ? t : cat[l];
+                act[l] = out ? 0 : act[l]; run_[l] = out ? 0 : run_[l];
+                stat[l] = out ? 2 : stat[l]; dat[l] = out ? t : dat[l];
+                const bool done = (run_[l] != 0) & (gn <= gsq) & (std::fabs(f[l] - fp[l]) <= ftol * (T(1) + std::fabs(f[l])));
+                run_[l] = done ? 0 : run_[l]; stat[l] = done ? 1 : stat[l]; cat[l] = done ? t : cat[l];
             }
         }
         for (int l = 0; l < w; ++l) {
@@ -184,8 +193,8 @@ static void run(const Args& a) {
             XP[2*r] = p0[l]; XP[2*r+1] = p1[l]; FP[r] = fp[l];
             st[2*r] = s0[l]; st[2*r+1] = s1[l]; st[2*n + 2*r] = u0[l]; st[2*n + 2*r+1] = u1[l];
             st[4*n + 2*r] = q0[l]; st[4*n + 2*r+1] = q1[l];
-            a.running[r] = run_[l]; a.active[r] = act[l]; a.started[r] = stt[l];
-            a.status[r] = stat[l]; a.conv_at[r] = cat[l]; a.div_at[r] = dat[l];
+            a.running[r] = uint8_t(run_[l]); a.active[r] = uint8_t(act[l]); a.started[r] = uint8_t(stt[l]);
+            a.status[r] = int8_t(stat[l]); a.conv_at[r] = cat[l]; a.div_at[r] = dat[l];
         }
     }
     _mm_setcsr(csr);
@@ -200,9 +209,11 @@ __CASES__
 """
 
 
-def kernel_source(surface_code: str) -> str:
-    """The whole translation unit for one surface: every optimizer, float32 and float64."""
-    cases = "\n".join(f"        case {i * 2 + d}: run<{t}, {i}>(*a); break;"
-                      for i in range(len(OPTIMIZER_IDS)) for d, t in ((0, "float"), (1, "double")))
+def kernel_source(surface_code: str, optimizers: tuple[str, ...], float64: bool) -> str:
+    """The translation unit for one surface, these optimizers and one dtype (each instance is
+    ~0.2 s of compiling, so only those a simulator steps are built)."""
+    d, t = (1, "double") if float64 else (0, "float")
+    cases = "\n".join(f"        case {OPTIMIZER_IDS[o] * 2 + d}: run<{t}, {OPTIMIZER_IDS[o]}>(*a); break;"
+                      for o in sorted(set(optimizers), key=OPTIMIZER_IDS.get))
     return (_TEMPLATE.replace("__SURFACE__", surface_code).replace("__LANES__", str(LANES))
             .replace("__CASES__", cases))

@@ -73,7 +73,7 @@ def wants_native(sim: Simulator, steps: int) -> bool:
 
 
 def _source(sim: Simulator) -> str:
-    return kernel_source(surface_source(sim.surface))
+    return kernel_source(surface_source(sim.surface), sim.optimizers, sim.dtype == torch.float64)
 
 
 def run_native(sim: Simulator, steps: int) -> None:
@@ -95,7 +95,8 @@ def run_native(sim: Simulator, steps: int) -> None:
                      status=_ptr(sim.status[rows]), conv_at=_ptr(sim.converged_at[rows]),
                      div_at=_ptr(sim.diverged_at[rows]), running=_ptr(sim._running[rows]),
                      active=_ptr(active[rows]), started=_ptr(started), hp=_ptr(hp), hp64=_ptr(hp64),
-                     table=table.ctypes.data, table_index=index.ctypes.data, state=_ptr(state),
+                     table=table.ctypes.data, table_index=index.ctypes.data if index.any() else None,
+                     state=_ptr(state),
                      cx=(x0 + x1) / 2, cy=(y0 + y1) / 2, bound_sq=sim._bound_sq, gtol_sq=sim._gtol_sq,
                      ftol=sim.ftol, flags=flags, sqrt32=_sqrt(torch.float32), sqrt64=_sqrt(torch.float64))
         lib.optiviz_run(ctypes.byref(args), OPTIMIZER_IDS[opt.name], int(sim.dtype == torch.float64))
@@ -138,7 +139,7 @@ def _hparams(opt: BatchedOptimizer, steps: int) -> tuple[torch.Tensor, torch.Ten
     cols = [opt._lr, opt._wd]
     decay64: Any = zero
     flags = 2 if isinstance(opt._wd, float) and opt._wd == 0.0 else 0
-    table, index = np.zeros(2), np.zeros(opt.n, dtype=np.int32)
+    table, index = np.zeros(2 * steps), np.zeros(opt.n, dtype=np.int32)
     if opt.name in ("sgd", "momentum", "nesterov"):
         mu = getattr(opt, "_mu", 0.0)
         if isinstance(mu, float) and mu == 0.0:
