@@ -20,7 +20,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fopenmp", "-std=c++17",
+FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fopenmp-simd", "-std=c++17",
          "-shared", "-fPIC")
 _lock = threading.Lock()
 _loaded: dict[str, ctypes.CDLL] = {}
@@ -76,7 +76,7 @@ def load(source: str) -> ctypes.CDLL:
             _compile(source, path)
         lib = ctypes.CDLL(str(path))
         lib.optiviz_run.restype = None
-        lib.optiviz_run.argtypes = (ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32)
+        lib.optiviz_run.argtypes = (ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32, ctypes.c_int64, ctypes.c_int64)
         _loaded[str(path)] = lib
         return lib
 

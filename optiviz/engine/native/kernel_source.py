@@ -2,7 +2,8 @@
 
 Each row is independent (its own hyperparameters, state and status), so the kernel takes a block
 of LANES rows, loads them into local arrays, and runs every step of the chunk on them before
-storing: the compiler turns the lane loop into SIMD, OpenMP splits the blocks over the cores.
+storing: the compiler turns the lane loop into SIMD (OpenMP's simd pragma, no OpenMP threads);
+runner.py hands ranges of blocks to a few Python threads (ctypes lets go of the GIL).
 
 Every line below mirrors one line of optimizers.py / simulator.py, op for op, with torch's CPU
 rounding made explicit (``add_(g, alpha=a)`` and ``addcmul`` are one fused multiply-add: std::fma;
@@ -62,7 +63,7 @@ template <class T> static inline void vector_sqrt(const Args& a, const T* in, T*
 }
 
 template <class T, int OPT>
-static void run(const Args& a) {
+static void run(const Args& a, int64_t b_begin, int64_t b_end) {
     constexpr int L = __LANES__;
     const int64_t n = a.n, nb = (n + L - 1) / L;
     T* X = (T*)a.x; T* F = (T*)a.loss; T* G = (T*)a.grad; T* XP = (T*)a.x_prev; T* FP = (T*)a.loss_prev;
@@ -71,12 +72,9 @@ static void run(const Args& a) {
     const int flags = a.flags;
     const bool no_buffer = flags & 1, skip_wd = flags & 2, centered = flags & 4, amsgrad = flags & 8;
     constexpr bool no_buffer_possible = false;  // nesterov always has momentum > 0 (torch's rule)
-    #pragma omp parallel num_threads(a.threads)
-    {
     const unsigned csr = _mm_getcsr();
     _mm_setcsr(csr | 0x8040);  // flush denormals (FTZ | DAZ), as the simulator's stepping does
-    #pragma omp for schedule(static)
-    for (int64_t b = 0; b < nb; ++b) {
+    for (int64_t b = b_begin; b < std::min(b_end, nb); ++b) {
         const int64_t r0 = b * L;
         const int w = (int)std::min<int64_t>(L, n - r0);
         T x0[L], x1[L], f[L], g0[L], g1[L], p0[L], p1[L], fp[L];
@@ -198,10 +196,10 @@ static void run(const Args& a) {
         }
     }
     _mm_setcsr(csr);
-    }
 }
 
-extern "C" void optiviz_run(const Args* a, int32_t opt, int32_t float64) {
+// rows [b_begin * LANES, b_end * LANES): the caller runs disjoint ranges on its own threads
+extern "C" void optiviz_run(const Args* a, int32_t opt, int32_t float64, int64_t b_begin, int64_t b_end) {
     switch (opt * 2 + float64) {
 __CASES__
     }
@@ -213,7 +211,7 @@ def kernel_source(surface_code: str, optimizers: tuple[str, ...], float64: bool)
     """The translation unit for one surface, these optimizers and one dtype (each instance is
     ~0.2 s of compiling, so only those a simulator steps are built)."""
     d, t = (1, "double") if float64 else (0, "float")
-    cases = "\n".join(f"        case {OPTIMIZER_IDS[o] * 2 + d}: run<{t}, {OPTIMIZER_IDS[o]}>(*a); break;"
+    cases = "\n".join(f"        case {OPTIMIZER_IDS[o] * 2 + d}: run<{t}, {OPTIMIZER_IDS[o]}>(*a, b_begin, b_end); break;"
                       for o in sorted(set(optimizers), key=OPTIMIZER_IDS.get))
     return (_TEMPLATE.replace("__SURFACE__", surface_code).replace("__LANES__", str(LANES))
             .replace("__CASES__", cases))

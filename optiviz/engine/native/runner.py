@@ -8,15 +8,16 @@ simulator then steps with torch as before and says so in `Simulator.last_mode`.
 from __future__ import annotations
 
 import ctypes
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from optiviz.engine.native import build
-from optiviz.engine.native.kernel_source import OPTIMIZER_IDS, kernel_source
+from optiviz.engine.native.kernel_source import LANES, OPTIMIZER_IDS, kernel_source
 from optiviz.engine.native.surface_code import Unsupported, surface_source
-from optiviz.engine.native.torch_sqrt import sqrt_function
+from optiviz.engine.native.torch_sqrt import one_mkl_thread, sqrt_function
 
 if TYPE_CHECKING:
     from optiviz.engine.optimizers import BatchedOptimizer
@@ -99,13 +100,39 @@ def run_native(sim: Simulator, steps: int) -> None:
                      state=_ptr(state),
                      cx=(x0 + x1) / 2, cy=(y0 + y1) / 2, bound_sq=sim._bound_sq, gtol_sq=sim._gtol_sq,
                      ftol=sim.ftol, flags=flags, sqrt32=_sqrt(torch.float32), sqrt64=_sqrt(torch.float64))
-        lib.optiviz_run(ctypes.byref(args), OPTIMIZER_IDS[opt.name], int(sim.dtype == torch.float64))
+        _run_blocks(lib, args, OPTIMIZER_IDS[opt.name], int(sim.dtype == torch.float64), n)
         _write_back(opt, state, started, steps)
     sim._active.copy_(active.bool()[:, None].expand_as(sim._active))
     sim.t += steps
     for block in sim._blocks:
         frozen = torch.nonzero(~block.active[:, 0]).reshape(-1)
         block.frozen = frozen if frozen.numel() else None
+
+
+def _run_blocks(lib: ctypes.CDLL, args: _Args, opt: int, float64: int, n: int) -> None:
+    """The kernel over all rows, split into ranges of lane blocks run by `threads` Python threads
+    (ctypes releases the GIL). Several ranges per thread, taken as threads come free: on a shared
+    machine a thread that loses its core leaves its work to the others instead of making them wait
+    (OpenMP threads spinning at a barrier cost 4x here)."""
+    blocks = -(-n // LANES)
+    threads = max(1, min(args.threads, blocks))
+    if threads == 1:
+        lib.optiviz_run(ctypes.byref(args), opt, float64, 0, blocks)
+        return
+    pieces = min(blocks, 4 * threads)
+    bounds = [blocks * i // pieces for i in range(pieces + 1)]
+    list(_pool(threads).map(lambda i: lib.optiviz_run(ctypes.byref(args), opt, float64, bounds[i], bounds[i + 1]),
+                            range(pieces)))
+
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    if threads not in _pools:
+        _pools[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="optiviz-native",
+                                             initializer=one_mkl_thread)
+    return _pools[threads]
 
 
 def _sqrt(dtype: torch.dtype) -> int | None:

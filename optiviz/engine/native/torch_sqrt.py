@@ -60,3 +60,13 @@ def _vml(dtype: torch.dtype) -> ctypes._CFuncPtr | None:
         return None
     fn.restype = None
     return fn
+
+
+def one_mkl_thread() -> None:
+    """Make MKL calls from this thread single-threaded: a worker that calls VML on 128 values per
+    step must not fork torch's thread pool for each call (that made two threads 40x slower)."""
+    try:
+        lib = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so"))
+        lib.MKL_Set_Num_Threads_Local(ctypes.c_int(1))  # the C entry (the lowercase one is Fortran's)
+    except (OSError, AttributeError):
+        pass
