@@ -121,7 +121,8 @@ class Simulator:
     `compile=True` fuses each step with torch.compile (see `fusion.py`): for big, long sweeps.
     `native` (None: automatic, True, False): `advance(record=False)` runs in the native C++ kernel
     (engine/native/) where the surface, optimizers and options allow, bit for bit the same runs;
-    automatic uses it for big chunks or once built. `last_mode` says how the last advance stepped.
+    automatic takes it for chunks of 2e7 row-steps or more. `last_mode` says how the last advance
+    stepped ("native", "compiled" or "eager"); `native_problem(sim)` says why not.
     """
 
     def __init__(

@@ -59,12 +59,6 @@ def library_path(source: str) -> Path:
     return cache_dir() / f"optiviz_kernel_{digest}.so"
 
 
-def is_built(source: str) -> bool:
-    """Whether loading this source's library costs no compile (loaded, or cached on disk)."""
-    path = library_path(source)
-    return str(path) in _loaded or path.exists()
-
-
 def load(source: str) -> ctypes.CDLL:
     """The compiled library for `source`, building it on first use (RuntimeError if g++ fails)."""
     path = library_path(source)

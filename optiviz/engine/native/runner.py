@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ctypes
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,12 +19,13 @@ from optiviz.engine.native.kernel_source import LANES, OPTIMIZER_IDS, kernel_sou
 from optiviz.engine.native.surface_code import Unsupported, surface_source
 from optiviz.engine.native.torch_sqrt import one_mkl_thread, sqrt_function
 
-if TYPE_CHECKING:
-    from optiviz.engine.optimizers import BatchedOptimizer
-    from optiviz.engine.simulator import Simulator
+from optiviz.engine.optimizers import BatchedOptimizer
 
-# Below this much work (rows x steps) an automatic choice only uses a kernel already built: a cold
-# build (~1 to 2 s) would cost more than it saves.
+# The simulator imports this module, so its type is named, not imported (no import cycle).
+Simulator = Any
+
+# Below this much work (rows x steps) in one advance the automatic choice steps with torch: a cold
+# build (~1 to 3 s, once per surface and optimizer set) would cost more than it saves.
 AUTO_MIN_WORK = 20_000_000
 _P = ctypes.c_void_p
 
@@ -65,12 +66,13 @@ def native_problem(sim: Simulator) -> str | None:
 
 
 def wants_native(sim: Simulator, steps: int) -> bool:
-    """Whether `advance(steps, record=False)` should use the kernel (sim.native: True, False or None = auto)."""
-    if sim.native is False or steps == 0 or native_problem(sim) is not None:
+    """Whether `advance(steps, record=False)` should use the kernel (sim.native: True, False or
+    None = automatic, which takes it for chunks of at least AUTO_MIN_WORK row-steps)."""
+    if sim.native is False or steps == 0:
         return False
-    if sim.native:
-        return True
-    return sim.rows * steps >= AUTO_MIN_WORK or build.is_built(_source(sim))
+    if sim.native is None and sim.rows * steps < AUTO_MIN_WORK:
+        return False
+    return native_problem(sim) is None
 
 
 def _source(sim: Simulator) -> str:

@@ -1,8 +1,8 @@
 """A surface's loss and gradient as C++, generated from the surface's own torch code.
 
 The surface is not written twice: its `loss_and_gradient_fn` (a built-in's hand-derived gradient,
-or a typed formula's torch.autograd backward) is traced by `make_fx` into the aten ops that eager
-runs, and each op becomes the C++ operation that rounds the same way (a float32 tensor times a
+or a typed formula's torch.autograd backward) is run once on a small tensor under a dispatch mode
+that records the aten ops eager runs (make_fx would do the same, after seconds of warming up), and each op becomes the C++ operation that rounds the same way (a float32 tensor times a
 Python float multiplies by the float rounded to float32; ``x ** 2`` is ``x * x``; ``1 / x`` is a
 reciprocal). Only ops whose torch CPU kernel is correctly rounded are accepted (+ - * /, abs, small
 integer powers; not sqrt, see torch_sqrt.py), so the generated code gives torch's values bit for bit; a surface using
@@ -14,6 +14,7 @@ import weakref
 from typing import Any
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from optiviz.engine.surface import Surface
 
@@ -63,41 +64,56 @@ def _literal(value: Any) -> str:
     return f"T({float(value).hex()})"
 
 
-def _generate(surface: Surface) -> str:
-    from torch.fx.experimental.proxy_tensor import make_fx
+class _Recorder(TorchDispatchMode):
+    """Every aten op run under it, in order, with its arguments and result (the tensors are kept
+    alive, so their ids name them): the same ops eager runs, autograd's backward included."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[tuple[Any, tuple, dict, Any]] = []
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        self.ops.append((func, args, kwargs or {}, out))
+        return out
+
+
+def _generate(surface: Surface) -> str:
+    xy = torch.zeros(8, 2)
+    recorder = _Recorder()
     try:
-        with torch.no_grad():
-            graph = make_fx(surface.loss_and_gradient_fn)(torch.zeros(8, 2)).graph
-    except Exception as err:  # a surface function make_fx cannot follow
+        with torch.no_grad(), recorder:
+            loss, grad = surface.loss_and_gradient_fn(xy)
+    except Exception as err:  # a surface function the recorder cannot follow
         raise Unsupported(f"its function could not be traced ({type(err).__name__})") from None
     lines: list[str] = []
-    env: dict[Any, Value] = {}
-    for node in graph.nodes:
-        if node.op == "placeholder":
-            env[node] = ("p", ("x0", "x1"))
-        elif node.op == "output":
-            loss, grad = (env[a] for a in node.args[0])
-            if loss[0] != "s" or grad[0] != "p":
-                raise Unsupported("its loss and gradient do not have one value and one pair per point")
-            lines += [f"f = {loss[1]};", f"g0 = {grad[1][0]};", f"g1 = {grad[1][1]};"]
-        elif node.op == "call_function":
-            env[node] = _op(node, env, lines)
-        else:
-            raise Unsupported(f"a graph node of kind {node.op}")
+    env: dict[int, Value] = {id(xy): ("p", ("x0", "x1"))}
+    for func, args, kwargs, out in recorder.ops:
+        if not isinstance(out, torch.Tensor):
+            raise Unsupported(f"{func} returns {type(out).__name__}")
+        env[id(out)] = _op(func, args, kwargs, out, env, lines)
+    values = [env.get(id(t), ("missing", None)) for t in (loss, grad)]
+    if values[0][0] != "s" or values[1][0] != "p":
+        raise Unsupported("its loss and gradient do not have one value and one pair per point")
+    lines += [f"f = {values[0][1]};", f"g0 = {values[1][1][0]};", f"g1 = {values[1][1][1]};"]
     body = "\n    ".join(lines)
     return ("template <class T>\nstatic inline void surface_fg(T x0, T x1, T& f, T& g0, T& g1) {\n"
             f"    {body}\n}}\n")
 
 
-def _op(node: Any, env: dict[Any, Value], lines: list[str]) -> Value:
-    target, args = node.target, node.args
-    val = node.meta.get("val")
-    if isinstance(val, torch.Tensor) and not val.dtype.is_floating_point:
+def _op(target: Any, args: tuple, kwargs: dict, val: torch.Tensor, env: dict[int, Value], lines: list[str]) -> Value:
+    if not val.dtype.is_floating_point:
         raise Unsupported(f"{target} gives {val.dtype} values")
+    node_kwargs = kwargs
 
     def arg(a: Any) -> Value:
-        return env[a] if isinstance(a, torch.fx.Node) else ("k", _literal(a))
+        if isinstance(a, torch.Tensor):
+            if id(a) in env:
+                return env[id(a)]
+            if a.ndim == 0:  # a constant made outside the traced ops (a formula's number)
+                return ("k", _literal(a.item()))
+            raise Unsupported(f"a tensor argument of {target} from outside the surface's ops")
+        return ("k", _literal(a))
 
     def emit(expr: str) -> Value:
         name = f"v{len(lines)}"
@@ -142,12 +158,12 @@ def _op(node: Any, env: dict[Any, Value], lines: list[str]) -> Value:
             raise Unsupported("an expand other than of the loss's seed")
         return src
     if target in _BINARY:
-        if node.kwargs.get("alpha", 1) != 1 or len(args) > 2:
+        if node_kwargs.get("alpha", 1) != 1 or len(args) > 2:
             raise Unsupported(f"{target} with alpha")
         op = _BINARY[target]
         return elementwise(lambda a, b: f"{a} {op} {b}", arg(args[0]), arg(args[1]))
     if target == aten.rsub.Scalar:
-        if node.kwargs.get("alpha", 1) != 1 or len(args) > 2:
+        if node_kwargs.get("alpha", 1) != 1 or len(args) > 2:
             raise Unsupported(f"{target} with alpha")
         return elementwise(lambda a, b: f"{b} - {a}", arg(args[0]), arg(args[1]))
     if target in _UNARY:
