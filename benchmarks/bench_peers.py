@@ -137,7 +137,8 @@ def agreement(sim: ov.Simulator, jax_points: np.ndarray) -> str:
     diverged = (sim.status.numpy() == 2).reshape(jax_points.shape[:2])
     blown = ~np.isfinite(jax_points).all(-1) | (np.abs(jax_points) > 1e6).any(-1)
     kept = ~diverged & ~blown
-    dist = np.linalg.norm(ours - jax_points, axis=-1)[kept]
+    with np.errstate(over="ignore", invalid="ignore"):
+        dist = np.linalg.norm(ours - jax_points, axis=-1)[kept]
     close = float(np.mean(dist <= 1e-3)) if dist.size else float("nan")
     return (f"agreement: {kept.sum():,} runs finished on both sides, {close:.2%} end within 1e-3 of JAX's point "
             f"(median distance {np.median(dist):.1e}); diverged: optiviz {diverged.sum():,}, JAX blew up "
