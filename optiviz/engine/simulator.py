@@ -297,8 +297,7 @@ class Simulator:
         steps = check_int("steps", steps, 0)
         if record:
             preflight.check_record(steps, self.rows, self.dtype, self.device)
-        if not record and native_runner.wants_native(self, steps):
-            native_runner.run_native(self, steps)
+        if not record and native_runner.wants_native(self, steps) and native_runner.run_native(self, steps):
             self.last_mode = "native"
             return None
         self.last_mode = "compiled" if self.compiled and steps else "eager"

@@ -8,6 +8,7 @@ simulator then steps with torch as before and says so in `Simulator.last_mode`.
 from __future__ import annotations
 
 import ctypes
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -79,9 +80,31 @@ def _source(sim: Simulator) -> str:
     return kernel_source(surface_source(sim.surface), sim.optimizers, sim.dtype == torch.float64)
 
 
-def run_native(sim: Simulator, steps: int) -> None:
-    """`steps` steps of every row, in the kernel (the caller checked `native_problem`)."""
-    lib = build.load(_source(sim))
+_failed: set[str] = set()  # sources whose build failed in this process (warned once, not retried)
+_MAX_PIECE = 4096  # steps per kernel call: bounds Adam's per-step table for many distinct betas
+
+
+def run_native(sim: Simulator, steps: int) -> bool:
+    """`steps` steps of every row in the kernel (the caller checked `native_problem`); False, with a
+    warning the first time, when the kernel cannot be built: the caller then steps with torch."""
+    source = _source(sim)
+    if source in _failed:
+        return False
+    try:
+        lib = build.load(source)
+    except (RuntimeError, OSError) as err:
+        _failed.add(source)
+        warnings.warn(f"native kernel: {str(err).splitlines()[0]}; stepping with torch", RuntimeWarning, stacklevel=3)
+        return False
+    done = 0
+    while done < steps:
+        piece = min(_MAX_PIECE, steps - done)
+        _run(sim, lib, piece)
+        done += piece
+    return True
+
+
+def _run(sim: Simulator, lib: ctypes.CDLL, steps: int) -> None:
     n = sim.n
     (x0, x1), (y0, y1) = sim.surface.domain
     active = sim._active[:, 0].to(torch.uint8).contiguous()
