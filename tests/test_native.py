@@ -104,3 +104,18 @@ def test_what_the_kernel_refuses_runs_with_torch_and_says_why():
     assert not runner.wants_native(small, 10)
     with pytest.raises(ValueError, match="native must be None"):
         ov.Simulator("quadratic", "sgd", native="yes")
+
+
+def test_a_failed_build_warns_and_the_run_goes_on_with_torch(monkeypatch):
+    def broken(source):
+        raise RuntimeError("g++ failed: simulated")
+
+    monkeypatch.setattr(build, "load", broken)
+    monkeypatch.setattr(runner, "_failed", set())
+    sim = ov.Simulator("saddle", "sgd", native=True, n=5, start=(-1.0, 0.1))
+    reference = ov.Simulator("saddle", "sgd", native=False, n=5, start=(-1.0, 0.1))
+    with pytest.warns(RuntimeWarning, match="simulated; stepping with torch"):
+        sim.advance(30, record=False)
+    reference.advance(30, record=False)
+    assert sim.last_mode == "eager"
+    assert torch.equal(sim.x, reference.x) and sim.t == 30

@@ -46,10 +46,10 @@ struct Args {
     const double* hp64;  // per-row float64 values: lr, lr_decay (adagrad)
     const double* table; // adam: per distinct beta pair, per step: 1 - b1^t, sqrt(1 - b2^t)
     const int32_t* table_index;
-    void* state;         // optimizer buffers, S arrays of (n,2)
+    void *state0, *state1, *state2;  // the optimizer's buffers, (n,2) each (unused ones: scratch)
     double cx, cy, bound_sq, gtol_sq, ftol;
     void *sqrt32, *sqrt64;  // torch's vector sqrt (MKL's vmsSqrt / vmdSqrt, Fortran ABI), or null: std::sqrt
-    int32_t flags;       // 1: no momentum buffer (sgd), 2: skip weight decay, 4: centered, 8: amsgrad, 16: rmsprop momentum 0 everywhere
+    int32_t flags;       // 1: no momentum buffer (sgd), 2: skip weight decay, 4: centered, 8: amsgrad
 };
 
 // the mode torch's ATen/cpu/vml.h passes: VML_HA | VML_FTZDAZ_OFF | VML_ERRMODE_IGNORE
@@ -67,7 +67,7 @@ static void run(const Args& a, int64_t b_begin, int64_t b_end) {
     constexpr int L = __LANES__;
     const int64_t n = a.n, nb = (n + L - 1) / L;
     T* X = (T*)a.x; T* F = (T*)a.loss; T* G = (T*)a.grad; T* XP = (T*)a.x_prev; T* FP = (T*)a.loss_prev;
-    const T* hp = (const T*)a.hp; T* st = (T*)a.state;
+    const T* hp = (const T*)a.hp; T* S0 = (T*)a.state0; T* S1 = (T*)a.state1; T* S2 = (T*)a.state2;
     const T cx = T(a.cx), cy = T(a.cy), bsq = T(a.bound_sq), gsq = T(a.gtol_sq), ftol = T(a.ftol);
     const int flags = a.flags;
     const bool no_buffer = flags & 1, skip_wd = flags & 2, centered = flags & 4, amsgrad = flags & 8;
@@ -89,8 +89,8 @@ static void run(const Args& a, int64_t b_begin, int64_t b_end) {
             lr[l] = hp[r]; wd[l] = hp[n + r];
             h1[l] = hp[2*n + r]; h2[l] = hp[3*n + r]; h3[l] = hp[4*n + r]; h4[l] = hp[5*n + r];
             lr64[l] = a.hp64[r]; d64[l] = a.hp64[n + r]; ti[l] = a.table_index ? a.table_index[r] : 0;
-            s0[l] = st[2*r]; s1[l] = st[2*r+1]; u0[l] = st[2*n + 2*r]; u1[l] = st[2*n + 2*r+1];
-            q0[l] = st[4*n + 2*r]; q1[l] = st[4*n + 2*r+1];
+            s0[l] = S0[2*r]; s1[l] = S0[2*r+1]; u0[l] = S1[2*r]; u1[l] = S1[2*r+1];
+            q0[l] = S2[2*r]; q1[l] = S2[2*r+1];
             run_[l] = a.running[r]; act[l] = a.active[r]; stt[l] = a.started[r];
             stat[l] = a.status[r]; cat[l] = a.conv_at[r]; dat[l] = a.div_at[r];
         }
@@ -189,8 +189,8 @@ static void run(const Args& a, int64_t b_begin, int64_t b_end) {
             const int64_t r = r0 + l;
             X[2*r] = x0[l]; X[2*r+1] = x1[l]; F[r] = f[l]; G[2*r] = g0[l]; G[2*r+1] = g1[l];
             XP[2*r] = p0[l]; XP[2*r+1] = p1[l]; FP[r] = fp[l];
-            st[2*r] = s0[l]; st[2*r+1] = s1[l]; st[2*n + 2*r] = u0[l]; st[2*n + 2*r+1] = u1[l];
-            st[4*n + 2*r] = q0[l]; st[4*n + 2*r+1] = q1[l];
+            S0[2*r] = s0[l]; S0[2*r+1] = s1[l]; S1[2*r] = u0[l]; S1[2*r+1] = u1[l];
+            S2[2*r] = q0[l]; S2[2*r+1] = q1[l];
             a.running[r] = uint8_t(run_[l]); a.active[r] = uint8_t(act[l]); a.started[r] = uint8_t(stt[l]);
             a.status[r] = int8_t(stat[l]); a.conv_at[r] = cat[l]; a.div_at[r] = dat[l];
         }

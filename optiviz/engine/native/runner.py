@@ -35,7 +35,7 @@ class _Args(ctypes.Structure):
     _fields_ = [("n", ctypes.c_int64), ("steps", ctypes.c_int64), ("t0", ctypes.c_int64), ("threads", ctypes.c_int64),
                 ("x", _P), ("loss", _P), ("grad", _P), ("x_prev", _P), ("loss_prev", _P),
                 ("status", _P), ("conv_at", _P), ("div_at", _P), ("running", _P), ("active", _P), ("started", _P),
-                ("hp", _P), ("hp64", _P), ("table", _P), ("table_index", _P), ("state", _P),
+                ("hp", _P), ("hp64", _P), ("table", _P), ("table_index", _P), ("state0", _P), ("state1", _P), ("state2", _P),
                 ("cx", ctypes.c_double), ("cy", ctypes.c_double), ("bound_sq", ctypes.c_double),
                 ("gtol_sq", ctypes.c_double), ("ftol", ctypes.c_double), ("sqrt32", _P), ("sqrt64", _P),
                 ("flags", ctypes.c_int32)]
@@ -105,33 +105,38 @@ def run_native(sim: Simulator, steps: int) -> bool:
 
 
 def _run(sim: Simulator, lib: ctypes.CDLL, steps: int) -> None:
+    """One kernel call per optimizer over its rows. The preparation is numpy (single-threaded):
+    on a busy machine torch's small parallel ops wait at barriers for milliseconds each."""
     n = sim.n
     (x0, x1), (y0, y1) = sim.surface.domain
-    active = sim._active[:, 0].to(torch.uint8).contiguous()
+    active = np.ascontiguousarray(sim._active.numpy()[:, 0], dtype=np.uint8)
     keep: list[Any] = []  # arrays the kernel reads, alive until it returns
     for k, opt in enumerate(sim._opts):
         rows = slice(k * n, (k + 1) * n)
         hp, hp64, flags, table, index = _hparams(opt, steps)
-        state = _state(opt)
+        buffers = [_ptr(b) if b is not None else None for b in _buffers(opt)]
+        scratch = np.zeros((opt.n, 2), dtype=hp.dtype)
         started = _started(opt)
-        keep += [hp, hp64, table, index, state, started]
+        keep += [hp, hp64, table, index, scratch, started]
+        state = [b if b is not None else scratch.ctypes.data for b in buffers]
         args = _Args(n=n, steps=steps, t0=opt.t, threads=torch.get_num_threads(),
                      x=_ptr(sim.x[rows]), loss=_ptr(sim.loss[rows]), grad=_ptr(sim.grad[rows]),
                      x_prev=_ptr(sim._x_prev[rows]), loss_prev=_ptr(sim._loss_prev[rows]),
                      status=_ptr(sim.status[rows]), conv_at=_ptr(sim.converged_at[rows]),
                      div_at=_ptr(sim.diverged_at[rows]), running=_ptr(sim._running[rows]),
-                     active=_ptr(active[rows]), started=_ptr(started), hp=_ptr(hp), hp64=_ptr(hp64),
-                     table=table.ctypes.data, table_index=index.ctypes.data if index.any() else None,
-                     state=_ptr(state),
+                     active=active[rows].ctypes.data, started=started.ctypes.data, hp=hp.ctypes.data,
+                     hp64=hp64.ctypes.data, table=table.ctypes.data,
+                     table_index=index.ctypes.data if index.any() else None,
+                     state0=state[0], state1=state[1], state2=state[2],
                      cx=(x0 + x1) / 2, cy=(y0 + y1) / 2, bound_sq=sim._bound_sq, gtol_sq=sim._gtol_sq,
                      ftol=sim.ftol, flags=flags, sqrt32=_sqrt(torch.float32), sqrt64=_sqrt(torch.float64))
         _run_blocks(lib, args, OPTIMIZER_IDS[opt.name], int(sim.dtype == torch.float64), n)
-        _write_back(opt, state, started, steps)
-    sim._active.copy_(active.bool()[:, None].expand_as(sim._active))
+        _write_back(opt, started, steps)
+    sim._active.numpy()[:] = active.astype(bool)[:, None]
     sim.t += steps
     for block in sim._blocks:
-        frozen = torch.nonzero(~block.active[:, 0]).reshape(-1)
-        block.frozen = frozen if frozen.numel() else None
+        frozen = np.flatnonzero(~block.active.numpy()[:, 0])
+        block.frozen = torch.from_numpy(frozen) if frozen.size else None
 
 
 def _run_blocks(lib: ctypes.CDLL, args: _Args, opt: int, float64: int, n: int) -> None:
@@ -171,21 +176,15 @@ def _ptr(t: torch.Tensor) -> int:
     return t.data_ptr()
 
 
-def _column(opt: BatchedOptimizer, c: Any) -> torch.Tensor:
+def _column(opt: BatchedOptimizer, c: Any, dtype: Any) -> np.ndarray:
     """A prepared kernel constant (a float, or an (N, P) tensor) as one value per row, rounded as
-    eager rounds it (the float through torch's scalar cast)."""
+    eager rounds it (a float rounded once to the run's dtype, as torch casts a scalar)."""
     if isinstance(c, torch.Tensor):
-        return c[:, 0]
-    return torch.full((opt.n,), c, dtype=opt.dtype)
+        return c.numpy()[:, 0] if c.ndim == 2 and c.shape[1] != 1 else c.numpy().reshape(-1)
+    return np.full(opt.n, c, dtype=dtype)
 
 
-def _column64(opt: BatchedOptimizer, c: Any) -> torch.Tensor:
-    if isinstance(c, torch.Tensor):
-        return c.reshape(-1).to(torch.float64)
-    return torch.full((opt.n,), c, dtype=torch.float64)
-
-
-def _hparams(opt: BatchedOptimizer, steps: int) -> tuple[torch.Tensor, torch.Tensor, int, np.ndarray, np.ndarray]:
+def _hparams(opt: BatchedOptimizer, steps: int) -> tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]:
     """(hp (6, N) in the run's dtype, hp64 (2, N), flags, Adam's table, its per-row index)."""
     zero = 0.0
     cols = [opt._lr, opt._wd]
@@ -202,13 +201,15 @@ def _hparams(opt: BatchedOptimizer, steps: int) -> tuple[torch.Tensor, torch.Ten
         decay64 = opt._lr_decay64
     elif opt.name == "rmsprop":
         cols += [opt._alpha, opt._oma, opt._eps, opt._mom]
-        flags |= (4 if opt._centered else 0) | (16 if isinstance(opt._mom, float) and opt._mom == 0.0 else 0)
+        flags |= 4 if opt._centered else 0
     else:
         cols += [opt._omb1, opt._b2_k, opt._omb2, opt._eps]
         flags |= 8 if opt._amsgrad else 0
         table, index = _adam_table(opt, steps)
-    hp = torch.stack([_column(opt, c) for c in cols]).contiguous()
-    hp64 = torch.stack([_column64(opt, opt._lr64), _column64(opt, decay64)]).contiguous()
+    dtype = np.float64 if opt.dtype == torch.float64 else np.float32
+    hp = np.ascontiguousarray(np.stack([_column(opt, c, dtype) for c in cols]), dtype=dtype)
+    hp64 = np.ascontiguousarray(np.stack([_column(opt, opt._lr64, np.float64), _column(opt, decay64, np.float64)]),
+                                dtype=np.float64)
     return hp, hp64, flags, table, index
 
 
@@ -217,7 +218,10 @@ def _adam_table(opt: BatchedOptimizer, steps: int) -> tuple[np.ndarray, np.ndarr
     float64 arithmetic as optimizers.Adam works them out (t counted as a float)."""
     b1 = np.broadcast_to(np.asarray(opt._b1, dtype=np.float64), (opt.n,))
     b2 = np.broadcast_to(np.asarray(opt._b2, dtype=np.float64), (opt.n,))
-    pairs, index = np.unique(np.stack([b1, b2], axis=1), axis=0, return_inverse=True)
+    if isinstance(opt._b1, float) and isinstance(opt._b2, float):
+        pairs, index = np.array([[opt._b1, opt._b2]]), np.zeros(opt.n, dtype=np.int32)
+    else:
+        pairs, index = np.unique(np.stack([b1, b2], axis=1), axis=0, return_inverse=True)
     ts = [float(t) for t in range(opt.t + 1, opt.t + steps + 1)]
     table = np.array([[(1 - p1**t, (1 - p2**t) ** 0.5) for t in ts] for p1, p2 in pairs.tolist()], dtype=np.float64)
     return np.ascontiguousarray(table), np.ascontiguousarray(index.reshape(-1), dtype=np.int32)
@@ -235,28 +239,17 @@ def _buffers(opt: BatchedOptimizer) -> list[torch.Tensor | None]:
     return [s["exp_avg"], s["exp_avg_sq"], s["max_exp_avg_sq"]]
 
 
-def _state(opt: BatchedOptimizer) -> torch.Tensor:
-    out = torch.zeros((3, opt.n, 2), dtype=opt.dtype)
-    for i, buf in enumerate(_buffers(opt)):
-        if buf is not None:
-            out[i].copy_(buf)
-    return out
-
-
-def _started(opt: BatchedOptimizer) -> torch.Tensor:
+def _started(opt: BatchedOptimizer) -> np.ndarray:
     rows = getattr(opt, "_started_rows", None)
     if rows is not None:
-        return rows[:, 0].to(torch.uint8).contiguous()
-    return torch.full((opt.n,), int(bool(getattr(opt, "_started", False))), dtype=torch.uint8)
+        return np.ascontiguousarray(rows.numpy()[:, 0], dtype=np.uint8)
+    return np.full(opt.n, int(bool(getattr(opt, "_started", False))), dtype=np.uint8)
 
 
-def _write_back(opt: BatchedOptimizer, state: torch.Tensor, started: torch.Tensor, steps: int) -> None:
-    for i, buf in enumerate(_buffers(opt)):
-        if buf is not None:
-            buf.copy_(state[i])
+def _write_back(opt: BatchedOptimizer, started: np.ndarray, steps: int) -> None:
     opt.t += steps
     if opt.name in ("momentum", "nesterov") and not (isinstance(opt._mu, float) and opt._mu == 0.0):
         if opt._idle is None:  # every run has momentum: all started, as eager's first step makes them
             opt._started, opt._started_rows = True, None
         else:
-            opt._started_rows = started.bool()[:, None].expand(opt.shape).contiguous()
+            opt._started_rows = torch.from_numpy(np.repeat(started.astype(bool)[:, None], opt.p, axis=1))
