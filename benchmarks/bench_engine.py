@@ -3,11 +3,13 @@
 Prints, in one process: for N = 1, 1,000 and 100,000 settings of each of the six optimizers
 (6N rows) and 1,000 steps, the simulator's trajectory-steps/s and its ratio to a loop of
 torch.optim instances doing the same work (a sample of the loop is timed and scaled), stepping
-eagerly and with compile=True. Compiling happens in the warm-up and is printed apart: it is paid
-once per surface and optimizer set (a fresh inductor cache is used, so it is the cold cost).
+eagerly with torch ops (native=False), with compile=True (torch.compile, native=False) and in the
+native kernel (native=True, what big sweeps use by default). Compiling happens in the warm-up and
+is printed apart: it is paid once per surface and optimizer set (fresh inductor and kernel caches
+are used, so it is the cold cost).
 
     python benchmarks/bench_engine.py [--device cuda] [--steps 1000] [--sizes 1 1000 100000]
-                                      [--modes eager compiled] [--warm-cache]
+                                      [--modes eager compiled native] [--warm-cache]
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import time
 
 if "--warm-cache" not in sys.argv:  # before torch is imported: compile times below are cold ones
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="optiviz-bench-inductor-")
+    os.environ["OPTIVIZ_KERNEL_CACHE"] = tempfile.mkdtemp(prefix="optiviz-bench-kernels-")
 
 import numpy as np
 import torch
@@ -28,7 +31,7 @@ from optiviz.engine.devices import pick_device, synchronize
 from optiviz.engine.fusion import compile_problem
 
 
-def time_simulator(surface: str, n: int, steps: int, device: torch.device, compile: bool,
+def time_simulator(surface: str, n: int, steps: int, device: torch.device, mode: str,
                    repeats: int = 2) -> tuple[float, float]:
     """(seconds for `steps` steps of all six optimizers with n settings each, best of `repeats`;
     seconds of the first warm-up, which holds the compiling)."""
@@ -36,7 +39,8 @@ def time_simulator(surface: str, n: int, steps: int, device: torch.device, compi
     lr = 10 ** rng.uniform(-3, -1, size=n) if n > 1 else 0.01
     best, first_warmup = float("inf"), None
     for _ in range(repeats):
-        sim = ov.Simulator(surface, ov.OPTIMIZERS, lr=lr, device=device, compile=compile)
+        sim = ov.Simulator(surface, ov.OPTIMIZERS, lr=lr, device=device, compile=mode == "compiled",
+                           native=mode == "native")
         t0 = time.perf_counter()
         sim.advance(5, record=False)  # warm-up: allocations, kernels, compiling
         synchronize(device)
@@ -72,7 +76,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1, 1000, 100_000])
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads (default: torch's; 1 is steadier on a loaded, shared 2-core box)")
-    ap.add_argument("--modes", nargs="+", choices=("eager", "compiled"), default=["eager", "compiled"])
+    ap.add_argument("--modes", nargs="+", choices=("eager", "compiled", "native"), default=["eager", "compiled", "native"])
     ap.add_argument("--warm-cache", action="store_true", help="reuse the inductor cache (compile times then are warm ones)")
     args = ap.parse_args()
     if args.threads:
@@ -90,7 +94,7 @@ def main() -> None:
     print(f"{'mode':>9} {'N per optimizer':>16} {'rows':>8} {'seconds':>9} {'traj-steps/s':>14} {'x loop':>9} {'warm-up s':>10}")
     for n in args.sizes:
         for mode in modes:
-            seconds, warmup = time_simulator(args.surface, n, args.steps, device, compile=mode == "compiled")
+            seconds, warmup = time_simulator(args.surface, n, args.steps, device, mode)
             rate = 6 * n * args.steps / seconds
             print(f"{mode:>9} {n:>16,} {6 * n:>8,} {seconds:>9.3f} {rate:>14.3e} {rate * loop_per_step:>9.0f} {warmup:>10.2f}",
                   flush=True)

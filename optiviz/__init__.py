@@ -29,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     "annealed_noise": "optiviz.engine.transforms",
     "chain": "optiviz.engine.transforms",
     "Simulator": "optiviz.engine.simulator",
+    "native_problem": "optiviz.engine.native.runner",
     "simulate": "optiviz.engine.simulator",
     "Run": "optiviz.engine.simulator",
     "pick_device": "optiviz.engine.devices",

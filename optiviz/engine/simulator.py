@@ -19,6 +19,7 @@ from optiviz.engine import preflight
 from optiviz.engine.devices import pick_device
 from optiviz.engine.fusion import as_graph_inputs, fused
 from optiviz.engine.hparams import HPARAMS
+from optiviz.engine.native import runner as native_runner
 from optiviz.engine.optimizers import OPTIMIZERS, make_optimizer
 from optiviz.engine.per_run import per_run
 from optiviz.engine.schedules import as_schedule
@@ -118,6 +119,10 @@ class Simulator:
     Hyperparameters are shared keyword arguments (applied to every optimizer that takes them)
     overridden by `hparams={"adam": {"lr": 0.1}}`; any of them may be a length-N array.
     `compile=True` fuses each step with torch.compile (see `fusion.py`): for big, long sweeps.
+    `native` (None: automatic, True, False): `advance(record=False)` runs in the native C++ kernel
+    (engine/native/) where the surface, optimizers and options allow, bit for bit the same runs;
+    automatic takes it for chunks of 2e7 row-steps or more. `last_mode` says how the last advance
+    stepped ("native", "compiled" or "eager"); `native_problem(sim)` says why not.
     """
 
     def __init__(
@@ -139,6 +144,7 @@ class Simulator:
         ftol: float = 1e-9,
         use_surface_lrs: bool = False,
         compile: bool = False,
+        native: bool | None = None,
         **shared: Any,
     ) -> None:
         self.surface = resolve_surface(surface)
@@ -160,6 +166,10 @@ class Simulator:
         if not isinstance(compile, bool):
             raise ValueError(f"compile must be True or False, got {compile!r}")
         self.compiled = compile
+        if native is not None and not isinstance(native, bool):
+            raise ValueError(f"native must be None (automatic), True or False, got {native!r}")
+        self.native = native
+        self.last_mode = "eager"  # how the last advance stepped: "native", "compiled" or "eager"
         self._fused_step = fused(self._block_step, self.device) if compile else self._block_step
         self.transforms = _as_transform(transforms)
         check_dtype(self.transforms, dtype)
@@ -287,6 +297,10 @@ class Simulator:
         steps = check_int("steps", steps, 0)
         if record:
             preflight.check_record(steps, self.rows, self.dtype, self.device)
+        if not record and native_runner.wants_native(self, steps) and native_runner.run_native(self, steps):
+            self.last_mode = "native"
+            return None
+        self.last_mode = "compiled" if self.compiled and steps else "eager"
         before = self.x.clone() if record else None
         pts = torch.empty((steps, self.rows, 2), dtype=self.dtype, device=self.device) if record else None
         losses = torch.empty((steps, self.rows), dtype=self.dtype, device=self.device) if record else None
