@@ -69,7 +69,7 @@ class SurfaceExplorer(LiveView):
         clip: tuple[str, float] | None = None,
         schedule: tuple[str, Mapping[str, Any]] | str | None = None,
         speed: int | None = None,
-        fps: float = 20.0,
+        fps: float = 30.0,
         grid: int = 160,
         max_path_points: int = 800,
         max_curve_points: int = 400,
