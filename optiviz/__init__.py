@@ -63,6 +63,7 @@ _EXPORTS: dict[str, str] = {
     "SearchView": "optiviz.views.maps.searches",
     "EnsembleView": "optiviz.views.maps.searches",
     "close_all": "optiviz.views.common.registry",
+    "presenter": "optiviz.views.common.theme",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

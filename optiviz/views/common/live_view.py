@@ -23,7 +23,7 @@ class LiveView(widgets.VBox):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.add_class(theme.CSS_CLASS)
+        theme.mark_view(self)
         self.error_html = widgets.HTML()
         self.error_html.add_class("optiviz-error-line")
         self._closed = False

@@ -299,7 +299,7 @@ class TrainingDashboard(LiveView):
         left = widgets.VBox([self._runs_html, c.tabs()], layout=widgets.Layout(width="460px", min_width="460px"))
         plots = widgets.VBox([widgets.HBox([p.loss_fig, p.acc_fig]), p.layer_legend,
                               widgets.HBox([p.ratio_fig, p.grad_fig]), widgets.HBox([p.dead_fig, p.lr_fig])])
-        hist_title = widgets.HTML(f'<b style="font-size:{theme.TITLE_PX}px">activation histograms&nbsp;&nbsp;</b>')
+        hist_title = widgets.HTML(f'<b style="font-size:{theme.title_px()}px">activation histograms&nbsp;&nbsp;</b>')
         return [theme.style_widget(), header, c.buttons(), widgets.HBox([left, plots]),
                 widgets.HBox([hist_title, c.histogram_bar()]), p.hist_box]
 
@@ -378,7 +378,7 @@ class TrainingDashboard(LiveView):
                 c.hist_live.value = live
         step = self.panels.hist_step
         text = "no probe yet" if step is None else f"step {step}" + (" (live)" if live else "")
-        _set_html(c.hist_label, f'<span style="font-size:{theme.FONT_PX}px">{text}</span>')
+        _set_html(c.hist_label, f'<span style="font-size:{theme.font_px()}px">{text}</span>')
 
     def _draw_runs(self) -> None:
         """Legend of the runs: colour, label, last loss and validation accuracy, status."""
@@ -392,7 +392,7 @@ class TrainingDashboard(LiveView):
                         f"<td><b>{html.escape(r.label)}</b>{focus}</td>"
                         f"<td>loss {theme.format_loss(last[1]) if last else '—'}</td>"
                         f"<td>val acc {f'{val[1][1]:.3f}' if val else '—'}</td><td>{ctl.run_status(k)}</td></tr>")
-        _set_html(self._runs_html, f'<table class="optiviz-legend" style="font-size:{theme.FONT_PX}px;white-space:nowrap">'
+        _set_html(self._runs_html, f'<table class="optiviz-legend" style="font-size:{theme.font_px()}px;white-space:nowrap">'
                   + "".join(rows) + "</table>")
 
     def _draw_health(self) -> None:
@@ -404,12 +404,12 @@ class TrainingDashboard(LiveView):
             icon, color = ("✖", "#b00020") if worst >= BAD else ("⚠", "#a05a00") if worst >= WARN else \
                 ("•", "#555555") if worst == INFO else ("✔", "#1b7837")
             who = f"<b>{html.escape(label)}</b>: " if len(ctl.runs) > 1 else ""
-            lines.append(f'<div style="font-size:{theme.TITLE_PX}px;color:{color}">{icon} {who}{html.escape(line)}</div>')
+            lines.append(f'<div style="font-size:{theme.title_px()}px;color:{color}">{icon} {who}{html.escape(line)}</div>')
         _set_html(self._health_html, "".join(lines))
 
     def _draw_progress(self) -> None:
         _set_html(self._progress_html,
-                  f'<span style="font-size:{theme.FONT_PX}px">{html.escape(self.controller.progress_text())}</span>')
+                  f'<span style="font-size:{theme.font_px()}px">{html.escape(self.controller.progress_text())}</span>')
 
 
 def _set_html(w: widgets.HTML, value: str) -> None:

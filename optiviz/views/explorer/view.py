@@ -250,12 +250,12 @@ class SurfaceExplorer(LiveView):
                 f'{theme.optimizer_color(o, i)}"></span></td><td><b>{o}</b></td>'
                 f'<td>loss {theme.format_loss(c.race.last_loss(o))}</td>'
                 f'<td style="white-space:normal">{html.escape(status)}{hint}</td></tr>')
-        self._set_html(self.legend_html, f'<table class="optiviz-legend" style="font-size:{theme.FONT_PX}px;'
+        self._set_html(self.legend_html, f'<table class="optiviz-legend" style="font-size:{theme.font_px()}px;'
                                          f'white-space:nowrap">' + "".join(rows) + "</table>")
 
     def _draw_status(self) -> None:
         line = html.escape(self.controller.status_line)
-        self._set_html(self.status_html, f'<span style="font-size:{theme.FONT_PX}px">{line}</span>')
+        self._set_html(self.status_html, f'<span style="font-size:{theme.font_px()}px">{line}</span>')
 
     @staticmethod
     def _set_html(widget: widgets.HTML, value: str) -> None:

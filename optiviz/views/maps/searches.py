@@ -76,7 +76,7 @@ class SearchView(StreamedView):
             [theme.axis(self._sx, x), theme.axis(self._sy, y, vertical=True),
              bq.ColorAxis(scale=self._sc, side="right", label="val acc")],
             title="validation accuracy", width="640px", height="520px", legend_location="top-left")
-        self.figure.fig_margin = {"top": 50, "bottom": 60, "left": 75, "right": 90}
+        self.figure.fig_margin = {**self.figure.fig_margin, "right": 90}
         self.table = widgets.HTML("")
         self.warning = widgets.HTML("")
         controls = widgets.HBox([self.budget_w, self.c2f_w, self.start_button, self.stop_button, self.progress])
