@@ -297,10 +297,12 @@ class TrainingDashboard(LiveView):
         c, p = self.controls, self.panels
         header = widgets.VBox([self._health_html, widgets.HBox([self._progress_html, self.error_html])])
         left = widgets.VBox([self._runs_html, c.tabs()], layout=widgets.Layout(width="460px", min_width="460px"))
-        plots = widgets.VBox([widgets.HBox([p.loss_fig, p.acc_fig]), p.layer_legend,
-                              widgets.HBox([p.ratio_fig, p.grad_fig]), widgets.HBox([p.dead_fig, p.lr_fig])])
+        wrap = widgets.Layout(flex_flow="row wrap")  # narrow (a file browser open): panels go under, never cut
+        plots = widgets.VBox([widgets.HBox([p.loss_fig, p.acc_fig], layout=wrap), p.layer_legend,
+                              widgets.HBox([p.ratio_fig, p.grad_fig], layout=wrap),
+                              widgets.HBox([p.dead_fig, p.lr_fig], layout=wrap)])
         hist_title = widgets.HTML(f'<b style="font-size:{theme.title_px()}px">activation histograms&nbsp;&nbsp;</b>')
-        return [theme.style_widget(), header, c.buttons(), widgets.HBox([left, plots]),
+        return [theme.style_widget(), header, c.buttons(), widgets.HBox([left, plots], layout=wrap),
                 widgets.HBox([hist_title, c.histogram_bar()]), p.hist_box]
 
     def _wire(self) -> None:

@@ -100,9 +100,12 @@ class SurfaceExplorer(LiveView):
 
     def _layout(self) -> list[widgets.Widget]:
         c, f = self.controls, self.figures
+        # Play sits right above the surface, so both fit a 1000 px screen whatever the legend's length;
+        # the curves wrap under the surface when the notebook is narrow (a file browser open at 1280 px)
         plots = widgets.HBox([widgets.VBox([f.surface_figure, self.legend_html]),
-                              widgets.VBox([f.loss_figure, f.step_length_figure])])
-        main = widgets.VBox([c.preset, self.caption_html, plots, c.buttons,
+                              widgets.VBox([f.loss_figure, f.step_length_figure])],
+                             layout=widgets.Layout(flex_flow="row wrap"))
+        main = widgets.VBox([c.preset, self.caption_html, c.buttons, plots,
                              widgets.HBox([self.status_html, self.error_html])])
         main.add_class("optiviz-explorer-main")  # what a screenshot of the race shows
         return [theme.style_widget(), main, c.panels]
