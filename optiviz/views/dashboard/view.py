@@ -85,7 +85,7 @@ class TrainingDashboard(LiveView):
         probe_every: int = 10,
         val_every: int | None = None,
         compare: Sequence[str | Mapping[str, Any]] | None = None,
-        fps: float = 10.0,
+        fps: float = 15.0,
         max_points: int = 500,
     ) -> None:
         # every argument is checked before a widget exists: a refused one leaves nothing half built

@@ -74,7 +74,9 @@ class SearchView(StreamedView):
         self.c2f_w = widgets.Checkbox(value=coarse_to_fine, description="random: coarse to fine")
         # the axes span the searched ranges with decade ticks: points never move them, and d3's own
         # log ticks ran together ("5e-11e+0")
-        self._sx, self._sy = (bq.LogScale(**dict(zip(("min", "max"), _span(space[n]) or ()))) for n in (x, y))
+        # (padded by a factor 1.4: a point on a range's edge is drawn whole)
+        self._sx, self._sy = (bq.LogScale(**dict(zip(("min", "max"), (s[0] / 1.4, s[1] * 1.4) if s else ())))
+                              for s in (_span(space[x]), _span(space[y])))
         self._sc = bq.ColorScale(colors=list(ACC_SCHEME))
         self.marks = {
             method: bq.Scatter(x=[], y=[], color=[], scales={"x": self._sx, "y": self._sy, "color": self._sc},
