@@ -302,7 +302,7 @@ class TrainingDashboard(LiveView):
                               widgets.HBox([p.ratio_fig, p.grad_fig], layout=wrap),
                               widgets.HBox([p.dead_fig, p.lr_fig], layout=wrap)])
         hist_title = widgets.HTML(f'<b style="font-size:{theme.title_px()}px">activation histograms&nbsp;&nbsp;</b>')
-        return [theme.style_widget(), self.frame_ack, header, c.buttons(), widgets.HBox([left, plots], layout=wrap),
+        return [theme.style_widget(), header, c.buttons(), widgets.HBox([left, plots], layout=wrap),
                 widgets.HBox([hist_title, c.histogram_bar()]), p.hist_box]
 
     def _wire(self) -> None:

@@ -108,7 +108,7 @@ class SurfaceExplorer(LiveView):
         main = widgets.VBox([c.preset, self.caption_html, c.buttons, plots,
                              widgets.HBox([self.status_html, self.error_html])])
         main.add_class("optiviz-explorer-main")  # what a screenshot of the race shows
-        return [theme.style_widget(), self.frame_ack, main, c.panels]
+        return [theme.style_widget(), main, c.panels]
 
     # ================================================================== public API
     def play(self) -> None:
