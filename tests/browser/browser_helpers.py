@@ -303,7 +303,11 @@ def start_voila(root_dir: Path, state_dir: Path, timeout: float = 90) -> Jupyter
     port = free_port()
     cmd = [
         sys.executable, "-m", "voila", "--no-browser", f"--port={port}",
-        "--Voila.ip=127.0.0.1", "--show_tracebacks=True", str(root_dir),
+        "--Voila.ip=127.0.0.1", "--show_tracebacks=True",
+        # Notebook 7's own JupyterLab extension (the test extra installs `notebook`) breaks Voila
+        # 0.5's module loading: "The getter for the shared module is not a function"
+        "--VoilaConfiguration.extension_denylist=@jupyter-notebook/lab-extension",
+        str(root_dir),
     ]
     return _start_server("voila", cmd, port, "", root_dir, state_dir, "/", timeout)
 
