@@ -93,6 +93,7 @@ _EXPORTS: dict[str, str] = {
     # serving a class (what `optiviz present` and `optiviz binder-link` compute)
     "class_size": "optiviz.serve.capacity",
     "binder_links": "optiviz.serve.binder",
+    "presenter": "optiviz.views.common.theme",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -31,6 +31,10 @@ from .serve.capacity import CULL_IDLE_S, KERNEL_MB, class_size
 from .serve.voila import READY_PATH, voila_command
 
 NOTEBOOK_ENV = "OPTIVIZ_NOTEBOOKS"
+# A Jupyter config folder for `optiviz lab` only: its labconfig/page_config.json disables JupyterLab's
+# announcements plugin, whose "get notified about official Jupyter news?" pop-up shows whatever
+# --LabApp.news_url says (it asks while the fetchNews setting is undecided).
+LAB_CONFIG = Path(__file__).resolve().parent / "lab_config"
 
 
 def notebooks_dir() -> Path:
@@ -103,15 +107,23 @@ def add_class_options(present: argparse.ArgumentParser) -> None:
 PRESENT_START_TIMEOUT = 300.0  # s: the first preheated kernel imports torch and runs the notebook
 
 
+def lab_env() -> dict[str, str]:
+    """server_env() with LAB_CONFIG on JUPYTER_CONFIG_PATH: JupyterLab without the news pop-up."""
+    env = server_env()
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(p for p in (str(LAB_CONFIG), env.get("JUPYTER_CONFIG_PATH")) if p)
+    return env
+
+
 def serve(cmd: list[str], probe_url: str, show_url: str, what: str, stop_signal: int = signal.SIGTERM,
-          timeout: float = 120.0) -> int:
+          timeout: float = 120.0, env: dict[str, str] | None = None) -> int:
     """Run a server child until Ctrl-C; print where to point the browser. `stop_signal` is the one
-    on which the server shuts its kernels down and exits."""
+    on which the server shuts its kernels down and exits; `env` defaults to server_env()."""
     # stdin: never the terminal, or Jupyter answers Ctrl-C with a "Shut down? (y/[n])" prompt nobody
     # sees and reads the user's keys for 5 s. stderr: drained all the time (the server logs every
     # request; an unread pipe fills up and blocks the server), the tail kept for error messages.
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True, preexec_fn=_die_with_parent, env=server_env())
+                            text=True, start_new_session=True, preexec_fn=_die_with_parent,
+                            env=server_env() if env is None else env)
     log_tail = _drain(proc.stderr)  # a pipe: stderr=PIPE above
     previous = _stop_on_signals()
     try:
@@ -238,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         first = sorted(root.glob("01*.ipynb"))
         page = f"/lab/tree/{first[0].name}" if first else "/lab"
         return serve(lab_command(root, port, token, not args.no_browser), f"{base}/api/status?token={token}",
-                     f"{base}{page}?token={token}", "JupyterLab")
+                     f"{base}{page}?token={token}", "JupyterLab", env=lab_env())
     notebook = args.notebook
     if not notebook.exists() and (notebooks_dir() / notebook).exists():
         notebook = notebooks_dir() / notebook

@@ -217,6 +217,10 @@ def test_lab_prints_url_serves_the_notebooks_and_stops_on_ctrl_c(tmp_path, tiny_
         assert url.startswith(f"http://127.0.0.1:{port}/lab/tree/01_first.ipynb?token="), url
         status, page = get(url)
         assert status == 200 and "JupyterLab" in page
+        # no "get notified about official Jupyter news?" pop-up: the announcements plugin is off
+        config = json.loads(re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>',
+                                      page, re.S).group(1))
+        assert "@jupyterlab/apputils-extension:announcements" in config["disabledExtensions"]
 
         token = url.split("token=")[1]
         base = f"http://127.0.0.1:{port}"

@@ -83,3 +83,19 @@ def test_ensemble_view_stop_ends_training_early(tiny):
         assert view.rows == [] and 0 < view.progress.value < 0.9
     finally:
         view.close()
+
+
+def test_search_axes_span_the_space_with_decade_ticks_and_no_legend_over_the_points():
+    view = ov.SearchView(budget=4, space={"lr": (1e-4, 1.0), "weight_decay": (1e-6, 1e-1), "momentum": 0.9})
+    try:
+        x_axis, y_axis, color_axis = view.figure.axes
+        assert (view._sx.min, view._sx.max) == pytest.approx((1e-4 / 1.4, 1.4))  # the range, a point on its edge whole
+        assert (view._sy.min, view._sy.max) == pytest.approx((1e-6 / 1.4, 1.4e-1))
+        assert list(x_axis.tick_values) == [1e-4, 1e-3, 1e-2, 1e-1, 1.0]  # d3's own read "5e-11e+0"
+        assert list(y_axis.tick_values) == [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
+        assert x_axis.tick_format == ".0e" and not color_axis.label  # the colour's meaning is in the title
+        assert "colour" in view.figure.title
+        assert not any(m.display_legend for m in view.figure.marks)  # the key sits under the figure
+        assert "random search" in view.legend.value and "best" in view.legend.value
+    finally:
+        view.close()

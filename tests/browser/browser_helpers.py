@@ -145,7 +145,7 @@ def isolated_jupyter_env(state_dir: Path) -> dict[str, str]:
 class JupyterServer:
     """A Jupyter server (JupyterLab or Voila) started by a fixture, on 127.0.0.1."""
 
-    kind: str  # "lab" or "voila"
+    kind: str  # "lab", "notebook" (Jupyter Notebook 7) or "voila"
     process: subprocess.Popen
     port: int
     token: str  # "" when the server has no auth (Voila)
@@ -170,6 +170,8 @@ class JupyterServer:
         quoted = urllib.parse.quote(name)
         if self.kind == "voila":
             return self.url(f"/voila/render/{quoted}")
+        if self.kind == "notebook":
+            return self.url(f"/notebooks/{quoted}")
         return self.url(f"/lab/tree/{quoted}", reset=None)  # ?reset: fresh workspace each time
 
     def api(self, method: str, path: str, timeout: float = 10) -> Any:
@@ -282,6 +284,20 @@ def start_jupyter_lab(root_dir: Path, state_dir: Path, timeout: float = 90) -> J
     return _start_server("lab", cmd, port, token, root_dir, state_dir, "/api/status", timeout)
 
 
+def start_jupyter_notebook(root_dir: Path, state_dir: Path, timeout: float = 90) -> JupyterServer:
+    """Start Jupyter Notebook 7 (``jupyter notebook``, built on JupyterLab's components) like
+    ``start_jupyter_lab``: a free port, a random token, ``window.jupyterapp`` exposed."""
+    port, token = free_port(), secrets.token_hex(16)
+    cmd = [
+        sys.executable, "-m", "jupyter", "notebook", "--no-browser",
+        "--ip=127.0.0.1", f"--port={port}", "--port-retries=0",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root_dir}", "--allow-root",
+        "--ServerApp.terminals_enabled=False",
+        "--JupyterNotebookApp.expose_app_in_browser=True",
+    ]
+    return _start_server("notebook", cmd, port, token, root_dir, state_dir, "/api/status", timeout)
+
+
 def start_voila(root_dir: Path, state_dir: Path, timeout: float = 90) -> JupyterServer:
     """Start the Voila `optiviz present` runs (optiviz/serve/voila.py: its template, its page
     handler) serving every notebook under root_dir (no token, 127.0.0.1 only, nothing preheated)."""
@@ -383,9 +399,10 @@ def kernel_status(page) -> str | None:
 
 
 def kernel_ready(page) -> bool:
-    """True when the current notebook has a connected, idle kernel (and the toolbar agrees)."""
+    """True when the current notebook has a connected, idle kernel (and the toolbar agrees, where
+    it has an indicator: Notebook 7's has none)."""
     state = page.evaluate(_KERNEL_STATE_JS)  # needs --LabApp.expose_app_in_browser
-    return state == "connected/idle" and kernel_status(page) == "idle"
+    return state == "connected/idle" and kernel_status(page) in ("idle", None)
 
 
 def wait_for_kernel_idle(page, timeout: float = 60) -> None:
@@ -402,7 +419,7 @@ def wait_for_kernel_idle(page, timeout: float = 60) -> None:
 
 
 def open_notebook(page, server: JupyterServer, name: str, timeout: float = 90) -> None:
-    """Open ``name`` in JupyterLab (fresh workspace) and wait until its kernel is idle."""
+    """Open ``name`` in JupyterLab (fresh workspace) or Notebook 7 and wait until its kernel is idle."""
     page.goto(server.notebook_url(name), wait_until="domcontentloaded",
               timeout=timeout * 1000)
     page.locator(".jp-NotebookPanel .jp-Notebook").first.wait_for(timeout=timeout * 1000)

@@ -5,6 +5,7 @@ Fixtures (see browser_helpers.py for what to do with them):
 - ``notebook_root``        session: the tmp dir both servers serve; copy notebooks into it.
 - ``jupyter_lab_server``   a JupyterServer for JupyterLab (started once per session; after each
                            test its kernels are shut down so worker threads don't pile up).
+- ``notebook7_server``     the same for Jupyter Notebook 7 (``jupyter notebook``).
 - ``voila_server``         a JupyterServer for Voila serving ``notebook_root`` (started once).
                            On a failed test the servers' log tails go to test-artifacts/browser/.
 - ``browser``              session: Playwright chromium (Debian's /usr/bin/chromium, headless).
@@ -34,6 +35,7 @@ from browser_helpers import (
     missing_browser_requirements,
     skip_or_fail,
     start_jupyter_lab,
+    start_jupyter_notebook,
     start_voila,
 )
 
@@ -81,6 +83,22 @@ def jupyter_lab_server(_lab_session, request):
     yield _lab_session
     _dump_server_log_on_failure(request, _lab_session)
     _lab_session.shutdown_kernels()
+
+
+@pytest.fixture(scope="session")
+def _notebook7_session(notebook_root, tmp_path_factory):
+    _require_browser_stack()
+    server = start_jupyter_notebook(notebook_root, tmp_path_factory.mktemp("notebook7-state"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def notebook7_server(_notebook7_session, request):
+    """The session's Jupyter Notebook 7 server (a JupyterServer); the test's kernels are shut down after."""
+    yield _notebook7_session
+    _dump_server_log_on_failure(request, _notebook7_session)
+    _notebook7_session.shutdown_kernels()
 
 
 @pytest.fixture(scope="session")

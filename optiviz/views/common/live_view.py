@@ -11,6 +11,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from optiviz.views.common import registry, theme
+from optiviz.views.common.frame_ack import FrameAck
 from optiviz.views.common.live_controller import LiveController
 from optiviz.views.common.widget_tree import close_tree
 
@@ -23,9 +24,10 @@ class LiveView(widgets.VBox):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.add_class(theme.CSS_CLASS)
+        theme.mark_view(self)
         self.error_html = widgets.HTML()
         self.error_html.add_class("optiviz-error-line")
+        self.frame_ack = FrameAck()  # the page's answers keep the worker within 2 frames of it
         self._closed = False
         registry.register(self)  # a view of an earlier run of this cell is closed (registry.py's rule)
 
@@ -37,7 +39,9 @@ class LiveView(widgets.VBox):
         if self._closed:
             return
         if event == "frame":
+            self.frame_ack.wait_for_room()  # in the worker only: never ahead of what a page draws
             self.on_frame()
+            self.frame_ack.frame_sent()
         elif event == "config":
             self.on_config()
         elif event == "status":
@@ -78,6 +82,9 @@ class LiveView(widgets.VBox):
             controller.close()
         for child in self.children:
             close_tree(child, skip=self)
+        ack = getattr(self, "frame_ack", None)
+        if ack is not None:
+            ack.close()
         super().close()
 
 

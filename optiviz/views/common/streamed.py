@@ -27,7 +27,7 @@ class StreamedView(widgets.VBox):
     def __init__(self, *, fps: float = 5, **kw: Any) -> None:
         super().__init__(**kw)
         self.closed = False
-        self.add_class(theme.CSS_CLASS)
+        theme.mark_view(self)
         self._iter: Iterator[Any] | None = None
         self.progress = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, description="progress")
         self.status = widgets.HTML("")

@@ -32,20 +32,70 @@ from optiviz.palette import (  # re-exported: views use theme.optimizer_color et
 FONT_PX = 18  # body text: legends, captions, controls
 TICK_PX = 16
 TITLE_PX = 20
+# Presenter size, for the back of a lecture hall: (body, ticks, titles) px, and the figure margins
+# and axis-label offsets the larger ticks need.
+PRESENTER_PX = (24, 22, 28)
 
 CSS_CLASS = "optiviz-view"
-STYLE_HTML = f"""<style>
-.{CSS_CLASS} {{ font-size: {FONT_PX}px; }}
-.{CSS_CLASS} .widget-label, .{CSS_CLASS} .widget-readout, .{CSS_CLASS} .widget-button,
-.{CSS_CLASS} .widget-dropdown select, .{CSS_CLASS} .widget-text input, .{CSS_CLASS} .widget-checkbox label,
-.{CSS_CLASS} .widget-toggle-button {{ font-size: {FONT_PX - 2}px; }}
-.{CSS_CLASS} .axislabel {{ font-size: {FONT_PX}px !important; }}
-.{CSS_CLASS} .tick text {{ font-size: {TICK_PX}px !important; }}
+PRESENTER_CLASS = "optiviz-presenter"
+_presenter = False
+
+
+def presenter(on: bool = True) -> None:
+    """Presenter size (larger tick labels, axis labels, titles and text) for every view built after
+    this call, or the normal size again with `presenter(False)`. Views already shown keep theirs."""
+    global _presenter
+    if not isinstance(on, bool):
+        raise TypeError(f"presenter(on) takes True or False, got {on!r}")
+    _presenter = on
+
+
+def is_presenter() -> bool:
+    return _presenter
+
+
+def font_px() -> int:
+    return PRESENTER_PX[0] if _presenter else FONT_PX
+
+
+def tick_px() -> int:
+    return PRESENTER_PX[1] if _presenter else TICK_PX
+
+
+def title_px() -> int:
+    return PRESENTER_PX[2] if _presenter else TITLE_PX
+
+
+def view_classes() -> list[str]:
+    """The CSS classes a view's root and figures carry: the presenter class when built in presenter size."""
+    return [CSS_CLASS, PRESENTER_CLASS] if _presenter else [CSS_CLASS]
+
+
+def _style_rules(scope: str, font: int, tick: int) -> str:
+    return f"""
+{scope} {{ font-size: {font}px; }}
+{scope} .widget-label, {scope} .widget-readout, {scope} .widget-button,
+{scope} .widget-dropdown select, {scope} .widget-text input, {scope} .widget-checkbox label,
+{scope} .widget-toggle-button {{ font-size: {font - 2}px; }}
+{scope} .axislabel {{ font-size: {font}px !important; }}
+{scope} .tick text {{ font-size: {tick}px !important; }}
+{scope} .dot_text {{ font-size: {tick}px !important; font-weight: bold; }}
+{scope} .lm-TabBar-tab {{ font-size: {font - 2}px; min-height: 32px; }}"""
+
+
+# Both sizes in one sheet: the sheet applies to the whole page, so each view picks its size by class
+# (a presenter view's rules are more specific), whatever order views were built in.
+STYLE_HTML = ("<style>" + _style_rules(f".{CSS_CLASS}", FONT_PX, TICK_PX)
+              + _style_rules(f".{CSS_CLASS}.{PRESENTER_CLASS}", PRESENTER_PX[0], PRESENTER_PX[1]) + f"""
 .{CSS_CLASS} .optiviz-error {{ color: #b00020; font-weight: bold; }}
 .{CSS_CLASS} .optiviz-legend td {{ padding: 2px 10px 2px 0; }}
-.{CSS_CLASS} .dot_text {{ font-size: {TICK_PX}px !important; font-weight: bold; }}
-.{CSS_CLASS} .lm-TabBar-tab {{ font-size: {FONT_PX - 2}px; min-height: 32px; }}
-</style>"""
+</style>""")
+
+
+def mark_view(view: widgets.DOMWidget) -> None:
+    """Give a view's root its CSS classes (the size it was built in)."""
+    for name in view_classes():
+        view.add_class(name)
 
 
 def style_widget() -> widgets.HTML:
@@ -54,13 +104,14 @@ def style_widget() -> widgets.HTML:
 
 
 def axis(scale: bq.Scale, label: str, *, vertical: bool = False, **kw: Any) -> bq.Axis:
-    """An axis with projector-sized ticks and label."""
+    """An axis with projector-sized ticks and label (presenter size: larger, further out)."""
+    big = _presenter
     return bq.Axis(
         scale=scale,
         label=label,
         side="left" if vertical else "bottom",
-        tick_style={"font-size": f"{TICK_PX}px"},
-        label_offset="50px" if vertical else "40px",
+        tick_style={"font-size": f"{tick_px()}px"},
+        label_offset=("66px" if big else "50px") if vertical else ("52px" if big else "40px"),
         **kw,
     )
 
@@ -68,18 +119,20 @@ def axis(scale: bq.Scale, label: str, *, vertical: bool = False, **kw: Any) -> b
 def figure(marks: Sequence[bq.Mark], axes: Sequence[bq.Axis], *, title: str = "", width: str = "560px",
            height: str = "520px", **kw: Any) -> bq.Figure:
     """A streaming-friendly figure: no animation (frames replace each other), big title, no toolbar."""
+    margin = ({"top": 60, "bottom": 75, "left": 95, "right": 24} if _presenter
+              else {"top": 50, "bottom": 60, "left": 75, "right": 20})
     fig = bq.Figure(
         marks=list(marks),
         axes=list(axes),
         title=title,
         animation_duration=0,
         display_toolbar=False,
-        title_style={"font-size": f"{TITLE_PX}px"},
-        fig_margin={"top": 50, "bottom": 60, "left": 75, "right": 20},
+        title_style={"font-size": f"{title_px()}px"},
+        fig_margin=kw.pop("fig_margin", margin),
         layout=widgets.Layout(width=width, height=height),
         **kw,
     )
-    fig.add_class(CSS_CLASS)
+    mark_view(fig)
     return fig
 
 

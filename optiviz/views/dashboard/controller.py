@@ -71,7 +71,7 @@ class DashboardController(LiveController):
     """Train one run, or several compared runs, of a small CIFAR-10 net; steer them between steps."""
 
     def __init__(self, spec: RunSpec, data: CIFAR10, *, compare: Sequence[str | Mapping[str, Any]] | None = None,
-                 probe_every: int = 10, val_every: int | None = None, fps: float = 10.0,
+                 probe_every: int = 10, val_every: int | None = None, fps: float = 15.0,
                  patience: int = DEFAULT_PATIENCE) -> None:
         if not isinstance(data, CIFAR10):
             raise TypeError(f"data must be a CIFAR10 from ov.load_cifar10(), got {type(data).__name__}")

@@ -160,7 +160,7 @@ class Panels:
         self.dead_fig.title = "saturated units per layer" if kinds == {"saturated"} else \
             "dead units per layer (never active)" if kinds == {"dead"} else "dead / saturated units per layer"
         self.layer_legend.value = "".join(
-            f'<span style="display:inline-block;margin-right:18px;font-size:{theme.FONT_PX}px">'
+            f'<span style="display:inline-block;margin-right:18px;font-size:{theme.font_px()}px">'
             f'<span style="display:inline-block;width:26px;height:8px;background:{c};margin-right:6px"></span>{n}</span>'
             for n, c in zip(layers, colors))
         old = list(self.hist_figs)

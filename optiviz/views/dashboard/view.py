@@ -93,7 +93,7 @@ class TrainingDashboard(Shareable, DashboardExports, PanelReadout, LiveView):
         probe_every: int = 10,
         val_every: int | None = None,
         compare: Sequence[str | Mapping[str, Any]] | None = None,
-        fps: float = 10.0,
+        fps: float = 15.0,
         max_points: int = 500,
         patience: int = DEFAULT_PATIENCE,
     ) -> None:
@@ -258,10 +258,12 @@ class TrainingDashboard(Shareable, DashboardExports, PanelReadout, LiveView):
         c, p = self.controls, self.panels
         header = widgets.VBox([self._health_html, widgets.HBox([self._progress_html, self.error_html]), self.share.box])
         left = widgets.VBox([self._runs_html, c.tabs()], layout=widgets.Layout(width="460px", min_width="460px"))
-        plots = widgets.VBox([widgets.HBox([p.loss_fig, p.acc_fig]), self.early.box(), p.layer_legend,
-                              widgets.HBox([p.ratio_fig, p.grad_fig]), widgets.HBox([p.dead_fig, p.lr_fig])])
-        hist_title = widgets.HTML(f'<b style="font-size:{theme.TITLE_PX}px">activation histograms&nbsp;&nbsp;</b>')
-        return [theme.style_widget(), header, c.buttons(), widgets.HBox([left, plots]),
+        wrap = widgets.Layout(flex_flow="row wrap")  # narrow (a file browser open): panels go under, never cut
+        plots = widgets.VBox([widgets.HBox([p.loss_fig, p.acc_fig], layout=wrap), self.early.box(), p.layer_legend,
+                              widgets.HBox([p.ratio_fig, p.grad_fig], layout=wrap),
+                              widgets.HBox([p.dead_fig, p.lr_fig], layout=wrap)])
+        hist_title = widgets.HTML(f'<b style="font-size:{theme.title_px()}px">activation histograms&nbsp;&nbsp;</b>')
+        return [theme.style_widget(), header, c.buttons(), widgets.HBox([left, plots], layout=wrap),
                 widgets.HBox([hist_title, c.histogram_bar()]), p.hist_box]
 
     def _wire(self) -> None:
@@ -345,7 +347,7 @@ class TrainingDashboard(Shareable, DashboardExports, PanelReadout, LiveView):
                 c.hist_live.value = live
         step = self.panels.hist_step
         text = "no probe yet" if step is None else f"step {step}" + (" (live)" if live else "")
-        _set_html(c.hist_label, f'<span style="font-size:{theme.FONT_PX}px">{text}</span>')
+        _set_html(c.hist_label, f'<span style="font-size:{theme.font_px()}px">{text}</span>')
 
     def _draw_runs(self) -> None:
         """Legend of the runs: colour, label, last loss and validation accuracy, status."""
@@ -359,7 +361,7 @@ class TrainingDashboard(Shareable, DashboardExports, PanelReadout, LiveView):
                         f"<td><b>{html.escape(r.label)}</b>{focus}</td>"
                         f"<td>loss {theme.format_loss(last[1]) if last else '—'}</td>"
                         f"<td>val acc {f'{val[1][1]:.3f}' if val else '—'}</td><td>{ctl.run_status(k)}</td></tr>")
-        _set_html(self._runs_html, f'<table class="optiviz-legend" style="font-size:{theme.FONT_PX}px;white-space:nowrap">'
+        _set_html(self._runs_html, f'<table class="optiviz-legend" style="font-size:{theme.font_px()}px;white-space:nowrap">'
                   + "".join(rows) + "</table>")
 
     def _draw_health(self) -> None:
@@ -371,12 +373,12 @@ class TrainingDashboard(Shareable, DashboardExports, PanelReadout, LiveView):
             icon, color = ("✖", "#b00020") if worst >= BAD else ("⚠", "#a05a00") if worst >= WARN else \
                 ("•", "#555555") if worst == INFO else ("✔", "#1b7837")
             who = f"<b>{html.escape(label)}</b>: " if len(ctl.runs) > 1 else ""
-            lines.append(f'<div style="font-size:{theme.TITLE_PX}px;color:{color}">{icon} {who}{html.escape(line)}</div>')
+            lines.append(f'<div style="font-size:{theme.title_px()}px;color:{color}">{icon} {who}{html.escape(line)}</div>')
         _set_html(self._health_html, "".join(lines))
 
     def _draw_progress(self) -> None:
         _set_html(self._progress_html,
-                  f'<span style="font-size:{theme.FONT_PX}px">{html.escape(self.controller.progress_text())}</span>')
+                  f'<span style="font-size:{theme.font_px()}px">{html.escape(self.controller.progress_text())}</span>')
 
 
 def _set_html(w: widgets.HTML, value: str) -> None:

@@ -89,7 +89,7 @@ class ExplorerController(LiveController):
         clip: tuple[str, float] | None = None,
         schedule: tuple[str, Mapping[str, Any]] | str | None = None,
         speed: int | None = None,
-        fps: float = 20.0,
+        fps: float = 30.0,
         max_path_points: int = 800,
         max_curve_points: int = 400,
         device: str = "cpu",

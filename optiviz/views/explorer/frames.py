@@ -91,5 +91,5 @@ def pin_scale(scale: bq.Scale, span: tuple[float, float] | None, stack: ExitStac
 
 
 def caption_html(title: str, caption: str) -> str:
-    return (f'<div style="font-size:{theme.TITLE_PX}px;font-weight:bold">{html.escape(title)}</div>'
-            f'<div style="font-size:{theme.FONT_PX}px;max-width:1100px">{html.escape(caption)}</div>')
+    return (f'<div style="font-size:{theme.title_px()}px;font-weight:bold">{html.escape(title)}</div>'
+            f'<div style="font-size:{theme.font_px()}px;max-width:1100px">{html.escape(caption)}</div>')

@@ -79,7 +79,7 @@ class SurfaceExplorer(Shareable, RaceExports, LiveView):
         clip: tuple[str, float] | None = None,
         schedule: tuple[str, Mapping[str, Any]] | str | None = None,
         speed: int | None = None,
-        fps: float = 20.0,
+        fps: float = 30.0,
         grid: int = 160,
         max_path_points: int = 800,
         max_curve_points: int = 400,
@@ -120,9 +120,12 @@ class SurfaceExplorer(Shareable, RaceExports, LiveView):
 
     def _layout(self) -> list[widgets.Widget]:
         c, f = self.controls, self.figures
+        # Play sits right above the surface, so both fit a 1000 px screen whatever the legend's length;
+        # the curves wrap under the surface when the notebook is narrow (a file browser open at 1280 px)
         plots = widgets.HBox([widgets.VBox([f.surface_figure, self.legend_html]),
-                              widgets.VBox([f.loss_figure, f.step_length_figure])])
-        main = widgets.VBox([c.preset, self.caption_html, plots, c.buttons,
+                              widgets.VBox([f.loss_figure, f.step_length_figure])],
+                             layout=widgets.Layout(flex_flow="row wrap"))
+        main = widgets.VBox([c.preset, self.caption_html, c.buttons, plots,
                              widgets.HBox([self.status_html, self.error_html]), self.share.box])
         main.add_class("optiviz-explorer-main")  # what a screenshot of the race shows
         return [theme.style_widget(), main, c.panels]
@@ -301,12 +304,12 @@ class SurfaceExplorer(Shareable, RaceExports, LiveView):
                 f'{theme.optimizer_color(o, i)}"></span></td><td><b>{o}</b></td>'
                 f'<td>loss {theme.format_loss(c.race.last_loss(o))}</td>'
                 f'<td style="white-space:normal">{html.escape(status)}{hint}</td></tr>')
-        self._set_html(self.legend_html, f'<table class="optiviz-legend" style="font-size:{theme.FONT_PX}px;'
+        self._set_html(self.legend_html, f'<table class="optiviz-legend" style="font-size:{theme.font_px()}px;'
                                          f'white-space:nowrap">' + "".join(rows) + "</table>")
 
     def _draw_status(self) -> None:
         line = html.escape(self.controller.status_line)
-        self._set_html(self.status_html, f'<span style="font-size:{theme.FONT_PX}px">{line}</span>')
+        self._set_html(self.status_html, f'<span style="font-size:{theme.font_px()}px">{line}</span>')
 
     @staticmethod
     def _set_html(widget: widgets.HTML, value: str) -> None:

@@ -130,7 +130,7 @@ class StabilityMapView(Shareable, MapExports, _MapMixin, StreamedView):
         self.map_figure = theme.figure([self.heatmap, self.edge_line, self.best_line, self.best_mark, self._pick,
                                         self.click_target], [self._ax_x, self._ax_y, self._ax_c],
                                        title="stability map", width="620px", height="540px")
-        self.map_figure.fig_margin = {"top": 50, "bottom": 60, "left": 75, "right": 110}
+        self.map_figure.fig_margin = {**self.map_figure.fig_margin, "right": 110}
         self.plot = SurfacePlot(get_surface(surface))
         self.path = bq.Lines(x=[], y=[], scales=self.plot.scales, stroke_width=3, colors=["#D55E00"])
         self.surface_figure = theme.figure(self.plot.background + [self.path],

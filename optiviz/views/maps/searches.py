@@ -18,6 +18,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from optiviz._validate import shown
+from optiviz.rounding import log_ticks
 from optiviz.training.ensembles import EnsembleRow, iter_ensemble_table
 from optiviz.training.search import (
     COARSE_TO_FINE,
@@ -38,6 +39,18 @@ from optiviz.views.maps.args import BUDGET, check_search_args
 
 METHOD_MARKERS = {"random": "circle", "grid": "square"}
 ACC_SCHEME = ("#440154", "#3b528b", "#21918c", "#5ec962", "#fde725")
+
+
+def _span(value: Any) -> tuple[float, float] | None:
+    """The (low, high) a hyperparameter is searched over, or a decade each side of a fixed value;
+    None for anything else (refused when the search runs; the axis is then d3's own)."""
+    try:
+        lo, hi = (float(value), float(value)) if np.isscalar(value) else (float(value[0]), float(value[1]))
+    except (TypeError, ValueError, IndexError, KeyError):
+        return None
+    if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo <= hi):
+        return None
+    return (lo / 10, hi * 10) if lo == hi else (lo, hi)
 
 
 class SearchView(Shareable, StreamedView):
@@ -69,31 +82,41 @@ class SearchView(Shareable, StreamedView):
         self.budget_w = widgets.IntSlider(value=budget, min=BUDGET[0], max=BUDGET[1], step=4, description="budget",
                                           continuous_update=False)
         self.c2f_w = widgets.Checkbox(value=coarse_to_fine, description="random: coarse to fine")
-        self._sx, self._sy = bq.LogScale(), bq.LogScale()
+        # the axes span the searched ranges with decade ticks: points never move them, and d3's own
+        # log ticks ran together ("5e-11e+0")
+        # (padded by a factor 1.4: a point on a range's edge is drawn whole)
+        self._sx, self._sy = (bq.LogScale(**dict(zip(("min", "max"), (s[0] / 1.4, s[1] * 1.4) if s else ())))
+                              for s in (_span(space[x]), _span(space[y])))
         self._sc = bq.ColorScale(colors=list(ACC_SCHEME))
         self.marks = {
             method: bq.Scatter(x=[], y=[], color=[], scales={"x": self._sx, "y": self._sy, "color": self._sc},
-                               marker=marker, stroke="#000000", default_size=110, display_legend=True,
-                               labels=[f"{method} search"])
+                               marker=marker, stroke="#000000", default_size=110)
             for method, marker in METHOD_MARKERS.items()
         }
         self.aborted = bq.Scatter(x=[], y=[], scales={"x": self._sx, "y": self._sy}, marker="cross",
-                                  colors=["#999999"], default_size=90, display_legend=True, labels=["aborted (3x loss)"])
+                                  colors=["#999999"], default_size=90)
         self.best_mark = bq.Scatter(x=[], y=[], scales={"x": self._sx, "y": self._sy}, marker="diamond",
-                                    colors=["#ff0000"], default_size=260, display_legend=True, labels=["best"])
+                                    colors=["#ff0000"], default_size=260)
         self.figure = theme.figure(
             [*self.marks.values(), self.aborted, self.best_mark],
-            [theme.axis(self._sx, x), theme.axis(self._sy, y, vertical=True),
-             bq.ColorAxis(scale=self._sc, side="right", label="val acc")],
-            title="validation accuracy", width="640px", height="520px", legend_location="top-left")
-        self.figure.fig_margin = {"top": 50, "bottom": 60, "left": 75, "right": 90}
+            [theme.axis(self._sx, x, tick_values=self._decades(x), tick_format=".0e"),
+             theme.axis(self._sy, y, vertical=True, tick_values=self._decades(y), tick_format=".0e"),
+             bq.ColorAxis(scale=self._sc, side="right")],  # its meaning goes in the title: a label overlapped the map
+            title="validation accuracy (colour)", width="640px", height="520px")
+        self.figure.fig_margin = {**self.figure.fig_margin, "right": 90}
+        # the key under the figure, not over it: a bqplot legend covered the points in its corner
+        self.legend = widgets.HTML(
+            '<span style="white-space:nowrap">● random search &nbsp; ■ grid search &nbsp; '
+            '<span style="color:#999999">✕</span> aborted (3x loss) &nbsp; '
+            '<span style="color:#ff0000">◆</span> best</span>')
         self.table = widgets.HTML("")
         self.warning = widgets.HTML("")
         self.share = ShareControl(self.state, self.STATE_VIEW)
         self.share.follow(self.budget_w, self.c2f_w)
         controls = widgets.HBox([self.budget_w, self.c2f_w, self.start_button, self.stop_button, self.progress])
         self.children = [theme.style_widget(), controls, self.status, self.share.box,
-                         widgets.HBox([self.figure, widgets.VBox([self.table, self.warning])])]
+                         widgets.HBox([widgets.VBox([self.figure, self.legend]), widgets.VBox([self.table, self.warning])],
+                                      layout=widgets.Layout(flex_flow="row wrap"))]
         if note:
             self._show_error(note)
 
@@ -108,6 +131,10 @@ class SearchView(Shareable, StreamedView):
     def setting_args(cls, setting: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
         args = keyword_args(setting, ("budget", "space", "coarse_to_fine", "x", "y"), "train")
         return {**args, **data_args(setting, options)}
+
+    def _decades(self, name: str) -> list[float] | None:
+        span = _span(self.space[name])
+        return log_ticks(*span) if span else None
 
     def _start(self) -> Iterator[SearchPoint]:
         budget = self.budget_w.value

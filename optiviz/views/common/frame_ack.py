@@ -1,0 +1,81 @@
+"""FrameAck: the page says which frame it has applied, so a live view never runs ahead of it.
+
+A worker thread can send frames faster than a loaded browser draws them; the websocket then queues
+them, and the page falls seconds behind the run (a slider's change showed 9 s late, at 3 frames
+drawn a second, on a loaded 2-core machine). After each frame the view bumps `sent`, an integer
+widget that a front-end link (`jsdlink`, in the page, not the kernel) copies into `drawn`, which the
+page then sends back: messages are applied in order, so when `drawn` reaches n every mark of frame
+n has been applied. Before drawing frame n+2 the worker waits for frame n: at most two frames are
+ever in flight. Built-in widgets only: no front-end extension to install (a custom widget's
+extension broke Voila's module loading).
+
+No front end, no wait: until a page has answered once (a script, nbclient), or once none has
+answered for `GONE_S` (the tab was closed), frames go out at the run's own rate. The caller's
+thread never waits (`.step(n)` runs in the kernel's main thread, which is the one that reads the
+answers).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import ipywidgets as widgets
+
+WINDOW = 2  # frames in flight
+WAIT_S = 0.5  # longest wait for one answer
+GONE_S = 2.0  # no answer for this long: no page is drawing
+
+
+class FrameAck:
+    """`frame_sent()` after each frame, `wait_for_room()` before the next (waits in a worker only)."""
+
+    def __init__(self) -> None:
+        self._sent = widgets.IntText(0)
+        self._answers = widgets.IntText(0)
+        self._link = widgets.jsdlink((self._sent, "value"), (self._answers, "value"))
+        self._drawn = 0
+        self._answered_at = -float("inf")
+        self._answer = threading.Condition()
+        self._answers.observe(self._on_answer, "value")
+
+    def _on_answer(self, change: dict[str, Any]) -> None:
+        drawn = change.get("new")
+        if isinstance(drawn, int) and not isinstance(drawn, bool):
+            with self._answer:
+                self._drawn = max(self._drawn, min(drawn, self.sent))
+                self._answered_at = time.monotonic()
+                self._answer.notify_all()
+
+    @property
+    def sent(self) -> int:
+        return self._sent.value
+
+    @property
+    def drawn(self) -> int:
+        """The newest frame a page has said it applied."""
+        return self._drawn
+
+    def frame_sent(self) -> None:
+        """A frame's marks have been sent."""
+        self._sent.value += 1
+
+    def wait_for_room(self) -> None:
+        """In a worker: wait (at most WAIT_S) until at most WINDOW - 1 frames are unanswered."""
+        if threading.current_thread() is threading.main_thread():
+            return
+        deadline = time.monotonic() + WAIT_S
+        with self._answer:
+            while (self.sent - self._drawn >= WINDOW
+                   and time.monotonic() - self._answered_at < GONE_S):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._answer.wait(left)
+
+    def close(self) -> None:
+        for w in (self._link, self._sent, self._answers):
+            w.close()
+
+
+__all__ = ["FrameAck", "WINDOW", "WAIT_S", "GONE_S"]
