@@ -1,11 +1,10 @@
 """Pick the fastest device present so the same code runs on a laptop CPU, a GPU box or a Mac."""
 from __future__ import annotations
 
-import os
-
 import torch
 
 from optiviz._validate import shown
+from optiviz.system_memory import available_bytes
 
 MEMORY_HEADROOM = 0.8  # refuse an allocation estimated to need more than this share of free memory
 
@@ -61,11 +60,8 @@ def free_memory(device: torch.device) -> int | None:
     try:
         if device.type == "cuda":
             return int(torch.cuda.mem_get_info(device)[0])
-        if device.type == "cpu" and os.path.exists("/proc/meminfo"):
-            with open("/proc/meminfo") as f:
-                for line in f:
-                    if line.startswith("MemAvailable:"):
-                        return int(line.split()[1]) * 1024
+        if device.type == "cpu":
+            return available_bytes()
     except (OSError, RuntimeError, ValueError):
         return None
     return None

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 
 from .._validate import check_int
+from ..system_memory import available_bytes
 
 KERNEL_MB = 450  # one visitor's kernel: notebook 1 rendered is ~330 MB (benchmarks/bench_classroom.py), with room
 # for its runs to grow; notebooks 5 and 6 peak near 900 MB (benchmarks/binder_rehearsal.py): `--kernel-mb`
@@ -20,13 +21,9 @@ CULL_IDLE_S = 900  # a kernel nobody has used for this long, with no page connec
 def memory_available_mb() -> int:
     """Memory the system can give without swapping (Linux: MemAvailable), in MB; the total
     physical memory elsewhere."""
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) // 1024
-    except OSError:
-        pass
+    available = available_bytes()
+    if available is not None:
+        return available // 2**20
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
     except (ValueError, OSError, AttributeError):
