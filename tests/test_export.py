@@ -173,3 +173,17 @@ def test_a_trainers_history_as_tensorboard_events(tmp_path, cifar):
     np.testing.assert_allclose([e.value for e in acc.Scalars("train/train_loss")], trainer.history["train_loss"],
                                rtol=1e-6)
     assert [e.step for e in acc.Scalars("train/val_acc")] == list(trainer.history["val_step"])
+
+
+@pytest.mark.parametrize("surface", ["ackley", "rosenbrock"])
+def test_an_exported_surface_has_the_live_plots_colour_scale(surface):
+    """Ackley's minimum is known but the live plot colours it linearly (log_color False): the export
+    follows the surface's colour scale, not whether f* is known."""
+    from optiviz.export.race import RaceFigure
+    from optiviz.palette import surface_colors
+
+    s = ov.get_surface(surface)
+    rf = RaceFigure(ov.RaceTrack.from_run(ov.simulate(s, "sgd", steps=3, lr=1e-3)), with_loss=False, grid=40)
+    _, _, z = s.grid(40)
+    np.testing.assert_allclose(np.asarray(rf.ax.images[0].get_array()), surface_colors(z, s.f_ref, s.log_color))
+    rf.finish()

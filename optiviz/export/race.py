@@ -83,7 +83,7 @@ class RaceFigure:
         ax = self.ax = axes[0]
         xs, ys, z = s.grid(grid)
         (x0, x1), (y0, y1) = s.domain
-        log = s.f_min is not None
+        log = s.log_color  # the live surface plot's colour scale (the loss axis's log is f_min's, in _log)
         cmap = LinearSegmentedColormap.from_list("optiviz_surface", list(SURFACE_SCHEME))
         ax.imshow(surface_colors(z, s.f_ref, log), origin="lower", extent=(x0, x1, y0, y1), aspect="auto",
                   cmap=cmap, interpolation="bilinear")
