@@ -31,7 +31,8 @@ def _views():
     return [ov.SurfaceExplorer(optimizers=("sgd", "adam")),
             ov.TrainingDashboard("mlp", data=data, batch_size=32),
             ov.StabilityMapView("quadratic", "momentum", resolution=20, steps=50),
-            ov.SearchView(budget=4, data=data)]
+            ov.SearchView(budget=4, data=data),
+            ov.LandscapeView(data=data, resolution=9, epochs=1, batch_size=32)]
 
 
 def _sizes(view) -> set[tuple[str, str]]:

@@ -66,7 +66,7 @@ class EarlyStopMarks:
             self.stop.names = []
         said = (f"stops at step {result.stop_at:g}, keeps step {result.kept_at:g}" if result.stopped
                 else f"not yet; best so far step {result.kept_at:g}")
-        self.text.value = f'<span style="font-size:{theme.FONT_PX}px">early stopping: {said}</span>'
+        self.text.value = f'<span style="font-size:{theme.font_px()}px">early stopping: {said}</span>'
 
     @property
     def marks(self) -> dict[str, bq.Scatter]:

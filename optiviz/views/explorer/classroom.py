@@ -163,10 +163,10 @@ class ClassroomPanel:
             text = f"Paths hidden. {ask}"
         else:
             text = "New round hides the paths; the class predicts; Reveal plays the race."
-        html_text = f'<div style="font-size:{theme.FONT_PX - 2}px;white-space:normal">{text}</div>'
+        html_text = f'<div style="font-size:{theme.font_px() - 2}px;white-space:normal">{text}</div>'
         if self.predict_html.value != html_text:
             self.predict_html.value = html_text
-        note = f'<div style="font-size:{theme.FONT_PX - 2}px;white-space:normal">{html.escape(c.fair.note)}</div>'
+        note = f'<div style="font-size:{theme.font_px() - 2}px;white-space:normal">{html.escape(c.fair.note)}</div>'
         if self.fair_html.value != note:
             self.fair_html.value = note
 
