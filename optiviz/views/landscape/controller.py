@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from optiviz.stream.runner import DONE
-from optiviz.training.data import CIFAR10, load_cifar10
+from optiviz.training.data import CIFAR10
 from optiviz.training.landscape import Interpolation, Landscape, interpolate, loss_landscape
 from optiviz.training.net_race import NetRace, default_lr
-from optiviz.views.common.data import data_setting
+from optiviz.views.common.data import data_setting, loaded
 from optiviz.views.common.live_controller import LiveController
 from optiviz.views.landscape.config import LandscapeConfig
 
@@ -53,7 +53,7 @@ class LandscapeController(LiveController):
                  fps: float = 10.0) -> None:
         self.config = config.checked()
         if data is None:
-            data = load_cifar10(device=device)
+            data = loaded("subset", device)  # the bundled subset, loaded once per device like the other views'
         elif not isinstance(data, CIFAR10):
             raise TypeError(f"data must be a CIFAR10 from ov.load_cifar10(), got {type(data).__name__}")
         c = self.config
