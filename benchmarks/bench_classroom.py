@@ -1,6 +1,6 @@
 """A class opens the link at once: `optiviz present` on notebook 1 with N visitors.
 
-    python benchmarks/bench_classroom.py --visitors 1 5 10 20 [--preheat K] [--max-visitors M]
+    python benchmarks/bench_classroom.py --visitors 1 5 10 20 [--preheat K] [--max-visitors M] [--browsers B]
     python benchmarks/bench_classroom.py --imports     # what torch, bqplot and the engine cost a kernel
 
 For each N it starts `optiviz present notebooks/01_optimizers_on_surfaces.ipynb` on 127.0.0.1
@@ -18,6 +18,13 @@ with the median first-figure time, frames per second per visitor, the kernels' m
 above it. A visitor past the cap counts as "class full" (what the N+1st sees), not as a failure;
 a failure is a visitor with no figure, no frames after Play, or a kernel that died. Loopback only,
 a bounded number of pages and seconds; it stops what it started.
+
+`--browsers B`: only B of the N visitors are Chromium pages; the other N - B are protocol visitors
+(benchmarks/protocol_visitor.py) that send and answer on the wire what a page does (page, kernel
+websocket, the widgets' states, the frame window's answers, Play) and draw nothing, as if their
+browsers ran on laptops of their own. Their first figure is when the states of the first surface
+figure and its marks have arrived; their frames are the updates of its trajectory mark. Then the
+server's CPU seconds during the visit (Voila's process, and all kernels) are printed as well.
 """
 from __future__ import annotations
 
@@ -94,6 +101,22 @@ def tree(pid: int) -> dict[int, str]:
 
 def kernels(pid: int) -> list[int]:
     return [p for p, cmd in tree(pid).items() if "ipykernel_launcher" in cmd]
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far; 0 once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu(pid: int) -> tuple[float, dict[int, float]]:
+    """Voila's own CPU seconds, and each kernel's."""
+    voila = [p for p, cmd in tree(pid).items() if "optiviz.serve.voila" in cmd]
+    return sum(cpu_s(p) for p in voila), {p: cpu_s(p) for p in kernels(pid)}
 
 
 def start_present(preheat: int, max_visitors: int | None, port: int) -> tuple[subprocess.Popen, str, float]:
@@ -181,8 +204,10 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def classroom(n: int, preheat: int, max_visitors: int | None, timeout: float, play_s: float,
-                    arrive_now: bool) -> str:
+                    arrive_now: bool, browsers: int | None = None) -> str:
     from playwright.async_api import async_playwright
+
+    from protocol_visitor import visit
 
     import socket
 
@@ -195,20 +220,32 @@ async def classroom(n: int, preheat: int, max_visitors: int | None, timeout: flo
             print(f"  all {preheat} preheated kernels warm {wait_until_warm(url, preheat):.0f} s after the URL "
                   f"(the class arrives then; --arrive-now: at once)", flush=True)
             t_url = time.monotonic()
+        pages = n if browsers is None else browsers
         async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-            results = [dict() for _ in range(n)]
-            await asyncio.gather(*(visitor(browser, url, time.monotonic(), timeout, play_s, r) for r in results))
+            browser = (await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+                       if pages else None)
+            results = [dict(kind="chromium" if i < pages else "protocol") for i in range(n)]
+            voila_cpu0, kernel_cpu0 = server_cpu(proc.pid)
+            own_cpu0, wall0 = time.process_time(), time.monotonic()
+            await asyncio.gather(*(visitor(browser, url, time.monotonic(), timeout, play_s, r)
+                                   if r["kind"] == "chromium" else visit(url, time.monotonic(), timeout, play_s, r)
+                                   for r in results))
+            voila_cpu1, kernel_cpu1 = server_cpu(proc.pid)
+            own_cpu, wall = time.process_time() - own_cpu0, time.monotonic() - wall0
             pids = kernels(proc.pid)
             kernel_rss = [rss_mb(p) for p in pids]
             total_rss = sum(rss_mb(p) for p in [proc.pid, *tree(proc.pid)])
             for r in results:  # leaving a page sends Voila its kernel's shutdown (a beacon on unload)
                 try:
-                    await r["page"].goto("about:blank", timeout=10_000)
+                    if r["kind"] == "chromium":
+                        await r["page"].goto("about:blank", timeout=10_000)
+                    else:
+                        await r["leave"]()
                 except Exception:  # noqa: BLE001
                     pass
             await asyncio.sleep(2)  # closing the browser at once would drop the beacons in flight
-            await browser.close()
+            if browser is not None:
+                await browser.close()
         deadline = time.monotonic() + 20  # the kernels that ran during the visit should go with their pages
         while set(pids) & set(kernels(proc.pid)) and time.monotonic() < deadline:
             time.sleep(0.5)
@@ -222,11 +259,30 @@ async def classroom(n: int, preheat: int, max_visitors: int | None, timeout: flo
     lost = max(0, len(served) - len(kernel_rss))  # kernels fewer than served visitors: one died
     outside = sum(len(r["outside"]) for r in results)
     for r in failed:
-        print(f"  failed: {r['error'] or 'no frames after Play'}")
+        print(f"  failed ({r['kind']}): {r['error'] or 'no frames after Play'}")
+    for kind in ("chromium", "protocol"):
+        mine = [r for r in served if r["kind"] == kind]
+        if mine and (len(mine) < len(served) or kind == "protocol"):
+            f = [r["figure_s"] for r in mine if r["figure_s"] is not None]
+            rates = [r["frames"] / play_s for r in mine if r["figure_s"] is not None]
+            extra = ""
+            if kind == "protocol":
+                sizes = [r["state_bytes"] for r in mine if r.get("state_bytes")]
+                largest = next((r["largest"] for r in mine if r.get("largest")), [])
+                extra = (f"; widget states {statistics.median(sizes) / 1e6 if sizes else 0:.2f} MB a page (largest: "
+                         + ", ".join(f"{name} {b / 1e3:.0f} kB" for b, name in largest)
+                         + f"); per-widget fallback after 4 s: {sum(r['fallback'] for r in mine)}")
+            print(f"  {kind} visitors {len(mine)}: first figure median "
+                  f"{statistics.median(f) if f else float('nan'):.1f} s, p90 {percentile(f, 0.9):.1f} s; frames/s "
+                  f"median {statistics.median(rates) if rates else 0:.1f} (min {min(rates, default=0):.1f}){extra}")
+    kernel_cpu = sum(kernel_cpu1.get(p, 0.0) - c for p, c in kernel_cpu0.items()) + sum(
+        c for p, c in kernel_cpu1.items() if p not in kernel_cpu0)
+    print(f"  CPU during the visit ({wall:.0f} s wall, load average {os.getloadavg()[0]:.1f}): Voila's process "
+          f"{voila_cpu1 - voila_cpu0:.1f} s, kernels {kernel_cpu:.1f} s, this benchmark's process {own_cpu:.1f} s")
     html = [r["html_s"] for r in served if r.get("html_s") is not None]
     print(f"  page loaded (HTML, scripts): median {statistics.median(html) if html else float('nan'):.1f} s, "
           f"p90 {percentile(html, 0.9):.1f} s after the visitors arrived")
-    print(f"  N {n}: first figure median {statistics.median(figures) if figures else float('nan'):.1f} s, "
+    print(f"  N {n} (load average {os.getloadavg()[0]:.1f}): first figure median {statistics.median(figures) if figures else float('nan'):.1f} s, "
           f"p90 {percentile(figures, 0.9):.1f} s; frames per second per visitor median "
           f"{statistics.median(fps) if fps else 0:.1f} (min {min(fps, default=0):.1f}) over {play_s:.0f} s of Play")
     print(f"  kernels {len(kernel_rss)} (preheat {preheat}): RSS median {statistics.median(kernel_rss) if kernel_rss else 0:.0f} MB, "
@@ -279,6 +335,8 @@ def main() -> None:
     parser.add_argument("--play-s", type=float, default=5.0, help="seconds of Play whose frames are counted")
     parser.add_argument("--arrive-now", action="store_true",
                         help="visitors arrive as the URL is printed, not once the preheated pool is warm")
+    parser.add_argument("--browsers", type=int, default=None,
+                        help="visitors that are Chromium pages (default: all); the rest are protocol visitors")
     parser.add_argument("--imports", action="store_true", help="only measure what each import costs a kernel")
     args = parser.parse_args()
     print(f"on {os.cpu_count()} CPU cores; load average {os.getloadavg()[0]:.1f} at the start", flush=True)
@@ -288,8 +346,10 @@ def main() -> None:
     for n in args.visitors:
         if not 1 <= n <= 40:
             parser.error(f"--visitors must be 1 to 40 each, got {n}")
+        if args.browsers is not None and not 0 <= args.browsers <= n:
+            parser.error(f"--browsers must be 0 to the number of visitors ({n}), got {args.browsers}")
         line = asyncio.run(classroom(n, n if args.preheat is None else args.preheat, args.max_visitors,
-                                     args.timeout, args.play_s, args.arrive_now))
+                                     args.timeout, args.play_s, args.arrive_now, args.browsers))
         print(line, flush=True)
 
 
