@@ -207,6 +207,7 @@ class _Kernel:
         self.control: str | None = None
         self.counted: str | None = None  # the model whose updates are counted
         self.updates = 0
+        self.fell_back = False  # the control comm did not answer in 4 s: widget by widget
 
     async def send(self, packed: tuple[str, bytes]) -> asyncio.Future:
         msg_id, frame = packed
@@ -247,7 +248,8 @@ class _Kernel:
                 await self.ws.send(update(self.session, dst, {da: data["state"][sa]})[1])
 
     async def load_widgets(self) -> bool:
-        """ipywidgets 8's _loadFromKernel (True), or its per-widget fallback after 4 s (False)."""
+        """ipywidgets 8's _loadFromKernel (True), or its per-widget fallback after 4 s (False):
+        2,250 request_state messages for notebook 1, minutes on a busy server."""
         self.control = str(uuid.uuid4())
         self.replies["update_states"] = asyncio.get_running_loop().create_future()
         await self.ws.send(pack(self.session, "comm_open", {"comm_id": self.control, "target_name": CONTROL_TARGET,
@@ -256,6 +258,7 @@ class _Kernel:
         try:
             reply = await asyncio.wait_for(asyncio.shield(self.replies["update_states"]), CONTROL_TIMEOUT_S)
         except asyncio.TimeoutError:
+            self.fell_back = True
             info = await (await self.send(pack(self.session, "comm_info_request", {"target_name": WIDGET_TARGET})))
             ids = list(info["content"].get("comms", {}))
             asks = [await self.send(comm_msg(self.session, i, {"method": "request_state"})) for i in ids]
@@ -277,6 +280,11 @@ class _Kernel:
                 await self.ws.send(update(self.session, dst, {da: self.states[src]["state"][sa]})[1])
 
 
+def kernel_fell_back(state: dict) -> bool:
+    kernel = state.get("kernel_obj")
+    return kernel is not None and kernel.fell_back
+
+
 async def visit(url: str, t0: float, timeout: float, play_s: float, result: dict) -> None:
     """One protocol visitor; fills result as bench_classroom's Chromium visitor does, and sets
     result["leave"], the page's unload (call it once the visit is over)."""
@@ -284,7 +292,8 @@ async def visit(url: str, t0: float, timeout: float, play_s: float, result: dict
     from urllib.parse import urlsplit
     from websockets.asyncio.client import connect
 
-    result.update(outside=[], figure_s=None, frames=0, full=False, error="", kind="protocol", fallback=False)
+    result.update(outside=[], figure_s=None, frames=0, full=False, error="", kind="protocol", fallback=False,
+                  stage="page")
     client = httpx.AsyncClient(timeout=timeout)
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
     state: dict[str, Any] = {}
@@ -317,10 +326,14 @@ async def visit(url: str, t0: float, timeout: float, play_s: float, result: dict
         ws_url = f"ws://{urlsplit(url).netloc}{base}api/kernels/{kernel_id}/channels?session_id={uuid.uuid4()}"
         state["ws"] = ws = await connect(ws_url, subprotocols=[SUBPROTOCOL], origin=origin, max_size=None,
                                          additional_headers={"Cookie": cookies}, open_timeout=timeout)
-        kernel = _Kernel(ws)
+        state["kernel_obj"] = kernel = _Kernel(ws)
         state["reader"] = asyncio.create_task(kernel.read())
+        result["stage"] = "kernel_info"
         await asyncio.wait_for(await kernel.send(pack(kernel.session, "kernel_info_request", {})), timeout)
-        result["fallback"] = not await asyncio.wait_for(kernel.load_widgets(), timeout)
+        result["stage"] = "widget states"
+        await asyncio.wait_for(kernel.load_widgets(), timeout)
+        result["stage"] = "Play"
+        result["fallback"] = kernel.fell_back
         figure, needed, trajectory, play = explorer_parts(kernel.states, views)
         missing = [m for m in needed if m not in kernel.states]
         if missing:
@@ -337,4 +350,8 @@ async def visit(url: str, t0: float, timeout: float, play_s: float, result: dict
         if state["reader"].done():
             state["reader"].result()  # the connection closed: say why
     except Exception as exc:  # noqa: BLE001 - a benchmark reports what went wrong per visitor
-        result["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+        said = str(exc).splitlines()[0][:160] if str(exc) else ""
+        result["fallback"] = kernel_fell_back(state)
+        result["error"] = (f"{type(exc).__name__} at {result['stage']}"
+                           + (" (per-widget fallback)" if result["stage"] == "widget states" and kernel_fell_back(state)
+                              else "") + (f": {said}" if said else ""))
