@@ -1,4 +1,4 @@
-"""FrameAck: a live view's worker stays within two frames of what a page says it applied, and never
+"""FrameAck: a live view's worker stays within WINDOW frames of what a page says it applied, and never
 waits when no page answers (scripts, nbclient) or in the caller's thread."""
 from __future__ import annotations
 
@@ -26,19 +26,27 @@ def test_no_page_no_wait():
     ack.close()
 
 
-def test_a_page_that_answers_holds_the_worker_to_two_frames(monkeypatch):
+def test_a_page_that_answers_holds_the_worker_within_the_window(monkeypatch):
     monkeypatch.setattr(frame_ack, "WAIT_S", 0.6)
+    every, window = frame_ack.ACK_EVERY, frame_ack.WINDOW
+    assert 1 < every < window  # else the worker would wait for each answer, or never be held
     ack = FrameAck()
-    ack.frame_sent()
-    ack._answers.value = 1  # the page drew frame 1
-    ack.frame_sent()
-    assert _in_worker(ack.wait_for_room) < 0.15  # one undrawn frame: room for the next
-    ack.frame_sent()
-    assert ack.sent - ack.drawn == 2
-    assert 0.55 < _in_worker(ack.wait_for_room) < 1.5  # two in flight: waits, at most WAIT_S
-    timer = threading.Timer(0.1, lambda: setattr(ack._answers, "value", 3))
+    asked = []
+    ack._sent.observe(lambda c: asked.append(c["new"]), "value")
+    for _ in range(2 * every + 1):
+        ack.frame_sent()
+    assert asked == [every, 2 * every]  # only every ACK_EVERY-th frame asks the page to answer
+    ack._answers.value = every  # the page drew frame `every`
+    assert ack.sent - ack.drawn == every + 1 < window
+    assert _in_worker(ack.wait_for_room) < 0.15  # room for the next
+    while ack.sent - ack.drawn < window:
+        ack.frame_sent()
+    assert 0.55 < _in_worker(ack.wait_for_room) < 1.5  # a window in flight: waits, at most WAIT_S
+    timer = threading.Timer(0.1, lambda: setattr(ack._answers, "value", ack._sent.value))
     timer.start()
     assert 0.08 < _in_worker(ack.wait_for_room) < 0.5  # goes on when the answer comes, not at WAIT_S
+    ack._answers.value = 10 ** 6  # an answer past what was asked counts as what was asked
+    assert ack.drawn == ack._sent.value
     ack.close()
 
 

@@ -5,9 +5,13 @@ them, and the page falls seconds behind the run (a slider's change showed 9 s la
 drawn a second, on a loaded 2-core machine). After each frame the view bumps `sent`, an integer
 widget that a front-end link (`jsdlink`, in the page, not the kernel) copies into `drawn`, which the
 page then sends back: messages are applied in order, so when `drawn` reaches n every mark of frame
-n has been applied. Before drawing frame n+2 the worker waits for frame n: at most two frames are
-ever in flight. Built-in widgets only: no front-end extension to install (a custom widget's
+n has been applied. Built-in widgets only: no front-end extension to install (a custom widget's
 extension broke Voila's module loading).
+
+Only every ACK_EVERY-th frame asks for an answer: each answer is a message to the kernel, which
+then reports busy and idle, and JupyterLab redraws its toolbar's kernel indicator and swaps the tab's
+favicon (a fetch and an image decode) for each: at one answer a frame that was ~30% of the page's
+main thread. The worker stays within WINDOW frames of the newest answered one.
 
 No front end, no wait: until a page has answered once (a script, nbclient), or once none has
 answered for `GONE_S` (the tab was closed), frames go out at the run's own rate. The caller's
@@ -22,7 +26,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
-WINDOW = 2  # frames in flight
+ACK_EVERY = 8  # frames per answer asked of the page
+WINDOW = 16  # frames in flight past the newest answered one (> ACK_EVERY, else it would wait for each answer)
 WAIT_S = 0.5  # longest wait for one answer
 GONE_S = 2.0  # no answer for this long: no page is drawing
 
@@ -34,6 +39,7 @@ class FrameAck:
         self._sent = widgets.IntText(0)
         self._answers = widgets.IntText(0)
         self._link = widgets.jsdlink((self._sent, "value"), (self._answers, "value"))
+        self._frames = 0
         self._drawn = 0
         self._answered_at = -float("inf")
         self._answer = threading.Condition()
@@ -43,13 +49,14 @@ class FrameAck:
         drawn = change.get("new")
         if isinstance(drawn, int) and not isinstance(drawn, bool):
             with self._answer:
-                self._drawn = max(self._drawn, min(drawn, self.sent))
+                self._drawn = max(self._drawn, min(drawn, self._sent.value))
                 self._answered_at = time.monotonic()
                 self._answer.notify_all()
 
     @property
     def sent(self) -> int:
-        return self._sent.value
+        """Frames sent so far (the page is asked to answer every ACK_EVERY-th)."""
+        return self._frames
 
     @property
     def drawn(self) -> int:
@@ -58,7 +65,9 @@ class FrameAck:
 
     def frame_sent(self) -> None:
         """A frame's marks have been sent."""
-        self._sent.value += 1
+        self._frames += 1
+        if self._frames - self._sent.value >= ACK_EVERY:
+            self._sent.value = self._frames
 
     def wait_for_room(self) -> None:
         """In a worker: wait (at most WAIT_S) until at most WINDOW - 1 frames are unanswered."""
@@ -78,4 +87,4 @@ class FrameAck:
             w.close()
 
 
-__all__ = ["FrameAck", "WINDOW", "WAIT_S", "GONE_S"]
+__all__ = ["FrameAck", "ACK_EVERY", "WINDOW", "WAIT_S", "GONE_S"]

@@ -27,7 +27,7 @@ class LiveView(widgets.VBox):
         theme.mark_view(self)
         self.error_html = widgets.HTML()
         self.error_html.add_class("optiviz-error-line")
-        self.frame_ack = FrameAck()  # the page's answers keep the worker within 2 frames of it
+        self.frame_ack = FrameAck()  # the page's answers keep the worker within a few frames of it
         self._closed = False
         registry.register(self)  # a view of an earlier run of this cell is closed (registry.py's rule)
 
