@@ -6,10 +6,13 @@ ranges) and the views (log and linear axis ticks).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
 MANTISSAS = (1.0, 2.0, 5.0, 10.0)
+# Finer round numbers for a span that grows with a run: ~10 changes a decade instead of 3.
+GROWTH_MANTISSAS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
 
 
 def nice_round(value: float) -> float:
@@ -20,12 +23,22 @@ def nice_round(value: float) -> float:
     return float(f"{step * 10**exp:.3g}")
 
 
-def nice_ceil(value: float) -> float:
-    """1, 2 or 5 times a power of ten at or above value (value <= 0 or not finite: 1)."""
+def nice_ceil(value: float, mantissas: Sequence[float] = MANTISSAS) -> float:
+    """1, 2 or 5 (or one of `mantissas`, which end at 10) times a power of ten at or above value
+    (value <= 0 or not finite: 1)."""
     if not np.isfinite(value) or value <= 0:
         return 1.0
     mag = 10.0 ** math.floor(math.log10(value))
-    return float(f"{next(m * mag for m in MANTISSAS if m * mag >= value * (1 - 1e-9)):.12g}")
+    return float(f"{next(m * mag for m in mantissas if m * mag >= value * (1 - 1e-9)):.12g}")
+
+
+def nice_floor(value: float, mantissas: Sequence[float] = MANTISSAS) -> float:
+    """1, 2 or 5 (or one of `mantissas`, which start at 1) times a power of ten at or below value
+    (value <= 0 or not finite: 1)."""
+    if not np.isfinite(value) or value <= 0:
+        return 1.0
+    mag = 10.0 ** math.floor(math.log10(value))
+    return float(f"{max(m * mag for m in mantissas if m * mag <= value * (1 + 1e-9)):.12g}")
 
 
 def linear_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
@@ -57,4 +70,4 @@ def log_ticks(lo: float, hi: float, max_ticks: int = 6) -> list[float] | None:
     return ticks if len(ticks) >= 2 else [float(f"{lo:.2g}"), float(f"{hi:.2g}")] if hi > lo else [lo]
 
 
-__all__ = ["nice_round", "nice_ceil", "linear_ticks", "log_ticks"]
+__all__ = ["GROWTH_MANTISSAS", "nice_round", "nice_ceil", "nice_floor", "linear_ticks", "log_ticks"]

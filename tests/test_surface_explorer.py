@@ -286,11 +286,13 @@ def test_saddle_has_a_linear_loss_axis(make):
     assert e.loss_curves["sgd"][1][0] == pytest.approx(float(e.surface.loss(torch.tensor(e.surface.start))), rel=1e-5)
 
 
-def test_step_axes_span_zero_to_the_last_step_with_round_ticks(make, monkeypatch):
+def test_step_axes_grow_in_round_steps_and_value_axes_span_round_bounds(make, monkeypatch):
     """bqplot cannot draw an axis over a one-value domain (at step 0 every loss row is one point:
     "invalid format: .undefinedg"), and its num_ticks gave "-13, 125, 262" on a fresh explorer. A
-    step axis spans [0, last step] (at least [0, 1]) with round ticks, its range sent before the
-    data; a flat value axis is pinned until its data spans something."""
+    step axis spans [0, a round number at or past the last step] (at least [0, 1]) with round
+    ticks, its range sent before the data; a log value axis spans 1-2-5 bounds around its data,
+    a flat row too. Both change only when the data crosses a bound: a domain change redraws the
+    whole panel in the page."""
     import ipywidgets as widgets
 
     sent: list[tuple[object, set[str]]] = []
@@ -307,7 +309,12 @@ def test_step_axes_span_zero_to_the_last_step_with_round_ticks(make, monkeypatch
     assert e.loss_curves["sgd"][0].tolist() == [0.0]  # the data itself is untouched
     monkeypatch.setattr(widgets.Widget, "send_state", record)
     e.step(1)
-    assert (sx.min, sx.max) == (0.0, 1.0) and (sy.min, sy.max) == (None, None)  # the loss now spans: freed
+    y = np.asarray(loss.y, dtype=float)
+    lo, hi = float(np.nanmin(y)), float(np.nanmax(y))
+    assert (sx.min, sx.max) == (0.0, 1.0) and sy.min <= lo and hi <= sy.max
+    for bound in (sy.min, sy.max):  # 1, 2 or 5 times a power of ten
+        assert round(bound / 10 ** np.floor(np.log10(bound)), 9) in (1.0, 2.0, 5.0)
+    assert sy.max / sy.min <= 25  # round bounds around the data, not a wide fixed range
     steplen_x = e.marks["step_length"].scales["x"]
     assert (steplen_x.min, steplen_x.max) == (0.0, 1.0)
 
@@ -315,11 +322,16 @@ def test_step_axes_span_zero_to_the_last_step_with_round_ticks(make, monkeypatch
     e.step(4)
     order = [w for w, keys in sent if w in (loss, sx) and ({"x", "min", "max"} & keys)]
     assert order == [sx, loss] and (sx.min, sx.max, steplen_x.max) == (0.0, 5.0, 5.0)  # range first, then data
-    e.step(657)
+    e.step(2)  # step 7: the span grows to the next round number, 8
+    spans = [sx.max]
+    sent.clear()
+    e.step(1)  # step 8 fits it: no range message
+    assert sx.max == 8.0 and not [w for w, keys in sent if w is sx]
+    e.step(654)  # step 662
     axes = e.figures.step_axes
     for axis in axes.values():
-        assert list(axis.tick_values) == [0.0, 200.0, 400.0, 600.0] and axis.tick_format == ",.6~g"
-    assert sx.max == 662.0
+        assert list(axis.tick_values) == [0.0, 200.0, 400.0, 600.0, 800.0] and axis.tick_format == ",.6~g"
+    assert sx.max == 800.0 and spans == [8.0]
 
 
 def test_log_ticks_are_decades_or_1_2_5_steps_never_every_digit():

@@ -18,7 +18,7 @@ from optiviz.views.common import theme
 from optiviz.views.common.surface_plot import SurfacePlot
 from optiviz.views.common.widget_tree import pad_rows
 from optiviz.views.common.axes import STEP_FORMAT, set_step_range
-from optiviz.views.explorer.frames import decade_ticks, flat_span, linear_range, pin_scale
+from optiviz.views.explorer.frames import decade_ticks, linear_range, log_span, pin_scale
 from optiviz.views.explorer.race import RaceSeries
 
 MAX_MARKERS = 20  # per optimizer on the loss panel
@@ -128,11 +128,13 @@ class ExplorerFigures:
         self.start.x, self.start.y = x0, y0
 
     # ---- one frame ---------------------------------------------------------------------------
-    def draw_frame(self, max_path_points: int, max_curve_points: int, stack: ExitStack) -> None:
-        """Decimated float32 views of every series, one message per changed mark."""
+    def draw_frame(self, max_path_points: int, max_curve_points: int, stack: ExitStack,
+                   curves: bool = True) -> None:
+        """Decimated float32 views of every series, one message per changed mark; the loss and
+        step-length panels (and their markers) only when `curves`."""
         race = self.race
         stack.enter_context(self.heads.hold_sync())  # entered first, sent last: after the paths
-        for key in ("path", "loss", "len"):
+        for key in ("path", "loss", "len") if curves else ("path",):
             lengths = race.lengths(key)
             if self._drawn.get(key) == lengths:
                 continue  # nothing new (paused, or every row finished): send nothing
@@ -141,33 +143,32 @@ class ExplorerFigures:
         heads = np.array([race.head(o) for o in race.optimizers], dtype=np.float32)
         self.heads.x, self.heads.y = heads[:, 0], heads[:, 1]
         self.heads.colors = [theme.optimizer_color(o, i) for i, o in enumerate(race.optimizers)]
-        self._draw_markers(stack)
+        if curves:
+            self._draw_markers(stack)
 
     def _draw_panel(self, key: str, rows: list[tuple[np.ndarray, np.ndarray]], stack: ExitStack) -> None:
         mark, axis = self._panels[key]
         x, y, counts = pad_rows(rows)
         self._row_counts[key] = counts
-        # a curve's step axis spans [0, last step] with round ticks; its value axis is pinned only while flat
-        linear = isinstance(mark.scales["y"], bq.LinearScale)  # linear_range sets its span, flat or not
-        pins = {} if axis is None or linear else {mark.scales["y"]: flat_span(y, mark.scales["y"])}
-        # hold_syncs exit last-in first-out. A scale being freed, and the axis's ticks, go out
-        # after the data (entered first); a scale being pinned goes out before it.
-        for scale, pin in pins.items():
-            if pin is None:
-                pin_scale(scale, None, stack)
+        # a curve's step axis grows in round steps (axes.set_step_range); a log value axis spans round
+        # bounds around the data (frames.log_span) and a linear one round tick steps (linear_range):
+        # pinned, so the page redraws axes only when a bound is crossed, not every frame
+        y_scale = mark.scales["y"]
+        span = log_span(y) if axis is not None and isinstance(y_scale, bq.LogScale) else None
+        # hold_syncs exit last-in first-out: the axis's ticks go out after the data (entered
+        # first), the scale's new span before it (entered last)
         if axis is not None:
             stack.enter_context(axis.hold_sync())
         stack.enter_context(mark.hold_sync())
-        for scale, pin in pins.items():
-            if pin is not None:
-                pin_scale(scale, pin, stack)
+        if span is not None:
+            pin_scale(y_scale, span, stack)
         if key in self.step_axes:
             finite = x[np.isfinite(x)]
             set_step_range([self.step_axes[key]], mark.scales["x"], float(finite.max()) if finite.size else 0.0, stack)
         mark.x, mark.y = x, y
         self._placeholder_domain(mark, empty=not any(counts))
         if axis is not None and any(counts):
-            decade_ticks(axis, y, stack)
+            decade_ticks(axis, np.asarray(span) if span is not None else y, stack)
             linear_range(axis, y, stack)
 
     @staticmethod

@@ -1,7 +1,7 @@
 """Pure helpers that turn the explorer's series into what one frame sends to bqplot.
 
 Kept apart from the widget so each piece can be read (and tested) on its own: readable ticks
-for log axes, pinning a scale while its data has no span, and the caption's HTML. (Trajectory
+for log axes, round bounds for a log value axis, and the caption's HTML. (Trajectory
 decimation, which needs no widget, is in race.py.)
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from contextlib import ExitStack
 import bqplot as bq
 import numpy as np
 
-from optiviz.rounding import linear_ticks, log_ticks, nice_round
+from optiviz.rounding import linear_ticks, log_ticks, nice_ceil, nice_floor, nice_round
 from optiviz.views.common import theme
 
 
@@ -63,22 +63,23 @@ def linear_range(axis: bq.Axis, y: np.ndarray, stack: ExitStack) -> None:
         scale.min, scale.max = span
 
 
-def flat_span(values: np.ndarray, scale: bq.Scale) -> tuple[float, float] | None:
-    """A range to pin `scale` to while the data it autoscales to has zero span, else None.
+def log_span(values: np.ndarray) -> tuple[float, float] | None:
+    """Round bounds (1, 2 or 5 x 10^k) around the positive data, for a log value axis; None when
+    there is none.
 
-    bqplot cannot draw an axis over a one-value domain: at step 0 every loss row is a single
-    point, so the step axis's domain is [0, 0], its six ticks come out as none and the axis's
-    guessed tick format is ".undefinedg" - d3 throws ("invalid format"), and that exception
-    leaves the loss mark's view undrawn for the rest of the run. A pinned span draws; the data
-    then replaces it (the caller frees the scale) once it spans something.
+    The scale is pinned to them rather than left to bqplot's autoscaling: a domain that follows the
+    data changes every frame, and each change redraws every mark and axis on the scale in the page.
+    These change only when the data crosses one. A one-value row (step 0) still gets a span: bqplot
+    cannot draw an axis over a one-value domain (its guessed tick format is ".undefinedg", d3
+    throws, and the mark's view stays undrawn for the rest of the run).
     """
-    finite = values[np.isfinite(values)]
-    if not finite.size or finite.min() != finite.max():
+    finite = values[np.isfinite(values) & (values > 0)]
+    if not finite.size:
         return None  # no data: the empty-mark placeholder in the view sets the span
-    v = float(finite[0])
-    if isinstance(scale, bq.LogScale):
-        return (v / 10, v * 10) if v > 0 else (1e-3, 1.0)
-    return v, v + 1.0
+    lo, hi = nice_floor(float(finite.min())), nice_ceil(float(finite.max()))
+    if lo >= hi:
+        lo, hi = nice_floor(lo * 0.99), nice_ceil(hi * 1.01)
+    return lo, hi
 
 
 def pin_scale(scale: bq.Scale, span: tuple[float, float] | None, stack: ExitStack) -> None:

@@ -12,6 +12,7 @@ cycle lock, in the worker or in the caller's thread for `.step(n)`.
 from __future__ import annotations
 
 import html
+import time
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from typing import Any
@@ -36,6 +37,9 @@ from optiviz.views.explorer.figures import ExplorerFigures
 from optiviz.views.explorer.frames import caption_html
 from optiviz.views.explorer.predict import PredictRound
 from optiviz.views.explorer.presets import PRESETS
+
+TEXT_S = 0.25  # while playing, the legend's losses and the step line: at most 4 redraws a second
+CURVES_S = 0.06  # ... the loss and step-length panels: at most ~15 (the surface: every frame)
 
 
 class SurfaceExplorer(Shareable, RaceExports, LiveView):
@@ -104,6 +108,7 @@ class SurfaceExplorer(Shareable, RaceExports, LiveView):
         self.legend_html.add_class("optiviz-legend")
         self.status_html = widgets.HTML()
         self.status_html.add_class("optiviz-status")
+        self._drawn_at: dict[str, float] = {}  # what a playing frame drew last, and when (see _due)
         self.controls = ExplorerControls(
             c.config, c.request, {"play": c.play, "pause": c.pause, "step": c.step_once, "reset": c.reset,
                                   "preset": c.load_preset}, c.preset)
@@ -282,17 +287,37 @@ class SurfaceExplorer(Shareable, RaceExports, LiveView):
 
     def on_frame(self) -> None:
         with ExitStack() as stack:
-            self._draw(stack)
+            self._draw(stack, curves=self._due("curves", CURVES_S), text=self._due("text", TEXT_S))
 
     def on_status(self) -> None:
-        self._draw_status()
+        """Paused, done, stopped: the panels and texts show the run's last frame (a playing frame
+        may have left them out)."""
+        if self.figures.race is None:
+            self._draw_status()
+            return
+        with ExitStack() as stack:
+            self._draw(stack)
 
-    def _draw(self, stack: ExitStack) -> None:
+    def _due(self, part: str, interval: float) -> bool:
+        """While playing, `part` is redrawn at most every `interval` s; every other frame (a step,
+        a reset) draws it, and so does every change of state (on_status). The page's main thread
+        is what limits the frames a second it draws, and each message costs it: numbers changing
+        30 times a second cannot be read, and curves that grow a pixel a frame look the same at 15."""
+        if self.controller.state != "playing":
+            return True
+        now = time.monotonic()
+        if now - self._drawn_at.get(part, -float("inf")) < interval:
+            return False
+        self._drawn_at[part] = now
+        return True
+
+    def _draw(self, stack: ExitStack, curves: bool = True, text: bool = True) -> None:
         c = self.controller
-        self.figures.draw_frame(c.max_path_points, c.max_curve_points, stack)
+        self.figures.draw_frame(c.max_path_points, c.max_curve_points, stack, curves=curves)
         self.classroom.draw(stack)
-        self._draw_legend()
-        self._draw_status()
+        if text:
+            self._draw_legend()
+            self._draw_status()
 
     def _draw_legend(self) -> None:
         c = self.controller
