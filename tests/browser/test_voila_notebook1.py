@@ -63,6 +63,9 @@ def test_voila_renders_notebook_1_with_a_live_explorer(voila_server, page, tmp_p
     assert page.get_by_text("Optimizers on 2D surfaces").first.is_visible()
     assert page.get_by_text("Questions to try").count() >= 1
     assert page.get_by_text("import optiviz as ov").count() == 0, "Voila must not show code"
+    # the update rules' formulas typeset by the MathJax bundled in Voila's page (nothing from a CDN)
+    wait_for(lambda: page.locator("mjx-container").count() >= 10, 60, message="the notebook's formulas typeset")
+    assert "\\nabla" not in page.locator(".jp-MarkdownOutput").first.inner_text(), "raw TeX on the page"
     figures = wait_for(lambda: (n := page.locator(BQPLOT_FIGURE).count()) >= 4 * 3 and n, 60,
                        message="four explorers with three figures each")
     assert figures >= 12
