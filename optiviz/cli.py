@@ -99,7 +99,7 @@ def add_class_options(present: argparse.ArgumentParser) -> None:
                               "free memory allows)")
     present.add_argument("--kernel-mb", type=int, default=KERNEL_MB, metavar="MB",
                          help=f"memory a visitor's kernel is counted at for the cap (default {KERNEL_MB}: notebook 1; "
-                              "notebooks 5 and 6 peak near 900)")
+                              "notebooks 5 to 7 peak at 790 to 940)")
     present.add_argument("--cull-idle", type=int, default=CULL_IDLE_S, metavar="S",
                          help=f"shut a visitor's kernel down after S seconds idle with no page (default {CULL_IDLE_S})")
 

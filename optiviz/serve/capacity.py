@@ -13,7 +13,7 @@ from .._validate import check_int
 from ..system_memory import available_bytes
 
 KERNEL_MB = 450  # one visitor's kernel: notebook 1 rendered is ~330 MB (benchmarks/bench_classroom.py), with room
-# for its runs to grow; notebooks 5 and 6 peak near 900 MB (benchmarks/binder_rehearsal.py): `--kernel-mb`
+# for its runs to grow; notebooks 5 to 7 peak at 790 to 940 MB (benchmarks/binder_rehearsal.py): `--kernel-mb`
 RESERVE_MB = 1536  # the server, the lecturer's browser, the system: kept free whatever the cap says
 CULL_IDLE_S = 900  # a kernel nobody has used for this long, with no page connected, is shut down
 
