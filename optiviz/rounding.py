@@ -24,21 +24,25 @@ def nice_round(value: float) -> float:
 
 
 def nice_ceil(value: float, mantissas: Sequence[float] = MANTISSAS) -> float:
-    """1, 2 or 5 (or one of `mantissas`, which end at 10) times a power of ten at or above value
-    (value <= 0 or not finite: 1)."""
-    if not np.isfinite(value) or value <= 0:
-        return 1.0
-    mag = 10.0 ** math.floor(math.log10(value))
-    return float(f"{next(m * mag for m in mantissas if m * mag >= value * (1 - 1e-9)):.12g}")
+    """1, 2 or 5 (or one of `mantissas`, which run from 1 to 10) times a power of ten at or above
+    value (value <= 0 or not finite: 1)."""
+    return _nice(value, mantissas, up=True)
 
 
 def nice_floor(value: float, mantissas: Sequence[float] = MANTISSAS) -> float:
-    """1, 2 or 5 (or one of `mantissas`, which start at 1) times a power of ten at or below value
-    (value <= 0 or not finite: 1)."""
+    """The same at or below value."""
+    return _nice(value, mantissas, up=False)
+
+
+def _nice(value: float, mantissas: Sequence[float], up: bool) -> float:
     if not np.isfinite(value) or value <= 0:
         return 1.0
     mag = 10.0 ** math.floor(math.log10(value))
-    return float(f"{max(m * mag for m in mantissas if m * mag <= value * (1 + 1e-9)):.12g}")
+    if up:
+        nice = next(m * mag for m in mantissas if m * mag >= value * (1 - 1e-9))
+    else:
+        nice = max(m * mag for m in mantissas if m * mag <= value * (1 + 1e-9))
+    return float(f"{nice:.12g}")
 
 
 def linear_ticks(lo: float, hi: float, n: int = 5) -> list[float]:

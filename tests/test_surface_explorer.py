@@ -572,3 +572,20 @@ def test_a_switch_between_log_and_linear_loss_axes_builds_a_new_axis(make):
     assert np.allclose(np.diff(ticks), ticks[1] - ticks[0])  # evenly spaced, round
     e.close()
     assert first.comm is None  # closed with the view
+
+
+def test_round_bounds_for_growing_spans_and_log_value_axes():
+    from optiviz.rounding import GROWTH_MANTISSAS, nice_ceil, nice_floor
+    from optiviz.views.explorer.frames import log_span
+
+    assert [nice_ceil(v, GROWTH_MANTISSAS) for v in (1, 11, 13, 101, 662, 1000, 1001)] == \
+        [1, 12, 15, 120, 800, 1000, 1200]
+    assert [nice_floor(v) for v in (0.3, 1, 4, 7, 12, 0.0011)] == [0.2, 1, 2, 5, 10, 0.001]
+    assert nice_floor(-3.0) == nice_ceil(float("nan")) == 1.0
+    # a span that grows step by step changes about ten times a decade, not every step
+    spans = {nice_ceil(float(step), GROWTH_MANTISSAS) for step in range(100, 1001)}
+    assert sorted(spans) == [100, 120, 150, 200, 250, 300, 400, 500, 600, 800, 1000]
+    # a log value axis: 1-2-5 bounds around the data, a one-value row gets a span, no data: None
+    assert log_span(np.array([0.034, 7.9, np.nan])) == (0.02, 10.0)
+    assert log_span(np.array([2.0, 2.0])) == (1.0, 5.0)
+    assert log_span(np.array([np.nan, -1.0, 0.0])) is None
