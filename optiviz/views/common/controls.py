@@ -33,10 +33,17 @@ class Looks:
 
     def __init__(self) -> None:
         self._models: dict[tuple[type, tuple[tuple[str, Any], ...]], widgets.Widget] = {}
+        self._share_layouts = True
+
+    def own_layouts(self) -> Looks:
+        """These looks' Styles, but a new Layout for each widget: for controls shown and hidden alone."""
+        own = Looks()
+        own._models, own._share_layouts = self._models, False
+        return own
 
     def layout(self, **traits: Any) -> widgets.Layout:
         """The view's Layout with these traits (no traits: the default look of boxes and texts)."""
-        return self._shared(widgets.Layout, traits)
+        return self._shared(widgets.Layout, traits) if self._share_layouts else widgets.Layout(**traits)
 
     def style(self, widget: type[widgets.Widget], **traits: Any) -> Any:
         """The view's Style for this kind of widget (widgets.FloatSlider: a SliderStyle) with these traits;
@@ -49,9 +56,6 @@ class Looks:
         if model is None:
             model = self._models[key] = kind(**traits)
         return model
-
-    def __len__(self) -> int:
-        return len(self._models)
 
 
 def _looks(looks: Looks | None) -> Looks:

@@ -147,7 +147,8 @@ class ExplorerControls:
         for kind, specs in SCHEDULE_PARAMS.items():
             for pname, spec in specs.items():
                 value = cfg.schedule[1].get(pname, spec.default) if kind == cfg.schedule[0] else spec.default
-                (w,) = spec_widgets(spec, value).values()  # its own layout: shown only with its schedule
+                # its own layout: shown only with its schedule
+                (w,) = spec_widgets(spec, value, looks.own_layouts()).values()
                 w.tooltip = spec.description
                 self.schedule_params[(kind, pname)] = w
         for w in (self.schedule_kind, *self.schedule_params.values()):
@@ -163,7 +164,8 @@ class ExplorerControls:
                                         style=looks.style(widgets.Dropdown, description_width=DESCRIPTION_WIDTH),
                                         layout=looks.layout(width="400px"))
         # its own layout: shown only for the surfaces with a condition number
-        self.condition = log_slider("condition", cfg.surface_params.get("condition", 30.0), 1.0, 1000.0)
+        self.condition = log_slider("condition", cfg.surface_params.get("condition", 30.0), 1.0, 1000.0,
+                                    looks=looks.own_layouts())
         self.expression = widgets.Text(value="", placeholder="e.g. x**2 + 10*y**2 + sin(3*x)",
                                        description="f(x, y) =", continuous_update=False,
                                        style=looks.style(widgets.Text, description_width=DESCRIPTION_WIDTH),

@@ -24,7 +24,6 @@ from optiviz.engine.simulator import Simulator
 from optiviz.engine.surface import Surface
 from optiviz.stream.runner import LiveRunner
 from optiviz.views.common import theme
-from optiviz.views.common.controls import Looks
 from optiviz.views.common.live_view import LiveView
 from optiviz.views.common.share import Shareable, ShareControl, open_shared
 from optiviz.views.explorer.config import ExplorerConfig, setting_args
@@ -100,7 +99,7 @@ class SurfaceExplorer(Shareable, RaceExports, LiveView):
                                device=device, seed=seed, **surface_params)
         super().__init__()
         self.figures = ExplorerFigures(c.surface, on_click=self._surface_clicked, grid=grid)
-        self.looks = looks = Looks()  # one Layout / Style model per look in this view (controls.py's Looks)
+        looks = self.looks  # LiveView's: one Layout / Style model per look in this view
         self.caption_html, self.legend_html, self.status_html = (
             widgets.HTML(layout=looks.layout(), style=looks.style(widgets.HTML)) for _ in range(3))
         self.legend_html.add_class("optiviz-legend")
@@ -108,7 +107,7 @@ class SurfaceExplorer(Shareable, RaceExports, LiveView):
         self.controls = ExplorerControls(
             c.config, c.request, {"play": c.play, "pause": c.pause, "step": c.step_once, "reset": c.reset,
                                   "preset": c.load_preset}, c.preset, looks=looks)
-        self.share = ShareControl(self.state, self.STATE_VIEW)
+        self.share = ShareControl(self.state, self.STATE_VIEW, looks)
         self.classroom = ClassroomPanel(c, self.figures, looks=looks)
         tabs = self.controls.panels  # the classroom tab joins the controls' tabs
         tabs.children, tabs.titles = (*tabs.children, self.classroom.panel), (*tabs.titles, "classroom")
@@ -130,7 +129,7 @@ class SurfaceExplorer(Shareable, RaceExports, LiveView):
                              widgets.HBox([self.status_html, self.error_html], layout=looks.layout()),
                              self.share.box], layout=looks.layout())
         main.add_class("optiviz-explorer-main")  # what a screenshot of the race shows
-        return [theme.style_widget(), main, c.panels]
+        return [theme.style_widget(looks), main, c.panels]
 
     def _surface_clicked(self, x: float, y: float) -> None:
         """A click restarts the race there, except while the class predicts: then it places a guess."""
