@@ -4,7 +4,8 @@ A page's front end asks the kernel for every widget model it holds (`request_sta
 count and the size of their states are what one visitor costs at load. This builds the views
 notebook 1 builds (its six SurfaceExplorers with the same presets and steps, OPTIVIZ_FAST sizes)
 in this process and counts `ipywidgets.Widget.widgets`: models per class, state JSON bytes
-(`get_state()` without its binary buffers) and buffer bytes; and which models no view's widget
+(`get_state()` without its binary buffers), buffer bytes and the time
+`Widget.get_manager_state()` takes over them (best of 5); and which models no view's widget
 tree reaches (candidates for a leak; the frame window's two linked IntTexts are expected there).
 
 For a figure in the same process, the views are built twice: with each widget's own Layout and
@@ -19,6 +20,7 @@ import collections
 import json
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -75,9 +77,16 @@ def census(models: dict[str, Any], views: list[Any]) -> dict[str, Any]:
 
 def measure(build: Any) -> dict[str, Any]:
     """Census of the models `build()` opened; its views are closed afterwards."""
+    import ipywidgets as widgets
     before = set(registry())
     views = build()
     census_ = census({k: w for k, w in registry().items() if k not in before}, views)
+    times = []
+    for _ in range(5):  # what a page's `request_states` makes the kernel build (twice, in ipywidgets 8)
+        t0 = time.perf_counter()
+        widgets.Widget.get_manager_state()
+        times.append(time.perf_counter() - t0)
+    census_["state_s"] = min(times)
     for v in views:
         v.close()
     return census_
@@ -94,7 +103,7 @@ def one_explorer() -> list[Any]:
 def line(label: str, c: dict[str, Any]) -> str:
     top = ", ".join(f"{n} {k}" for k, n in c["by_class"].most_common(6))
     return (f"{label:38s} {c['models']:5d} models  {c['json_bytes'] / 1e3:7.1f} kB json  "
-            f"{c['buffer_bytes'] / 1e3:7.1f} kB buffers  ({top})")
+            f"{c['buffer_bytes'] / 1e3:7.1f} kB buffers  get_manager_state {c['state_s'] * 1e3:5.1f} ms  ({top})")
 
 
 def main() -> None:
@@ -116,7 +125,8 @@ def main() -> None:
     print(line("notebook 1 page, own looks", own_total))
     print(line("notebook 1 page, shared looks", total))
     print(f"ratio (shared / own): models {total['models'] / own_total['models']:.2f}, "
-          f"json {total['json_bytes'] / own_total['json_bytes']:.2f}")
+          f"json {total['json_bytes'] / own_total['json_bytes']:.2f}, "
+          f"get_manager_state time {total['state_s'] / own_total['state_s']:.2f}")
     print("Layout models per page:", own_total["by_class"]["Layout"], "->", total["by_class"]["Layout"])
     print("reached by no view's tree:", dict(total["unreached"]) or "none")
     if args.dashboard:
