@@ -58,8 +58,9 @@ class Looks:
         return model
 
 
-def _looks(looks: Looks | None) -> Looks:
-    return looks if looks is not None else Looks()  # none given: this widget's look is its own
+def looks_or_own(looks: Looks | None) -> Looks:
+    """The looks given, or new ones: a widget built without a view's looks has its own."""
+    return looks if looks is not None else Looks()
 
 
 def log_slider(description: str, value: float, low: float, high: float, *, fmt: str = ".3g",
@@ -70,11 +71,11 @@ def log_slider(description: str, value: float, low: float, high: float, *, fmt: 
     looks: the view's shared looks (none: the slider's own Layout and Style)."""
     lo, hi = math.log10(low), math.log10(high)
     value = min(max(float(value), low), high)
-    looks = _looks(looks)
+    looks = looks_or_own(looks)
     return widgets.FloatLogSlider(
         value=value, base=10, min=lo, max=hi, step=(hi - lo) / 400, description=description,
         readout_format=fmt, continuous_update=continuous, layout=looks.layout(width=SLIDER_WIDTH),
-        style=looks.style(widgets.FloatSlider, description_width=description_width),
+        style=looks.style(widgets.FloatLogSlider, description_width=description_width),
     )
 
 
@@ -83,7 +84,7 @@ def linear_slider(description: str, value: float, low: float, high: float, *, st
     """A plain slider; the step resolves 0.999 on a [0, 1) range (momentum, betas)."""
     step = step if step is not None else (high - low) / 10000 if high - low <= 1 else (high - low) / 1000
     value = min(max(float(value), low), high)
-    looks = _looks(looks)
+    looks = looks_or_own(looks)
     return widgets.FloatSlider(
         value=value, min=low, max=high, step=step, description=description, readout_format=fmt,
         continuous_update=continuous, layout=looks.layout(width=SLIDER_WIDTH),
@@ -97,7 +98,7 @@ def spec_widgets(spec: HParamSpec, value: Any, looks: Looks | None = None) -> di
     An "int" gives an IntSlider; a "pair" (betas) gives two sliders keyed "betas.0" and "betas.1" described by its parts.
     looks: the view's shared looks; leave it out for widgets whose layout changes alone (shown, hidden).
     """
-    looks = _looks(looks)
+    looks = looks_or_own(looks)
     if spec.kind == "bool":
         return {spec.name: widgets.Checkbox(value=bool(value), description=spec.name, indent=False,
                                             layout=looks.layout(width="240px"),

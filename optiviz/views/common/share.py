@@ -23,7 +23,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from optiviz._validate import check_choice
-from optiviz.views.common.controls import Looks
+from optiviz.views.common.controls import Looks, looks_or_own
 from optiviz.state import QUERY_PARAM, STATE_ENV, StateError, document, read_state, to_json, to_string
 
 FORMS = ("string", "json", "dict")
@@ -151,7 +151,7 @@ class ShareControl:
 
     def __init__(self, state: Callable[[], str], view: str, looks: Looks | None = None) -> None:
         """looks: the view's shared Layouts and Styles (none: this control's own)."""
-        looks = looks if looks is not None else Looks()
+        looks = looks_or_own(looks)
         self._state = state
         self.view = view
         self.shown = False

@@ -28,7 +28,7 @@ from optiviz.palette import (  # re-exported: views use theme.optimizer_color et
     optimizer_color,
     surface_colors,
 )
-from optiviz.views.common.controls import Looks
+from optiviz.views.common.controls import Looks, looks_or_own
 
 FONT_PX = 18  # body text: legends, captions, controls
 TICK_PX = 16
@@ -102,7 +102,7 @@ def mark_view(view: widgets.DOMWidget) -> None:
 def style_widget(looks: Looks | None = None) -> widgets.HTML:
     """A widget carrying the CSS that enlarges fonts inside views marked with CSS_CLASS
     (looks: the view's shared Layouts and Styles; none: its own)."""
-    looks = looks if looks is not None else Looks()
+    looks = looks_or_own(looks)
     return widgets.HTML(STYLE_HTML, layout=looks.layout(display="none"), style=looks.style(widgets.HTML))
 
 

@@ -17,7 +17,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from optiviz.views.common import theme
-from optiviz.views.common.controls import DESCRIPTION_WIDTH, Looks
+from optiviz.views.common.controls import DESCRIPTION_WIDTH, Looks, looks_or_own
 from optiviz.views.explorer.figures import ExplorerFigures
 from optiviz.views.explorer.fair import MAX_CLOUD_SEEDS
 
@@ -35,7 +35,7 @@ class ClassroomPanel:
     def __init__(self, controller: Any, figures: ExplorerFigures, looks: Looks | None = None) -> None:
         self.c = controller
         self.figures = figures
-        self.looks = looks if looks is not None else Looks()
+        self.looks = looks_or_own(looks)
         self._overlays: dict[str, bq.Lines] = {}
         xy = figures.trajectories.scales
         self.guesses = bq.Scatter(x=[], y=[], scales=xy, marker="cross", default_size=260, stroke="#ffffff",

@@ -22,8 +22,8 @@ from optiviz.engine.schedules import SCHEDULE_PARAMS
 from optiviz.engine.surface import Surface
 from optiviz.engine.surfaces import SURFACES
 from optiviz.views.common import theme
-from optiviz.views.common.controls import (DESCRIPTION_WIDTH, Looks, Quiet, linear_slider, log_slider, on_value,
-                                           set_quietly, spec_widgets)
+from optiviz.views.common.controls import (DESCRIPTION_WIDTH, Looks, Quiet, linear_slider, log_slider,
+                                           looks_or_own, on_value, set_quietly, spec_widgets)
 from optiviz.views.explorer.config import CLIP_KINDS, SCHEDULE_KINDS, ExplorerConfig
 from optiviz.views.explorer.presets import PRESETS
 
@@ -43,7 +43,7 @@ class ExplorerControls:
                  actions: dict[str, Callable[..., Any]], preset: str | None = None,
                  looks: Looks | None = None) -> None:
         self.quiet = Quiet()
-        self.looks = looks if looks is not None else Looks()
+        self.looks = looks_or_own(looks)
         self._request = request
         self._build_buttons(cfg, actions, preset)
         optimizer_panel = self._build_optimizers(cfg)
