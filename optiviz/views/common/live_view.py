@@ -11,6 +11,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from optiviz.views.common import registry, theme
+from optiviz.views.common.controls import Looks
 from optiviz.views.common.frame_ack import FrameAck
 from optiviz.views.common.live_controller import LiveController
 from optiviz.views.common.widget_tree import close_tree
@@ -25,7 +26,8 @@ class LiveView(widgets.VBox):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         theme.mark_view(self)
-        self.error_html = widgets.HTML()
+        self.looks = Looks()  # one Layout / Style model per look in this view (controls.py's Looks)
+        self.error_html = widgets.HTML(layout=self.looks.layout(), style=self.looks.style(widgets.HTML))
         self.error_html.add_class("optiviz-error-line")
         self.frame_ack = FrameAck()  # the page's answers keep the worker within a few frames of it
         self._closed = False
@@ -86,6 +88,7 @@ class LiveView(widgets.VBox):
         if ack is not None:
             ack.close()
         super().close()
+        self.layout.close()  # the root's own Layout, which closing a widget leaves open
 
 
 __all__ = ["LiveView"]

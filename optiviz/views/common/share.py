@@ -23,6 +23,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from optiviz._validate import check_choice
+from optiviz.views.common.controls import Looks, looks_or_own
 from optiviz.state import QUERY_PARAM, STATE_ENV, StateError, document, read_state, to_json, to_string
 
 FORMS = ("string", "json", "dict")
@@ -148,19 +149,22 @@ class ShareControl:
     """A Share button and a read-only field with the view's state string, drawn from `state()` on
     demand; once shown it follows every change (`refresh()`), so it never shows an old setting."""
 
-    def __init__(self, state: Callable[[], str], view: str) -> None:
+    def __init__(self, state: Callable[[], str], view: str, looks: Looks | None = None) -> None:
+        """looks: the view's shared Layouts and Styles (none: this control's own)."""
+        looks = looks_or_own(looks)
         self._state = state
         self.view = view
         self.shown = False
         self.value = ""  # the string the field shows ("" when none)
-        self.button = widgets.Button(description="Share", icon="link", layout=widgets.Layout(width="90px"),
+        self.button = widgets.Button(description="Share", icon="link", layout=looks.layout(width="90px"),
+                                     style=looks.style(widgets.Button),
                                      tooltip=f"the whole setting as one string: ov.{view}.from_state(s), "
                                              f"optiviz present NB --state s, or ?{QUERY_PARAM}=s on a Voila page")
         self.button.add_class("optiviz-share-button")
-        self.field = widgets.HTML("")
+        self.field = widgets.HTML("", layout=looks.layout(), style=looks.style(widgets.HTML))
         self.field.add_class("optiviz-share")
         self.button.on_click(lambda _b: self.show())
-        self.box = widgets.HBox([self.button, self.field])
+        self.box = widgets.HBox([self.button, self.field], layout=looks.layout())
 
     def follow(self, *controls: widgets.Widget) -> None:
         """Refresh whenever one of these controls changes (views whose controls hold their setting)."""

@@ -28,6 +28,7 @@ from optiviz.palette import (  # re-exported: views use theme.optimizer_color et
     optimizer_color,
     surface_colors,
 )
+from optiviz.views.common.controls import Looks, looks_or_own
 
 FONT_PX = 18  # body text: legends, captions, controls
 TICK_PX = 16
@@ -98,9 +99,11 @@ def mark_view(view: widgets.DOMWidget) -> None:
         view.add_class(name)
 
 
-def style_widget() -> widgets.HTML:
-    """A widget carrying the CSS that enlarges fonts inside views marked with CSS_CLASS."""
-    return widgets.HTML(STYLE_HTML, layout=widgets.Layout(display="none"))
+def style_widget(looks: Looks | None = None) -> widgets.HTML:
+    """A widget carrying the CSS that enlarges fonts inside views marked with CSS_CLASS
+    (looks: the view's shared Layouts and Styles; none: its own)."""
+    looks = looks_or_own(looks)
+    return widgets.HTML(STYLE_HTML, layout=looks.layout(display="none"), style=looks.style(widgets.HTML))
 
 
 def axis(scale: bq.Scale, label: str, *, vertical: bool = False, **kw: Any) -> bq.Axis:

@@ -103,17 +103,17 @@ class SurfaceExplorer(Shareable, RaceExports, LiveView):
                                device=device, seed=seed, **surface_params)
         super().__init__()
         self.figures = ExplorerFigures(c.surface, on_click=self._surface_clicked, grid=grid)
-        self.caption_html = widgets.HTML()
-        self.legend_html = widgets.HTML()
+        looks = self.looks  # LiveView's: one Layout / Style model per look in this view
+        self.caption_html, self.legend_html, self.status_html = (
+            widgets.HTML(layout=looks.layout(), style=looks.style(widgets.HTML)) for _ in range(3))
         self.legend_html.add_class("optiviz-legend")
-        self.status_html = widgets.HTML()
         self.status_html.add_class("optiviz-status")
         self._drawn_at: dict[str, float] = {}  # what a playing frame drew last, and when (see _due)
         self.controls = ExplorerControls(
             c.config, c.request, {"play": c.play, "pause": c.pause, "step": c.step_once, "reset": c.reset,
-                                  "preset": c.load_preset}, c.preset)
-        self.share = ShareControl(self.state, self.STATE_VIEW)
-        self.classroom = ClassroomPanel(c, self.figures)
+                                  "preset": c.load_preset}, c.preset, looks=looks)
+        self.share = ShareControl(self.state, self.STATE_VIEW, looks)
+        self.classroom = ClassroomPanel(c, self.figures, looks=looks)
         tabs = self.controls.panels  # the classroom tab joins the controls' tabs
         tabs.children, tabs.titles = (*tabs.children, self.classroom.panel), (*tabs.titles, "classroom")
         self._drawn_generation = 0
@@ -124,16 +124,17 @@ class SurfaceExplorer(Shareable, RaceExports, LiveView):
             c.show_error(note)
 
     def _layout(self) -> list[widgets.Widget]:
-        c, f = self.controls, self.figures
+        c, f, looks = self.controls, self.figures, self.looks
         # Play sits right above the surface, so both fit a 1000 px screen whatever the legend's length;
         # the curves wrap under the surface when the notebook is narrow (a file browser open at 1280 px)
-        plots = widgets.HBox([widgets.VBox([f.surface_figure, self.legend_html]),
-                              widgets.VBox([f.loss_figure, f.step_length_figure])],
-                             layout=widgets.Layout(flex_flow="row wrap"))
+        plots = widgets.HBox([widgets.VBox([f.surface_figure, self.legend_html], layout=looks.layout()),
+                              widgets.VBox([f.loss_figure, f.step_length_figure], layout=looks.layout())],
+                             layout=looks.layout(flex_flow="row wrap"))
         main = widgets.VBox([c.preset, self.caption_html, c.buttons, plots,
-                             widgets.HBox([self.status_html, self.error_html]), self.share.box])
+                             widgets.HBox([self.status_html, self.error_html], layout=looks.layout()),
+                             self.share.box], layout=looks.layout())
         main.add_class("optiviz-explorer-main")  # what a screenshot of the race shows
-        return [theme.style_widget(), main, c.panels]
+        return [theme.style_widget(looks), main, c.panels]
 
     def _surface_clicked(self, x: float, y: float) -> None:
         """A click restarts the race there, except while the class predicts: then it places a guess."""
@@ -264,11 +265,15 @@ class SurfaceExplorer(Shareable, RaceExports, LiveView):
 
     # ================================================================== drawing the controller
     def close(self) -> None:
-        """Close the view, and the loss axes a live switch of scale type left outside its tree."""
+        """Close the view, the loss axes a live switch of scale type left outside its tree, and the
+        classroom overlays not in the figure now."""
         super().close()
         figures = getattr(self, "figures", None)  # none when the constructor refused its arguments
         if figures is not None:
             figures.close_retired()
+        classroom = getattr(self, "classroom", None)
+        if classroom is not None:
+            classroom.close()
 
     def on_config(self) -> None:
         """A setting changed: a new surface or run is drawn anew; the controls follow the config."""
