@@ -64,3 +64,4 @@ def test_the_callers_thread_and_a_closed_page_never_wait(monkeypatch):
     ack._on_answer({"new": "x"})  # a malformed answer is ignored
     assert ack.drawn == 0
     ack.close()
+

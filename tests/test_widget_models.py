@@ -101,3 +101,13 @@ def test_classroom_overlays_exist_only_once_shown_and_close_with_the_view():
     assert cloud.comm is None and mean.comm is None and links.comm is None
     left = [type(w).__name__ for k, w in open_models().items() if k not in before]
     assert "Lines" not in left and len(left) <= 4, left  # the frame window's IntTexts leave their looks
+
+
+def test_a_frame_window_closes_all_it_opened():
+    from optiviz.views.common.frame_ack import FrameAck
+
+    before = set(open_models())
+    ack = FrameAck()
+    assert len(set(open_models()) - before) >= 5  # two IntTexts, their Layouts and Styles, the link
+    ack.close()
+    assert set(open_models()) - before == set()

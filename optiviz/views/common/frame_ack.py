@@ -26,6 +26,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from optiviz.views.common.widget_tree import close_tree
+
 ACK_EVERY = 8  # frames per answer asked of the page
 WINDOW = 16  # frames in flight past the newest answered one (> ACK_EVERY, else it would wait for each answer)
 WAIT_S = 0.5  # longest wait for one answer
@@ -83,8 +85,9 @@ class FrameAck:
                 self._answer.wait(left)
 
     def close(self) -> None:
-        for w in (self._link, self._sent, self._answers):
-            w.close()
+        close_tree(self._link)
+        for w in (self._sent, self._answers):
+            close_tree(w)  # its Layout and Style too
 
 
 __all__ = ["FrameAck", "ACK_EVERY", "WINDOW", "WAIT_S", "GONE_S"]
