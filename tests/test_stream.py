@@ -712,3 +712,14 @@ def test_a_paced_runner_stops_without_waiting_for_its_tick():
     t0 = time.monotonic()
     assert runner.stop(timeout=5.0)
     assert time.monotonic() - t0 < 1.5
+
+
+def test_even_indices_thin_evenly_keep_both_ends_and_never_repeat():
+    from optiviz.stream.series import even_indices
+
+    assert even_indices(5, 10).tolist() == [0, 1, 2, 3, 4]  # fewer than asked: all
+    assert even_indices(1000, 4).tolist() == [0, 333, 666, 999]
+    assert even_indices(1, 3).tolist() == [0]
+    for n, k in ((7, 6), (1001, 300), (50, 49)):
+        idx = even_indices(n, k)
+        assert idx[0] == 0 and idx[-1] == n - 1 and len(idx) == min(n, k) and (np.diff(idx) > 0).all()

@@ -18,6 +18,7 @@ from optiviz.engine.surface import Surface
 from optiviz.export.deps import figure, require, save_figure
 from optiviz.labels import format_value
 from optiviz.palette import CONTOUR_COLOR, MINIMUM_COLOR, SURFACE_SCHEME, contour_levels, optimizer_color, surface_colors
+from optiviz.stream.series import even_indices
 
 WIDTH_PX, HEIGHT_PX = 1152, 576  # 16:8, both multiples of 16 (what H.264 encoders want)
 MAX_FRAMES = 2000
@@ -177,8 +178,7 @@ class RaceFigure:
 
     def frame_steps(self, frames: int) -> np.ndarray:
         """`frames` steps spread evenly over the race (fewer when it has fewer rows), the last included."""
-        s = self.track.steps
-        return np.unique(np.round(np.linspace(0, len(s) - 1, min(frames, len(s))))).astype(int)
+        return even_indices(len(self.track.steps), frames)
 
 
 def render_frames(track: RaceTrack, *, frames: int = 60, with_loss: bool = True, grid: int = 160) -> list[np.ndarray]:

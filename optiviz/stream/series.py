@@ -50,6 +50,12 @@ class Growable:
             self.data = grown
 
 
+def even_indices(n: int, k: int) -> np.ndarray:
+    """At most k indices into range(n), evenly spaced, the first and the last included, none twice
+    (all of them when n <= k): how a series, a race's export frames or a seed cloud is thinned."""
+    return np.unique(np.rint(np.linspace(0, n - 1, min(k, n))).astype(np.intp))
+
+
 def _min_key(v: np.ndarray) -> np.ndarray:
     """Non-finite values lose every comparison: a spike to inf must not hide the finite extremes."""
     return np.where(np.isfinite(v), v, np.inf)
@@ -448,7 +454,7 @@ class SeriesBuffer:
             idx = np.unique(np.searchsorted(self._steps[:n], targets).clip(0, n - 1))
             steps, values = self._steps[idx], self._values[idx]
         else:
-            idx = np.rint(np.linspace(0, n - 1, max_points)).astype(np.intp)
+            idx = even_indices(n, max_points)
             steps, values = self._steps[idx], self._values[idx]
         if extra is not None and len(extra[0]):
             steps, values = np.concatenate([steps, extra[0]]), np.concatenate([values, extra[1]])
@@ -560,4 +566,4 @@ class Markers:
                 list(itertools.islice(self._labels, start, None)))
 
 
-__all__ = ["SeriesBuffer", "Markers"]
+__all__ = ["SeriesBuffer", "Markers", "even_indices"]

@@ -15,6 +15,7 @@ import numpy as np
 from optiviz._validate import check_int
 from optiviz.engine.fair import FairRace, LrSweep, fair_race, tune_lr
 from optiviz.labels import format_value
+from optiviz.stream.series import even_indices
 from optiviz.views.explorer.config import build_schedule, build_transform
 
 MAX_CLOUD_SEEDS = 64
@@ -93,7 +94,7 @@ class FairRaceTool:
         r = self.cloud
         if r is None:
             return np.zeros((0, 0)), np.zeros((0, 0)), [], np.zeros((0, 0)), np.zeros((0, 0))
-        idx = np.unique(np.linspace(0, r.steps, min(max_points, r.steps + 1)).round().astype(int))
+        idx = even_indices(r.steps + 1, max_points)
         k, s = r.paths.shape[:2]
         paths = r.paths[:, :, idx].reshape(k * s, len(idx), 2)
         owners = [o for o in r.optimizers for _ in range(s)]
