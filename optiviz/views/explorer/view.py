@@ -28,7 +28,7 @@ from optiviz.views.common import theme
 from optiviz.views.common.live_view import LiveView
 from optiviz.views.common.share import Shareable, ShareControl, open_shared
 from optiviz.views.explorer.config import ExplorerConfig, setting_args
-from optiviz.views.explorer.controller import ExplorerController
+from optiviz.views.explorer.controller import CURVE_POINTS, FPS, PATH_POINTS, ExplorerController
 from optiviz.views.explorer.classroom import ClassroomPanel
 from optiviz.views.explorer.controls import ExplorerControls
 from optiviz.views.explorer.exports import RaceExports
@@ -83,10 +83,10 @@ class SurfaceExplorer(Shareable, RaceExports, LiveView):
         clip: tuple[str, float] | None = None,
         schedule: tuple[str, Mapping[str, Any]] | str | None = None,
         speed: int | None = None,
-        fps: float = 30.0,
+        fps: float = FPS,
         grid: int = 160,
-        max_path_points: int = 800,
-        max_curve_points: int = 400,
+        max_path_points: int = PATH_POINTS,
+        max_curve_points: int = CURVE_POINTS,
         device: str = "cpu",
         seed: int = 0,
         **surface_params: Any,
