@@ -6,6 +6,7 @@ says something changed, and turns a person's input into `controller.request(...)
 from __future__ import annotations
 
 import html
+import time
 from typing import Any
 
 import ipywidgets as widgets
@@ -15,6 +16,9 @@ from optiviz.views.common.controls import Looks
 from optiviz.views.common.frame_ack import FrameAck
 from optiviz.views.common.live_controller import LiveController
 from optiviz.views.common.widget_tree import close_tree
+
+
+TEXT_S = 0.25  # while playing, numbers in texts (losses, steps, images seen): at most 4 redraws a second
 
 
 class LiveView(widgets.VBox):
@@ -31,6 +35,7 @@ class LiveView(widgets.VBox):
         self.error_html.add_class("optiviz-error-line")
         self.frame_ack = FrameAck()  # the page's answers keep the worker within a few frames of it
         self._closed = False
+        self._drawn_at: dict[str, float] = {}  # what a playing frame drew last, and when (see due)
         registry.register(self)  # a view of an earlier run of this cell is closed (registry.py's rule)
 
     def attach(self, controller: LiveController) -> None:
@@ -50,6 +55,20 @@ class LiveView(widgets.VBox):
             self.on_status()
         elif event == "error":
             self.draw_error()
+
+    def due(self, part: str, interval: float) -> bool:
+        """While playing, `part` is redrawn at most every `interval` s; every other frame (a step,
+        a reset) draws it, and so does every change of state (a view's on_status draws all). The
+        page's main thread limits the frames a second it draws, and each message costs it: numbers
+        changing 30 times a second cannot be read, and curves that grow a pixel a frame look the
+        same at 15."""
+        if self.controller.state != "playing":
+            return True
+        now = time.monotonic()
+        if now - self._drawn_at.get(part, -float("inf")) < interval:
+            return False
+        self._drawn_at[part] = now
+        return True
 
     def on_frame(self) -> None:  # pragma: no cover - every view draws frames
         raise NotImplementedError

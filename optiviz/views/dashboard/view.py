@@ -35,7 +35,7 @@ from optiviz.views.common import theme
 from optiviz.views.common.controls import Quiet, on_value, set_quietly
 from optiviz.views.common.data import data_args, prepare_data
 from optiviz.views.common.share import Shareable, ShareControl, open_shared
-from optiviz.views.common.live_view import LiveView
+from optiviz.views.common.live_view import TEXT_S, LiveView
 from optiviz.views.dashboard.controller import DEFAULT_PATIENCE, DashboardController
 from optiviz.views.dashboard.early_stop import EarlyStopMarks
 from optiviz.views.dashboard.controls import DEFAULT_INIT, Controls
@@ -299,7 +299,7 @@ class TrainingDashboard(Shareable, DashboardExports, PanelReadout, LiveView):
 
     # ================================================================== drawing the controller's state
     def on_frame(self) -> None:
-        self._draw(health=self.controller.findings is not self._drawn_findings)
+        self._draw(health=self.controller.findings is not self._drawn_findings, text=self.due("text", TEXT_S))
 
     def on_config(self) -> None:
         """Something changed: a new run set re-lays the panels; every control shows what runs now."""
@@ -318,26 +318,32 @@ class TrainingDashboard(Shareable, DashboardExports, PanelReadout, LiveView):
         self.share.refresh()
 
     def on_status(self) -> None:
-        self._draw_progress()
+        """Paused, stopped, done: every text shows the last frame (a playing frame may have left them out)."""
+        self._draw(health=self.controller.findings is not self._drawn_findings)
 
     _drawn_findings: Any = None
 
-    def _draw(self, health: bool = True) -> None:
+    def _draw(self, health: bool = True, text: bool = True) -> None:
+        """The panels; and, when `text`, the legend of runs, the progress line and the histogram's
+        step and slider (while playing at most every TEXT_S: LiveView.due)."""
         with ExitStack() as stack:
             self.panels.draw(self.controller.series, self.controller.focus, stack)
             steps, val = self.controller.series[self.controller.focus].val.arrays()
             self.early.draw(self.controller.early_stop(), (steps, val[:, 0]), stack)
-            self._draw_histograms(stack)
-            self._draw_runs()
+            self._draw_histograms(stack, text)
+            if text:
+                self._draw_runs()
+                self._draw_progress()
             if health:
                 self._draw_health()
-            self._draw_progress()
 
-    def _draw_histograms(self, stack: ExitStack) -> None:
+    def _draw_histograms(self, stack: ExitStack, text: bool = True) -> None:
         probe, i, n = self.controller.histogram_probe()
         live = self.controller.hist_index is None
         c = self.controls
         self.panels.draw_histograms(probe, stack)
+        if not text:
+            return
         with self._quiet():
             if c.hist_probe.max != max(n - 1, 0):
                 c.hist_probe.max = max(n - 1, 0)

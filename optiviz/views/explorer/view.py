@@ -12,7 +12,6 @@ cycle lock, in the worker or in the caller's thread for `.step(n)`.
 from __future__ import annotations
 
 import html
-import time
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from typing import Any
@@ -25,7 +24,7 @@ from optiviz.engine.simulator import Simulator
 from optiviz.engine.surface import Surface
 from optiviz.stream.runner import LiveRunner
 from optiviz.views.common import theme
-from optiviz.views.common.live_view import LiveView
+from optiviz.views.common.live_view import TEXT_S, LiveView
 from optiviz.views.common.share import Shareable, ShareControl, open_shared
 from optiviz.views.explorer.config import ExplorerConfig, setting_args
 from optiviz.views.explorer.controller import CURVE_POINTS, FPS, PATH_POINTS, ExplorerController
@@ -38,8 +37,7 @@ from optiviz.views.explorer.frames import caption_html
 from optiviz.views.explorer.predict import PredictRound
 from optiviz.views.explorer.presets import PRESETS
 
-TEXT_S = 0.25  # while playing, the legend's losses and the step line: at most 4 redraws a second
-CURVES_S = 0.06  # ... the loss and step-length panels: at most ~15 (the surface: every frame)
+CURVES_S = 0.06  # while playing, the loss and step-length panels: at most ~15 redraws a second (the surface: every frame)
 
 
 class SurfaceExplorer(Shareable, RaceExports, LiveView):
@@ -108,7 +106,6 @@ class SurfaceExplorer(Shareable, RaceExports, LiveView):
             widgets.HTML(layout=looks.layout(), style=looks.style(widgets.HTML)) for _ in range(3))
         self.legend_html.add_class("optiviz-legend")
         self.status_html.add_class("optiviz-status")
-        self._drawn_at: dict[str, float] = {}  # what a playing frame drew last, and when (see _due)
         self.controls = ExplorerControls(
             c.config, c.request, {"play": c.play, "pause": c.pause, "step": c.step_once, "reset": c.reset,
                                   "preset": c.load_preset}, c.preset, looks=looks)
@@ -292,7 +289,7 @@ class SurfaceExplorer(Shareable, RaceExports, LiveView):
 
     def on_frame(self) -> None:
         with ExitStack() as stack:
-            self._draw(stack, curves=self._due("curves", CURVES_S), text=self._due("text", TEXT_S))
+            self._draw(stack, curves=self.due("curves", CURVES_S), text=self.due("text", TEXT_S))
 
     def on_status(self) -> None:
         """Paused, done, stopped: the panels and texts show the run's last frame (a playing frame
@@ -302,19 +299,6 @@ class SurfaceExplorer(Shareable, RaceExports, LiveView):
             return
         with ExitStack() as stack:
             self._draw(stack)
-
-    def _due(self, part: str, interval: float) -> bool:
-        """While playing, `part` is redrawn at most every `interval` s; every other frame (a step,
-        a reset) draws it, and so does every change of state (on_status). The page's main thread
-        is what limits the frames a second it draws, and each message costs it: numbers changing
-        30 times a second cannot be read, and curves that grow a pixel a frame look the same at 15."""
-        if self.controller.state != "playing":
-            return True
-        now = time.monotonic()
-        if now - self._drawn_at.get(part, -float("inf")) < interval:
-            return False
-        self._drawn_at[part] = now
-        return True
 
     def _draw(self, stack: ExitStack, curves: bool = True, text: bool = True) -> None:
         c = self.controller
