@@ -10,8 +10,8 @@ extension broke Voila's module loading).
 
 Only every ACK_EVERY-th frame asks for an answer: each answer is a message to the kernel, which
 then reports busy and idle, and JupyterLab redraws its toolbar's kernel indicator and swaps the tab's
-favicon (a fetch and an image decode) for each: at one answer a frame that was ~30% of the page's
-main thread. The worker stays within WINDOW frames of the newest answered one.
+favicon (a fetch and an image decode) for each: at one answer a frame, a 4 s trace of a playing
+explorer held 133 favicon fetches. The worker stays within WINDOW frames of the newest answered one.
 
 No front end, no wait: until a page has answered once (a script, nbclient), or once none has
 answered for `GONE_S` (the tab was closed), frames go out at the run's own rate. The caller's
@@ -85,9 +85,8 @@ class FrameAck:
                 self._answer.wait(left)
 
     def close(self) -> None:
-        close_tree(self._link)
-        for w in (self._sent, self._answers):
-            close_tree(w)  # its Layout and Style too
+        for w in (self._link, self._sent, self._answers):
+            close_tree(w)  # the IntTexts' Layouts and Styles too
 
 
 __all__ = ["FrameAck", "ACK_EVERY", "WINDOW", "WAIT_S", "GONE_S"]
