@@ -167,8 +167,9 @@ class ExplorerFigures:
             set_step_range([self.step_axes[key]], mark.scales["x"], float(finite.max()) if finite.size else 0.0, stack)
         mark.x, mark.y = x, y
         self._placeholder_domain(mark, empty=not any(counts))
+        if span is not None and any(counts):
+            decade_ticks(axis, np.asarray(span), stack)  # ticks of the pinned span: they change with it
         if axis is not None and any(counts):
-            decade_ticks(axis, np.asarray(span) if span is not None else y, stack)
             linear_range(axis, y, stack)
 
     @staticmethod
