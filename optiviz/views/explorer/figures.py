@@ -16,6 +16,7 @@ import numpy as np
 from optiviz.engine.surface import Surface
 from optiviz.views.common import theme
 from optiviz.views.common.surface_plot import SurfacePlot
+from optiviz.views.common.pixels import cell_size, plot_area_px, screen_thin
 from optiviz.views.common.widget_tree import pad_rows
 from optiviz.views.common.axes import STEP_FORMAT, set_step_range
 from optiviz.views.explorer.frames import decade_ticks, linear_range, log_span, pin_scale
@@ -148,6 +149,8 @@ class ExplorerFigures:
 
     def _draw_panel(self, key: str, rows: list[tuple[np.ndarray, np.ndarray]], stack: ExitStack) -> None:
         mark, axis = self._panels[key]
+        if key == "path":
+            rows = self._on_screen(rows)
         x, y, counts = pad_rows(rows)
         self._row_counts[key] = counts
         # a curve's step axis grows in round steps (axes.set_step_range); a log value axis spans round
@@ -171,6 +174,19 @@ class ExplorerFigures:
             decade_ticks(axis, np.asarray(span), stack)  # ticks of the pinned span: they change with it
         if axis is not None and any(counts):
             linear_range(axis, y, stack)
+
+    def _on_screen(self, rows: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The paths thinned to the surface's pixels (pixels.screen_thin): a path crawling along a
+        valley holds hundreds of points on one pixel, and the page's redraw costs per point."""
+        area = plot_area_px(self.surface_figure)
+        if area is None:
+            return rows
+        sx, sy = self.plot.x_scale, self.plot.y_scale
+        out = []
+        for x, y in rows:
+            keep = screen_thin(x, y, cell_size(sx, x, area[0]), cell_size(sy, y, area[1]))
+            out.append((x[keep], y[keep]) if len(keep) < len(x) else (x, y))
+        return out
 
     @staticmethod
     def _placeholder_domain(mark: bq.Lines, empty: bool) -> None:

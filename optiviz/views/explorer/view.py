@@ -37,7 +37,7 @@ from optiviz.views.explorer.frames import caption_html
 from optiviz.views.explorer.predict import PredictRound
 from optiviz.views.explorer.presets import PRESETS
 
-CURVES_S = 0.06  # while playing, the loss and step-length panels: at most ~15 redraws a second (the surface: every frame)
+CURVES_S = 0.1  # while playing, the loss and step-length panels: at most 10 redraws a second (the surface: every frame)
 
 
 class SurfaceExplorer(Shareable, RaceExports, LiveView):
@@ -224,9 +224,12 @@ class SurfaceExplorer(Shareable, RaceExports, LiveView):
 
     @property
     def paths(self) -> dict[str, np.ndarray]:
-        """Trajectory mark data per racing optimizer: (points, 2) float32, start included."""
-        x, y = self.figures.rows("path", self.optimizers)
-        return {o: np.stack([x[o], y[o]], axis=-1) for o in self.optimizers}
+        """Each racing optimizer's path as drawn: (points, 2) float32, start and newest point included,
+        decimated to max_path_points. The trajectories mark holds the subset of it that differs on
+        screen (pixels.screen_thin)."""
+        c = self.controller
+        rows = c.race.rows("path", c.max_path_points)
+        return {o: np.stack(rows[k], axis=-1) for k, o in enumerate(self.optimizers)}
 
     @property
     def heads(self) -> dict[str, tuple[float, float]]:
