@@ -181,10 +181,12 @@ class ExplorerFigures:
         area = plot_area_px(self.surface_figure)
         if area is None:
             return rows
-        sx, sy = self.plot.x_scale, self.plot.y_scale
+        # one grid for every row, as the rows share the scales (a scale without bounds spans them all)
+        xs, ys = (np.concatenate([r[i] for r in rows]) if rows else np.zeros(0) for i in (0, 1))
+        cx, cy = cell_size(self.plot.x_scale, xs, area[0]), cell_size(self.plot.y_scale, ys, area[1])
         out = []
         for x, y in rows:
-            keep = screen_thin(x, y, cell_size(sx, x, area[0]), cell_size(sy, y, area[1]))
+            keep = screen_thin(x, y, cx, cy)
             out.append((x[keep], y[keep]) if len(keep) < len(x) else (x, y))
         return out
 
