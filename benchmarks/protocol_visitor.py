@@ -152,7 +152,7 @@ def walk(states: dict[str, dict], roots: list[str]) -> list[str]:
 
 def explorer_parts(states: dict[str, dict], views: list[str]) -> tuple[str, list[str], str, str]:
     """The page's first surface figure (a bqplot Figure with a HeatMap), the models it needs, its
-    trajectory mark (the figure's last Lines: the explorer puts the background's contours first)
+    trajectory mark (the figure's last Lines, the live part of its paths, which every frame updates)
     and the page's first Play button (both in the first explorer: the page's first output holding
     either holds both)."""
     order = walk(states, views or list(states))

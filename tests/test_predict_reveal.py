@@ -104,13 +104,13 @@ def test_the_widget_hides_the_paths_places_guesses_by_click_and_reveals():
         base = len(e.figures.surface_figure.marks)
         e.classroom.round_steps.value = 60
         e.classroom.begin_button.click()
-        assert not e.marks["trajectories"].visible and e.figures.loss_figure.layout.visibility == "hidden"
+        assert not e.marks["trajectories"].visible and not e.marks["trajectories_live"].visible and e.figures.loss_figure.layout.visibility == "hidden"
         e._surface_clicked(-3.0, 0.5)  # what a click on the map does now: a guess, not a restart
         assert e.controller.predict.guesses == {"sgd": (-3.0, 0.5)} and e.config.start is None
         assert "momentum" in e.classroom.predict_html.value
         assert list(e.classroom.guesses.names) == ["sgd"]
         e.controller.predict.reveal(sync=True)
-        assert e.marks["trajectories"].visible and e.t == 60
+        assert e.marks["trajectories"].visible and e.marks["trajectories_live"].visible and e.t == 60
         assert "closest guess" in e.classroom.predict_html.value
         assert len(e.figures.surface_figure.marks) == base + 1  # the guesses' links to the outcome
         e.classroom.end_button.click()

@@ -49,7 +49,7 @@ def click_event(explorer: SurfaceExplorer, x: float, y: float) -> None:
 
 def all_mark_arrays(explorer: SurfaceExplorer):
     m = explorer.marks
-    marks = [m["heads"], m["start"], m["loss_markers"], m["trajectories"], m["loss"], m["step_length"]]
+    marks = [m["heads"], m["start"], m["loss_markers"], m["trajectories"], m["trajectories_live"], m["loss"], m["step_length"]]
     for mark in marks:
         for trait in ("x", "y"):
             yield f"{mark.__class__.__name__}.{trait}", np.asarray(getattr(mark, trait), dtype=np.float64)

@@ -460,6 +460,20 @@ class SeriesBuffer:
             steps, values = np.concatenate([steps, extra[0]]), np.concatenate([values, extra[1]])
         return self._finish(steps, values, breaks)
 
+    def since(self, step: float, *, breaks: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Every row held from `step` on (the newest kept aside included), undecimated, as a float32
+        copy like view(): the newest stretch of a series, which a live line draws (cost per row
+        returned plus O(log len))."""
+        n = self._n
+        i = int(np.searchsorted(self._steps[:n], float(step), side="left"))
+        steps, values = self._steps[i:n], self._values[i:n]
+        if self._cap is not None:
+            extra_s, extra_v = self._cap.pending(self._steps[n - 1] if n else -np.inf)
+            keep = extra_s >= step
+            if keep.any():
+                steps, values = np.concatenate([steps, extra_s[keep]]), np.concatenate([values, extra_v[keep]])
+        return self._finish(steps, values, breaks)
+
     def _minmax_rows(self, pyr: _MinMaxPyramid, n: int, max_points: int) -> tuple[np.ndarray, np.ndarray]:
         buckets = (max_points - 2) // 2  # two rows each, plus the first and last rows
         if n < (LEAF // 2) * buckets:

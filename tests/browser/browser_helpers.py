@@ -635,6 +635,30 @@ def path_point_count(d: str) -> int:
     return len(re.findall(r"[ML]", d))
 
 
+def race_paths(page_or_locator, figure: int = 0, racing: int = 2) -> list[tuple[str, str]]:
+    """(settled, live) ``d`` of each racing optimizer's path on an explorer's surface figure.
+
+    The explorer draws its paths as two marks (views/common/split_lines.py): the figure's last
+    2 * racing line paths are the settled rows, then the live rows; [] until all are there."""
+    paths = bqplot_line_paths(page_or_locator)[figure]
+    if len(paths) < 1 + 2 * racing:  # the contour lines come first
+        return []
+    rows = paths[-2 * racing:]
+    return list(zip(rows[:racing], rows[racing:]))
+
+
+def distinct_vertices(d: str) -> int:
+    """Vertices of a line path less repeats of the one before (a short row of a multi-row mark is
+    padded with its last point, which draws nothing)."""
+    points = path_points(d)
+    return sum(1 for k, p in enumerate(points) if k == 0 or p != points[k - 1])
+
+
+def race_path_counts(page_or_locator, figure: int = 0, racing: int = 2) -> list[int]:
+    """Distinct vertices of each racing optimizer's path: its settled and live parts, which share a point."""
+    return [distinct_vertices(s) + max(distinct_vertices(lv) - 1, 0) for s, lv in race_paths(page_or_locator, figure, racing)]
+
+
 def path_points(d: str) -> list[tuple[float, float]]:
     """Vertices (pixel x, y; y grows downwards) of a d3 line path ``d`` ("M1,2L3,4...")."""
     return [(float(x), float(y)) for x, y in re.findall(

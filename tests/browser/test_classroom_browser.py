@@ -40,7 +40,8 @@ def visible_trajectory_counts(page) -> list[int]:
 def test_jupyterlab_predict_then_reveal(jupyter_lab_server, page):
     name = copy_notebook("explorer.ipynb", jupyter_lab_server, "classroom_lab.ipynb")
     open_notebook_and_run_all(page, jupyter_lab_server, name, timeout=120, expect=BQPLOT_FIGURE)
-    wait_for(lambda: len(bqplot_line_paths(page)[SURFACE_FIG]) == 3, 30, message="contours + 2 trajectories")
+    wait_for(lambda: len(bqplot_line_paths(page)[SURFACE_FIG]) == 5, 30,
+             message="contours + 2 trajectories (settled and live parts)")
     page.locator(".lm-TabBar-tab", has_text=re.compile(r"^\s*classroom\s*$")).first.click()  # not the notebook's tab
     steps = page.locator(".optiviz-round-steps input").first
     steps.fill("60")

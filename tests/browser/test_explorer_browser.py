@@ -19,6 +19,8 @@ from browser_helpers import (
     open_notebook_and_run_all,
     open_voila,
     path_point_count,
+    race_path_counts,
+    race_paths,
     path_points,
     screenshot,
     wait_for,
@@ -35,14 +37,12 @@ LOSS_FIG = 1
 
 
 def trajectory_counts(page) -> list[int]:
-    """Vertices of the SGD and momentum trajectories (the surface figure's last two line paths;
-    the first is the contour lines)."""
-    paths = bqplot_line_paths(page)[SURFACE_FIG]
-    return [path_point_count(d) for d in paths[-2:]]
+    """Vertices of the SGD and momentum trajectories (settled and live parts joined)."""
+    return race_path_counts(page, SURFACE_FIG, racing=2)
 
 
 def wait_until_paths_grow(page, by: int = 10, timeout: float = 30) -> list[int]:
-    start = min(trajectory_counts(page))
+    start = min(wait_for(lambda: trajectory_counts(page), 30, message="both trajectories drawn"))
     return wait_for(lambda: min(c := trajectory_counts(page)) >= start + by and c, timeout,
                     message=lambda: f"trajectories to grow past {start + by} points (have {trajectory_counts(page)})")
 
@@ -87,7 +87,8 @@ def figure_text(page, index: int) -> str:
 def test_jupyterlab_play_then_steer_the_learning_rate(jupyter_lab_server, page):
     name = copy_notebook(NOTEBOOK, jupyter_lab_server, "explorer_lab.ipynb")
     open_notebook_and_run_all(page, jupyter_lab_server, name, timeout=120, expect=BQPLOT_FIGURE)
-    wait_for(lambda: len(bqplot_line_paths(page)[SURFACE_FIG]) == 3, 30, message="contours + 2 trajectories")
+    wait_for(lambda: len(bqplot_line_paths(page)[SURFACE_FIG]) == 5, 30,
+             message="contours + 2 trajectories (settled and live parts)")
     assert max(trajectory_counts(page)) <= 2, "nothing moves before Play"
     assert "step 0" in widget_text(page, "optiviz-status")
 
@@ -125,8 +126,8 @@ def test_voila_play_and_click_to_restart(voila_server, page):
         page.mouse.click(x, y)
         origin = page.locator(f"{BQPLOT_FIGURE} .plotarea_background").first.bounding_box()
 
-        def starts_at_click() -> bool:  # the path's first vertex (a playing run passes 8 vertices in 4 frames)
-            first = path_points(bqplot_line_paths(page)[SURFACE_FIG][-1])[0]
+        def starts_at_click() -> bool:  # momentum's first vertex (a playing run passes 8 vertices in 4 frames)
+            first = path_points(race_paths(page, SURFACE_FIG, racing=2)[-1][0])[0]
             return abs(first[0] + origin["x"] - x) <= 4 and abs(first[1] + origin["y"] - y) <= 4
 
         wait_for(starts_at_click, 30, message="the run to restart from the click")

@@ -16,6 +16,7 @@ from browser_helpers import (
     copy_notebook,
     open_notebook_and_run_all,
     path_point_count,
+    race_path_counts,
     screenshot,
     wait_for,
     widget_text,
@@ -24,18 +25,16 @@ from browser_helpers import (
 pytestmark = pytest.mark.browser
 
 
-def _counts(page, figure: int, last: int) -> list[int]:
-    return [path_point_count(d) for d in bqplot_line_paths(page)[figure][-last:]]
 
 
 def test_notebook7_plays_the_explorer_and_starts_the_dashboard(notebook7_server, page):
     name = copy_notebook("explorer.ipynb", notebook7_server, "explorer_nb7.ipynb")
     open_notebook_and_run_all(page, notebook7_server, name, timeout=150, expect=BQPLOT_FIGURE)
     assert "step 0" in widget_text(page, "optiviz-status")
-    wait_for(lambda: len(bqplot_line_paths(page)[0]) == 3, 30, message="contours + 2 trajectories")
+    wait_for(lambda: len(bqplot_line_paths(page)[0]) == 5, 30, message="contours + 2 trajectories (settled and live)")
     click_button(page, "Play")
-    wait_for(lambda: min(_counts(page, 0, 2)) >= 15, 60,
-             message=lambda: f"the trajectories to grow (have {_counts(page, 0, 2)})")
+    wait_for(lambda: min(race_path_counts(page, 0, 2) or [0]) >= 15, 60,
+             message=lambda: f"the trajectories to grow (have {race_path_counts(page, 0, 2)})")
     assert "running" in widget_text(page, "optiviz-legend")
     click_button(page, "Pause")
     screenshot(page.locator(".optiviz-explorer-main").first, "explorer_notebook7")

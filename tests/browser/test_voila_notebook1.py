@@ -20,6 +20,7 @@ from browser_helpers import (
     copy_notebook,
     open_voila,
     path_point_count,
+    race_path_counts,
     screenshot,
     wait_for,
 )
@@ -35,10 +36,9 @@ def surface_figure(page):
 
 
 def trajectory_points(page) -> list[int]:
-    """Vertices of the first explorer's SGD and momentum trajectories (its surface figure's last two
-    line paths; the first is the contour lines)."""
-    paths = bqplot_line_paths(page)[SURFACE_FIG]
-    return [path_point_count(d) for d in paths[-2:]]
+    """Distinct vertices of the first explorer's SGD and momentum trajectories (settled and live
+    parts joined; the surface figure's first line path is the contour lines)."""
+    return race_path_counts(page, SURFACE_FIG, racing=2)
 
 
 ICON_FONT_JS = """
@@ -76,7 +76,7 @@ def test_voila_renders_notebook_1_with_a_live_explorer(voila_server, page, tmp_p
     heatmap = surface.locator("image.heatmap")
     wait_for(lambda: heatmap.count() == 1 and len(heatmap.get_attribute("href") or "") > 1000, 30,
              message="the surface heatmap drawn as an image")
-    paths = wait_for(lambda: len(bqplot_line_paths(page)[SURFACE_FIG]) >= 3 and bqplot_line_paths(page)[SURFACE_FIG],
+    paths = wait_for(lambda: len(bqplot_line_paths(page)[SURFACE_FIG]) >= 5 and bqplot_line_paths(page)[SURFACE_FIG],
                      30, message="contour lines and two trajectories")
     contours = paths[0]
     assert path_point_count(contours) > 100, "the contour lines are drawn"

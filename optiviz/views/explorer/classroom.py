@@ -132,7 +132,7 @@ class ClassroomPanel:
     def draw(self, stack: ExitStack) -> None:
         c, f, p = self.c, self.figures, self.c.predict
         hidden = p.hidden
-        for mark in (f.trajectories, f.heads):
+        for mark in (*f.trajectories.marks, f.heads):
             stack.enter_context(mark.hold_sync())
             mark.visible = not hidden
         for fig in (f.loss_figure, f.step_length_figure):
@@ -178,7 +178,7 @@ class ClassroomPanel:
                 overlays.insert(0, links)
         fig = self.figures.surface_figure
         base = [m for m in fig.marks if m not in self._overlays.values()]
-        at = base.index(self.figures.trajectories)
+        at = base.index(self.figures.trajectories.settled)
         marks = base[:at] + overlays + base[at:]  # the cloud, mean paths and links under the race's paths
         if list(fig.marks) != marks:
             stack.enter_context(fig.hold_sync())

@@ -1,8 +1,10 @@
 """The explorer's three figures (surface, loss, step length) and how one frame is drawn into them.
 
 `ExplorerFigures` holds bqplot marks only: it draws what an `ExplorerController` holds (its
-surface, its `RaceSeries`) and keeps no setting. Every panel is one multi-line mark with a row
-per racing optimizer, so a frame sends one message per changed panel.
+surface, its `RaceSeries`) and keeps no setting. Every curve panel is one multi-line mark with a
+row per racing optimizer, so a frame sends one message per changed panel; the paths are a
+`SplitLines` (a settled and a live mark), so a frame redraws the points since the last settling,
+not every path whole.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from optiviz.engine.surface import Surface
 from optiviz.views.common import theme
 from optiviz.views.common.surface_plot import SurfacePlot
 from optiviz.views.common.pixels import cell_size, plot_area_px, screen_thin
+from optiviz.views.common.split_lines import SplitLines
 from optiviz.views.common.widget_tree import pad_rows
 from optiviz.views.common.axes import STEP_FORMAT, set_step_range
 from optiviz.views.explorer.frames import decade_ticks, linear_range, log_span, pin_scale
@@ -35,7 +38,7 @@ class ExplorerFigures:
                                 stroke="#111111", stroke_width=2, default_size=110)
         self._lsx, self._lsy = bq.LinearScale(), bq.LogScale()
         self._ssx, self._ssy = bq.LinearScale(), bq.LogScale()
-        self.trajectories = bq.Lines(x=[], y=[], scales=xy, stroke_width=3)
+        self.trajectories = SplitLines(xy, stroke_width=3)
         self.loss = bq.Lines(x=[], y=[], scales={"x": self._lsx, "y": self._lsy}, stroke_width=2.5)
         self.step_length = bq.Lines(x=[], y=[], scales={"x": self._ssx, "y": self._ssy}, stroke_width=2.5)
         self.heads = bq.Scatter(x=[], y=[], scales=xy, colors=["#000000"], stroke="#ffffff",
@@ -44,7 +47,7 @@ class ExplorerFigures:
                                        marker="triangle-down", colors=["#000000"], default_size=120,
                                        names=[], display_names=True)
         self.surface_figure = theme.figure(
-            [*self.plot.background, self.trajectories, self.start, self.heads, self.plot.click_target],
+            [*self.plot.background, *self.trajectories.marks, self.start, self.heads, self.plot.click_target],
             [theme.axis(self.plot.x_scale, "x"), theme.axis(self.plot.y_scale, "y", vertical=True)],
             title=surface.title, width="560px", height="540px", padding_y=0.0,
         )
@@ -60,7 +63,7 @@ class ExplorerFigures:
             [self.step_length], [self.step_axes["len"], self.step_length_axis],
             title="step length", width="440px", height="270px",
         )
-        self._panels = {"path": (self.trajectories, None), "loss": (self.loss, self.loss_axis),
+        self._panels = {"loss": (self.loss, self.loss_axis),
                         "len": (self.step_length, self.step_length_axis)}
         self._row_counts: dict[str, tuple[int, ...]] = {}
         self._drawn: dict[str, Any] = {}
@@ -72,7 +75,8 @@ class ExplorerFigures:
     def marks(self) -> dict[str, Any]:
         p = self.plot
         return {"surface": p.heatmap, "contours": p.contours, "minima": p.minima, "start": self.start,
-                "click": p.click_target, "heads": self.heads, "trajectories": self.trajectories,
+                "click": p.click_target, "heads": self.heads, "trajectories": self.trajectories.settled,
+                "trajectories_live": self.trajectories.live,
                 "loss": self.loss, "step_length": self.step_length, "loss_markers": self.loss_markers}
 
     def close_retired(self) -> None:
@@ -121,7 +125,9 @@ class ExplorerFigures:
         self.race = race
         self._drawn = {}
         colors = [theme.optimizer_color(o, i) for i, o in enumerate(race.optimizers)]
-        for mark in (self.trajectories, self.loss, self.step_length):
+        self.trajectories.reset()
+        self.trajectories.restyle(stack, colors=colors)
+        for mark in (self.loss, self.step_length):
             stack.enter_context(mark.hold_sync())
             mark.colors = colors
         x0, y0 = (np.array([v], np.float32) for v in race.head(race.optimizers[0]))
@@ -140,7 +146,10 @@ class ExplorerFigures:
             if self._drawn.get(key) == lengths:
                 continue  # nothing new (paused, or every row finished): send nothing
             self._drawn[key] = lengths
-            self._draw_panel(key, race.rows(key, max_path_points if key == "path" else max_curve_points), stack)
+            if key == "path":
+                self.trajectories.draw(lambda: race.path_rows(max_path_points), race.path_since, self._on_screen, stack)
+            else:
+                self._draw_panel(key, race.rows(key, max_curve_points), stack)
         heads = np.array([race.head(o) for o in race.optimizers], dtype=np.float32)
         self.heads.x, self.heads.y = heads[:, 0], heads[:, 1]
         self.heads.colors = [theme.optimizer_color(o, i) for i, o in enumerate(race.optimizers)]
@@ -149,8 +158,6 @@ class ExplorerFigures:
 
     def _draw_panel(self, key: str, rows: list[tuple[np.ndarray, np.ndarray]], stack: ExitStack) -> None:
         mark, axis = self._panels[key]
-        if key == "path":
-            rows = self._on_screen(rows)
         x, y, counts = pad_rows(rows)
         self._row_counts[key] = counts
         # a curve's step axis grows in round steps (axes.set_step_range); a log value axis spans round
@@ -216,7 +223,13 @@ class ExplorerFigures:
 
     # ---- what the marks hold -----------------------------------------------------------------
     def rows(self, key: str, optimizers: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """Per optimizer, the x and y a panel's mark holds for it (its padding removed)."""
+        """Per optimizer, the x and y a panel's mark holds for it (its padding removed; the paths'
+        settled and live parts joined)."""
+        if key == "path":
+            rows = self.trajectories.rows()
+            empty = np.zeros(0, np.float32)
+            xy = [rows[k] if k < len(rows) else (empty, empty) for k in range(len(optimizers))]
+            return {o: xy[k][0] for k, o in enumerate(optimizers)}, {o: xy[k][1] for k, o in enumerate(optimizers)}
         mark = self._panels[key][0]
         x, y = np.asarray(mark.x), np.asarray(mark.y)
         counts = self._row_counts.get(key, ())

@@ -123,10 +123,25 @@ class RaceSeries:
 
     def rows(self, kind: str, max_points: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Decimated float32 (x, y) per optimizer: path points, or (step, value) of a curve."""
-        bufs = self.buffers[kind]
         if kind == "path":
-            return [(v[:, 0], v[:, 1]) for _, v in (trajectory_view(bufs[o], max_points) for o in self.optimizers)]
-        return [bufs[o].view(max_points) for o in self.optimizers]
+            return [(x, y) for _, x, y in self.path_rows(max_points)]
+        return [self.buffers[kind][o].view(max_points) for o in self.optimizers]
+
+    def path_rows(self, max_points: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(steps, x, y) float32 per optimizer: each path decimated as trajectory_view does."""
+        out = []
+        for o in self.optimizers:
+            s, v = trajectory_view(self.buffers["path"][o], max_points)
+            out.append((s, v[:, 0], v[:, 1]))
+        return out
+
+    def path_since(self, steps: Sequence[float]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(steps, x, y) float32 per optimizer of every held path point from that optimizer's step on."""
+        out = []
+        for o, step in zip(self.optimizers, steps):
+            s, v = self.buffers["path"][o].since(step)
+            out.append((s, v[:, 0], v[:, 1]))
+        return out
 
     def head(self, optimizer: str) -> tuple[float, float]:
         _step, xy = self.buffers["path"][optimizer].last

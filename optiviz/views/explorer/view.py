@@ -224,9 +224,10 @@ class SurfaceExplorer(Shareable, RaceExports, LiveView):
 
     @property
     def paths(self) -> dict[str, np.ndarray]:
-        """Each racing optimizer's path as drawn: (points, 2) float32, start and newest point included,
-        decimated to max_path_points. The trajectories mark holds the subset of it that differs on
-        screen (pixels.screen_thin)."""
+        """Each racing optimizer's path: (points, 2) float32, start and newest point included,
+        decimated to max_path_points. The trajectories marks draw it thinned to the screen
+        (pixels.screen_thin), their settled part as decimated when it was last settled and their
+        live part every point since (figures.rows("path") gives what they hold)."""
         c = self.controller
         rows = c.race.rows("path", c.max_path_points)
         return {o: np.stack(rows[k], axis=-1) for k, o in enumerate(self.optimizers)}
