@@ -51,7 +51,7 @@ from optiviz.views.explorer.race import RaceSeries, status_texts
 SURFACE_KEYS = frozenset({"surface", "expression"} | {p for ps in SURFACE_PARAMS.values() for p in ps})
 MAX_SPEED = 100_000
 MAX_POINTS = 100_000  # points one frame may send per line (max_path_points, max_curve_points)
-FPS, PATH_POINTS, CURVE_POINTS = 30.0, 800, 400  # defaults of fps, max_path_points, max_curve_points
+FPS, PATH_POINTS, CURVE_POINTS = 40.0, 800, 400  # defaults of fps, max_path_points, max_curve_points
 DONE_NOTE = " (every optimizer converged or diverged: Reset, or click to start elsewhere)"
 
 
