@@ -11,7 +11,10 @@ extension broke Voila's module loading).
 Only every ACK_EVERY-th frame asks for an answer: each answer is a message to the kernel, which
 then reports busy and idle, and JupyterLab redraws its toolbar's kernel indicator and swaps the tab's
 favicon (a fetch and an image decode) for each: at one answer a frame, a 4 s trace of a playing
-explorer held 133 favicon fetches. The worker stays within WINDOW frames of the newest answered one.
+explorer held 133 favicon fetches; at one every 8th (5 a second at 40 frames a second) the page still
+drew fewer frames than at one every 16th (paired Chromium runs of 6 optimizers from step 3,000: 25-31
+drawn/s against 33-34). The worker stays within WINDOW frames of the newest answered one: 0.8 s of
+the explorer's frames at its default 40 a second.
 
 No front end, no wait: until a page has answered once (a script, nbclient), or once none has
 answered for `GONE_S` (the tab was closed), frames go out at the run's own rate. The caller's
@@ -28,8 +31,8 @@ import ipywidgets as widgets
 
 from optiviz.views.common.widget_tree import close_tree
 
-ACK_EVERY = 8  # frames per answer asked of the page
-WINDOW = 16  # frames in flight past the newest answered one (> ACK_EVERY, else it would wait for each answer)
+ACK_EVERY = 16  # frames per answer asked of the page
+WINDOW = 32  # frames in flight past the newest answered one (> ACK_EVERY, else it would wait for each answer)
 WAIT_S = 0.5  # longest wait for one answer
 GONE_S = 2.0  # no answer for this long: no page is drawing
 
