@@ -8,7 +8,7 @@ the kernel sent, not what the browser could do).
 
 - explorer frames drawn per second (the trajectories' paths changing), gap median and p90, for
   2 and 6 optimizers from step 0, and 6 from step 3,000 (what a class sees half a minute in: each
-  path ~300-600 points on screen); target >= 30/s, p90 <= 50 ms;
+  path ~200-500 points on screen); target >= 30/s, p90 <= 50 ms;
 - slider change -> marker on screen: from the Enter on SGD's lr readout to the first animation
   frame whose loss panel shows the "lr ..." marker; target <= 100 ms;
 - dashboard loss-line updates per second and their gap p90; target >= 10/s, steady;

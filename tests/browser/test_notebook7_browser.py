@@ -25,8 +25,6 @@ from browser_helpers import (
 pytestmark = pytest.mark.browser
 
 
-
-
 def test_notebook7_plays_the_explorer_and_starts_the_dashboard(notebook7_server, page):
     name = copy_notebook("explorer.ipynb", notebook7_server, "explorer_nb7.ipynb")
     open_notebook_and_run_all(page, notebook7_server, name, timeout=150, expect=BQPLOT_FIGURE)

@@ -157,6 +157,7 @@ class ExplorerFigures:
             self._draw_markers(stack)
 
     def _draw_panel(self, key: str, rows: list[tuple[np.ndarray, np.ndarray]], stack: ExitStack) -> None:
+        """A curve panel ("loss" or "len"); the paths are drawn by their SplitLines."""
         mark, axis = self._panels[key]
         x, y, counts = pad_rows(rows)
         self._row_counts[key] = counts
@@ -164,22 +165,20 @@ class ExplorerFigures:
         # bounds around the data (frames.log_span) and a linear one round tick steps (linear_range):
         # pinned, so the page redraws axes only when a bound is crossed, not every frame
         y_scale = mark.scales["y"]
-        span = log_span(y) if axis is not None and isinstance(y_scale, bq.LogScale) else None
+        span = log_span(y) if isinstance(y_scale, bq.LogScale) else None
         # hold_syncs exit last-in first-out: the axis's ticks go out after the data (entered
         # first), the scale's new span before it (entered last)
-        if axis is not None:
-            stack.enter_context(axis.hold_sync())
+        stack.enter_context(axis.hold_sync())
         stack.enter_context(mark.hold_sync())
         if span is not None:
             pin_scale(y_scale, span, stack)
-        if key in self.step_axes:
-            finite = x[np.isfinite(x)]
-            set_step_range([self.step_axes[key]], mark.scales["x"], float(finite.max()) if finite.size else 0.0, stack)
+        finite = x[np.isfinite(x)]
+        set_step_range([self.step_axes[key]], mark.scales["x"], float(finite.max()) if finite.size else 0.0, stack)
         mark.x, mark.y = x, y
         self._placeholder_domain(mark, empty=not any(counts))
         if span is not None and any(counts):
             decade_ticks(axis, np.asarray(span), stack)  # ticks of the pinned span: they change with it
-        if axis is not None and any(counts):
+        if any(counts):
             linear_range(axis, y, stack)
 
     def _on_screen(self, rows: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
