@@ -7,6 +7,7 @@ where they last were finite, so no NaN or inf ever leaves this module.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,7 +75,27 @@ class _Block:
     running: torch.Tensor  # neither diverged nor converged
     grad_noise: torch.Tensor
     steered: torch.Tensor  # the gradient after noise and transforms, when there are any
+    # x again, one coordinate after the other: the surface and the bound read each column
+    # contiguously (a strided column costs 3x a contiguous one on the CPU)
+    columns: torch.Tensor
+    # 0 where a row is running, inf where not: min(|g|^2 + settled) <= gtol^2 says whether any
+    # running row has a small gradient in two float passes (per-row booleans cost 4-5x a float op)
+    settled: torch.Tensor
     frozen: torch.Tensor | None = None  # indices of diverged rows (eager restore)
+    frozen_x: torch.Tensor | None = None  # where they stay: their last finite points
+
+    def freeze(self, new: torch.Tensor) -> None:
+        """Rows `new` (indices) diverged now and sit at their last finite points: keep them there."""
+        self.frozen = new if self.frozen is None else torch.cat((self.frozen, new))
+        self.frozen_x = self.x.index_select(0, self.frozen)
+
+    def resync(self) -> None:
+        """Frozen rows and `settled` from `active` and `running`, after something else (a restart,
+        the native kernel) wrote them."""
+        frozen = torch.nonzero(~self.active[:, 0]).reshape(-1)
+        self.frozen = frozen if frozen.numel() else None
+        self.frozen_x = self.x.index_select(0, frozen) if frozen.numel() else None
+        self.settled.zero_().masked_fill_(~self.running, math.inf)
 
 
 @dataclass
@@ -242,6 +263,7 @@ class Simulator:
         self._blocks = [self._block(rows, ks) for rows, ks in self._plan_blocks()]
         for block in self._blocks:  # a start outside the bound or non-finite diverges at step 0
             self._check_block(block)
+            block.resync()
 
     def _plan_blocks(self) -> list[tuple[slice, list[int]]]:
         """Row blocks stepped one after another: small races in one block (fewer kernel calls),
@@ -252,11 +274,14 @@ class Simulator:
         return [(slice(i * self.n, (i + 1) * self.n), [i]) for i in range(k)]
 
     def _block(self, rows: slice, ks: list[int]) -> _Block:
+        size = rows.stop - rows.start
         return _Block(
             rows=rows, ks=ks, n=self.n, x=self.x[rows], x_prev=self._x_prev[rows], loss=self.loss[rows],
             loss_prev=self._loss_prev[rows], grad=self.grad[rows],
             active=self._active[rows], running=self._running[rows], grad_noise=self.grad_noise[rows],
             steered=self._steered[rows],
+            columns=torch.empty((2, size), dtype=self.dtype, device=self.device).T,
+            settled=torch.zeros(size, dtype=self.dtype, device=self.device),
         )
 
     # ----------------------------------------------------------------- public control
@@ -339,6 +364,7 @@ class Simulator:
             all_in, any_small = advance(block, constants, self._gradients(block, t))
             if not bool(all_in):
                 self._mark_diverged(block)
+                any_small = self._small_gradient(block).any()  # a diverging row's NaN hid the rest
             if bool(any_small):
                 self._mark_converged(block)
 
@@ -380,20 +406,36 @@ class Simulator:
         if self.compiled:
             x.copy_(torch.where(block.active, x, block.x_prev))
         elif block.frozen is not None:
-            x.index_copy_(0, block.frozen, block.x_prev.index_select(0, block.frozen))
-        loss, grad = self.surface.loss_and_gradient(x)
+            x.index_copy_(0, block.frozen, block.frozen_x)
+        columns = block.columns.copy_(x)
+        loss, grad = self.surface.loss_and_gradient(columns)
         block.loss.copy_(loss)
         block.grad.copy_(grad)
-        return self._in_bounds(block).all(), self._small_gradient(block).any()
+        return self._screens(block)
+
+    def _screens(self, block: _Block) -> tuple[torch.Tensor, torch.Tensor]:
+        """`_in_bounds(block).all()` and `_small_gradient(block).any()` from a few reductions over
+        the block (a NaN anywhere makes the first false, and the caller then redoes the second row
+        by row). Exactly those two answers: each row's test is a comparison with a bound, and the
+        block passes when its extreme value does."""
+        nsq = _row_norm_sq(block.grad)
+        low, high = torch.aminmax(block.loss)
+        reach = self._distance_sq(block.columns).amax()
+        all_in = (low > -math.inf) & (high < math.inf) & (nsq.amax() < math.inf) & (reach <= self._bound_sq)
+        return all_in, (nsq + block.settled).amin() <= self._gtol_sq
+
+    def _distance_sq(self, xy: torch.Tensor) -> torch.Tensor:
+        """Squared distance of each row of an (R, 2) tensor from the domain's centre."""
+        cx, cy = self._center
+        dx, dy = xy[:, 0] - cx, xy[:, 1] - cy  # per column: fuses into the surface's row loop
+        return torch.addcmul(dx * dx, dy, dy)
 
     def _in_bounds(self, block: _Block) -> torch.Tensor:
         """Rows that have not diverged: finite loss, a gradient the dtype can square (Adam's second
         moment would overflow to inf and freeze the run) and inside the bound. Frozen rows always
         are: they sit at their last finite point."""
         ok = torch.isfinite(block.loss) & torch.isfinite(_row_norm_sq(block.grad))
-        cx, cy = self._center
-        dx, dy = block.x[:, 0] - cx, block.x[:, 1] - cy  # per column: fuses into the surface's row loop
-        ok &= torch.addcmul(dx * dx, dy, dy) <= self._bound_sq
+        ok &= self._distance_sq(block.x) <= self._bound_sq
         return ok
 
     def _small_gradient(self, block: _Block) -> torch.Tensor:
@@ -409,16 +451,17 @@ class Simulator:
 
     def _mark_diverged(self, block: _Block) -> None:
         """Rows out at this step diverge now: back to their last finite point, frozen there."""
-        new = ~self._in_bounds(block) & block.active[:, 0]
-        col = new[:, None]
-        block.x.copy_(torch.where(col, block.x_prev, block.x))
-        block.loss.copy_(torch.where(new, block.loss_prev, block.loss))
-        block.grad.masked_fill_(col, 0.0)
-        block.active &= ~col
-        block.running &= ~new
-        self.status[block.rows].masked_fill_(new, DIVERGED)
-        self.diverged_at[block.rows].masked_fill_(new, self.t)
-        block.frozen = torch.nonzero(~block.active[:, 0]).reshape(-1)
+        new = torch.nonzero(~self._in_bounds(block) & block.active[:, 0]).reshape(-1)
+        # by index: usually a few rows of many, and per-row selects over all of them cost more
+        block.x.index_copy_(0, new, block.x_prev.index_select(0, new))
+        block.loss.index_copy_(0, new, block.loss_prev.index_select(0, new))
+        block.grad.index_fill_(0, new, 0.0)
+        block.active.index_fill_(0, new, False)
+        block.running.index_fill_(0, new, False)
+        block.settled.index_fill_(0, new, math.inf)
+        self.status[block.rows].index_fill_(0, new, DIVERGED)
+        self.diverged_at[block.rows].index_fill_(0, new, self.t)
+        block.freeze(new)
 
     def _mark_converged(self, block: _Block) -> None:
         """Rows with a small gradient whose loss also stopped changing converge now."""
@@ -426,6 +469,7 @@ class Simulator:
         small &= (block.loss - block.loss_prev).abs() <= self.ftol * (1.0 + block.loss.abs())
         if bool(small.any()):
             block.running &= ~small
+            block.settled.masked_fill_(small, math.inf)
             self.status[block.rows].masked_fill_(small, CONVERGED)
             self.converged_at[block.rows].masked_fill_(small, self.t)
 

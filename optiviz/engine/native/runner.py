@@ -135,8 +135,7 @@ def _run(sim: Simulator, lib: ctypes.CDLL, steps: int) -> None:
     sim._active.numpy()[:] = active.astype(bool)[:, None]
     sim.t += steps
     for block in sim._blocks:
-        frozen = np.flatnonzero(~block.active.numpy()[:, 0])
-        block.frozen = torch.from_numpy(frozen) if frozen.size else None
+        block.resync()
 
 
 def _run_blocks(lib: ctypes.CDLL, args: _Args, opt: int, float64: int, n: int) -> None:
