@@ -55,10 +55,11 @@ class BatchedOptimizer:
     _buffer_names: tuple[str, ...] = ()
 
     def __init__(self, n: int, p: int, *, device: torch.device, dtype: torch.dtype, form: str,
-                 hparams: dict[str, Any]) -> None:
+                 hparams: dict[str, Any], column_major: bool = False) -> None:
         self.n, self.p = n, p
         self.shape = (n, p)
         self.device, self.dtype, self.form = device, dtype, form
+        self.column_major = column_major
         self.t = 0
         self.lr_scale: float | torch.Tensor = 1.0
         self._specs = HPARAMS[self.name]
@@ -66,19 +67,24 @@ class BatchedOptimizer:
         self._started = False  # whether the momentum buffer holds a value (torch: buffer is not None)
         self._started_rows: torch.Tensor | None = None  # the same per run, once runs differ
 
-        def empty() -> torch.Tensor:
-            return torch.empty(self.shape, device=device, dtype=dtype)
-
         # Work buffers so a step allocates nothing.
-        self._gw, self._elr, self._c, self._tmp, self._u, self._w = (empty() for _ in range(6))
+        self._gw, self._elr, self._c, self._tmp, self._u, self._w = (self._tensor() for _ in range(6))
         # A step's scalars (lr after a schedule, bias corrections, AdaGrad's decayed lr) are worked out
         # in float64 and rounded to the run's dtype once, per run as torch does for one run with
         # Python floats; (N, 1) float64 work columns for that (MPS has no float64: the run's dtype).
         self._host_dtype = dtype if torch.device(device).type == "mps" else torch.float64
         self._h1, self._h2 = (torch.empty((n, 1), device=device, dtype=self._host_dtype) for _ in range(2))
-        self._state = {k: torch.zeros(self.shape, device=device, dtype=dtype) for k in self._buffer_names}
+        self._state = {k: self._tensor().zero_() for k in self._buffer_names}
         self.set_hparams(**{**defaults(self.name), **hparams})
         self.reset()
+
+    def _tensor(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """An uninitialised (N, P) tensor laid out as the x this optimizer steps: an op mixing
+        layouts (row after row with coordinate after coordinate) costs several times one that does
+        not, on the CPU."""
+        shape = (self.p, self.n) if self.column_major else self.shape
+        t = torch.empty(shape, device=self.device, dtype=self.dtype if dtype is None else dtype)
+        return t.T if self.column_major else t
 
     # ----------------------------------------------------------------- hyperparameters
     def set_hparams(self, **hparams: Any) -> None:
@@ -131,7 +137,7 @@ class BatchedOptimizer:
         if isinstance(v, float):
             return v
         col = torch.as_tensor(v, dtype=torch.float64).to(self.dtype).to(self.device)
-        return col.reshape(self.n, 1).expand(self.shape).contiguous()
+        return self._tensor().copy_(col.reshape(self.n, 1).expand(self.shape))
 
     def _prepare(self) -> None:
         """Derive the per-step constants once per set_hparams, not once per step."""
@@ -268,8 +274,8 @@ def _zero_rows(opt: BatchedOptimizer, value: float | np.ndarray) -> torch.Tensor
     """(N, P) bool mask of runs where a per-run value is 0, or None when no run needs one."""
     if isinstance(value, float) or not np.any(value == 0.0):
         return None
-    mask = np.repeat((value == 0.0)[:, None], opt.p, axis=1)
-    return torch.as_tensor(mask, device=opt.device)
+    mask = torch.as_tensor(value == 0.0, device=opt.device).reshape(opt.n, 1)
+    return opt._tensor(torch.bool).copy_(mask.expand(opt.shape))
 
 
 def _uniform(arr: np.ndarray) -> float | np.ndarray:
@@ -354,7 +360,7 @@ class SGD(BatchedOptimizer):
         """
         started = self._started_rows
         if started is None:
-            started = self._started_rows = torch.full(self.shape, self._started, dtype=torch.bool, device=self.device)
+            started = self._started_rows = self._tensor(torch.bool).fill_(self._started)
         new = torch.mul(buf, mu, out=self._w)
         _axpy_(new, g, self._omd)
         torch.where(started, new, g, out=new)
@@ -575,7 +581,7 @@ class _BiasCorrection:
 
     def __init__(self, beta: np.ndarray, opt: BatchedOptimizer, *, sqrt: bool) -> None:
         self.sqrt = sqrt
-        self.buffer = torch.empty(opt.shape, device=opt.device, dtype=opt.dtype)  # its rounded (N, P) form
+        self.buffer = opt._tensor()  # its rounded (N, P) form
         uniq, inv = np.unique(beta, return_inverse=True)
         self.exact = len(uniq) <= self.EXACT_MAX
         self.host_dtype = opt._host_dtype
@@ -620,8 +626,11 @@ def torch_optimizer(name: str, params: Any, **hparams: Any) -> torch.optim.Optim
 
 
 def make_optimizer(name: str, n: int, p: int, *, device: str | torch.device | None = None,
-                   dtype: torch.dtype = torch.float32, form: str = "torch", **hparams: Any) -> BatchedOptimizer:
-    """A batched optimizer over (n, p) tensors; hyperparameters as in torch.optim (scalar or length n)."""
+                   dtype: torch.dtype = torch.float32, form: str = "torch", column_major: bool = False,
+                   **hparams: Any) -> BatchedOptimizer:
+    """A batched optimizer over (n, p) tensors; hyperparameters as in torch.optim (scalar or length n).
+    `column_major`: its state laid out coordinate after coordinate, for an x laid out so (the
+    simulator's); any layout steps correctly, a matching one is faster."""
     name = check_choice("optimizer", name, OPTIMIZERS)
     form = check_choice("form", form, FORMS)
     if form == "lecture" and name not in ("momentum", "nesterov"):
@@ -631,4 +640,7 @@ def make_optimizer(name: str, n: int, p: int, *, device: str | torch.device | No
     p = check_int("p", p, 1)
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise ValueError(f"dtype must be a floating torch dtype (torch.float32 or torch.float64), got {dtype!r}")
-    return _CLASSES[name](n, p, device=pick_device(device), dtype=dtype, form=form, hparams=hparams)
+    if not isinstance(column_major, bool):
+        raise ValueError(f"column_major must be True or False, got {column_major!r}")
+    return _CLASSES[name](n, p, device=pick_device(device), dtype=dtype, form=form, hparams=hparams,
+                          column_major=column_major)

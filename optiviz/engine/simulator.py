@@ -25,6 +25,7 @@ from optiviz.engine.optimizers import OPTIMIZERS, make_optimizer
 from optiviz.engine.per_run import per_run
 from optiviz.engine.schedules import as_schedule
 from optiviz.engine.rates import run_rate
+from optiviz.engine.row_block import RowBlock, coordinate_major
 from optiviz.engine.surface import Surface
 from optiviz.engine.surfaces import SURFACES, get_surface
 from optiviz.engine.transforms import chain, check_dtype
@@ -55,47 +56,6 @@ class SimRecord:
     converged_at: np.ndarray  # (R,) step or -1
     diverged_at: np.ndarray  # (R,) step or -1
     step_length: np.ndarray  # (s, R) |x_t - x_{t-1}|
-
-
-@dataclass(eq=False)
-class _Block:
-    """One row block's views into the simulator's state, made once: a step reads and writes only
-    these. A compiled step then sees each as a tensor of its own (slicing the whole state inside
-    the graph made it copy all of it back, every block, every step)."""
-
-    rows: slice
-    ks: list[int]  # the optimizers whose rows these are, in order, n rows each
-    n: int
-    x: torch.Tensor
-    x_prev: torch.Tensor
-    loss: torch.Tensor
-    loss_prev: torch.Tensor
-    grad: torch.Tensor
-    active: torch.Tensor  # (rows, 2) bool: not diverged
-    running: torch.Tensor  # neither diverged nor converged
-    grad_noise: torch.Tensor
-    steered: torch.Tensor  # the gradient after noise and transforms, when there are any
-    # x again, one coordinate after the other: the surface and the bound read each column
-    # contiguously (a strided column costs 3x a contiguous one on the CPU)
-    columns: torch.Tensor
-    # 0 where a row is running, inf where not: min(|g|^2 + settled) <= gtol^2 says whether any
-    # running row has a small gradient in two float passes (per-row booleans cost 4-5x a float op)
-    settled: torch.Tensor
-    frozen: torch.Tensor | None = None  # indices of diverged rows (eager restore)
-    frozen_x: torch.Tensor | None = None  # where they stay: their last finite points
-
-    def freeze(self, new: torch.Tensor) -> None:
-        """Rows `new` (indices) diverged now and sit at their last finite points: keep them there."""
-        self.frozen = new if self.frozen is None else torch.cat((self.frozen, new))
-        self.frozen_x = self.x.index_select(0, self.frozen)
-
-    def resync(self) -> None:
-        """Frozen rows and `settled` from `active` and `running`, after something else (a restart,
-        the native kernel) wrote them."""
-        frozen = torch.nonzero(~self.active[:, 0]).reshape(-1)
-        self.frozen = frozen if frozen.numel() else None
-        self.frozen_x = self.x.index_select(0, frozen) if frozen.numel() else None
-        self.settled.zero_().masked_fill_(~self.running, math.inf)
 
 
 @dataclass
@@ -239,14 +199,19 @@ class Simulator:
     def _reset_state(self) -> None:
         self.t = 0
         self._generator.manual_seed(self.seed)
-        self.x = self._start.clone()
+        # Eager, the (R, 2) state lies one coordinate after the other: the surface reads and writes
+        # whole columns. Compiled, row after row: inductor fuses the step either way, and with the
+        # other layout a restarted compiled run did not repeat its first (test_compiled_simulator).
+        layout = (lambda t: t.clone(memory_format=torch.contiguous_format)) if self.compiled else coordinate_major
+        self.x = layout(self._start)
         self._x_prev = self.x.clone()
         self._opts = [
-            make_optimizer(name, self.n, 2, device=self.device, dtype=self.dtype, form=self.form, **self._opt_kwargs[name])
+            make_optimizer(name, self.n, 2, device=self.device, dtype=self.dtype, form=self.form,
+                           column_major=not self.compiled, **self._opt_kwargs[name])
             for name in self.optimizers
         ]
-        loss, grad = self.surface.loss_and_gradient(self.x)
-        self.loss, self.grad = loss.contiguous(), grad.contiguous()
+        self.grad = torch.empty_like(self.x)
+        self.loss = self.surface.loss_and_gradient_into(self.x, self.grad).contiguous()
         self._loss_prev = self.loss.clone()
         (x0, x1), (y0, y1) = self.surface.domain
         self._center = ((x0 + x1) / 2, (y0 + y1) / 2)
@@ -258,7 +223,7 @@ class Simulator:
         self._running = torch.ones(self.rows, dtype=torch.bool, device=self.device)
         # (R, 2), both columns alike: a select over (R, 2) with an (R, 1) mask compiles to a slow
         # per-row loop, while a same-shape mask fuses into the flat update loop
-        self._active = torch.ones(self.rows, 2, dtype=torch.bool, device=self.device)
+        self._active = layout(torch.ones(self.rows, 2, dtype=torch.bool, device=self.device))
         self._steered = torch.empty_like(self.grad)
         self._blocks = [self._block(rows, ks) for rows, ks in self._plan_blocks()]
         for block in self._blocks:  # a start outside the bound or non-finite diverges at step 0
@@ -273,15 +238,12 @@ class Simulator:
             return [(slice(0, self.rows), list(range(k)))]
         return [(slice(i * self.n, (i + 1) * self.n), [i]) for i in range(k)]
 
-    def _block(self, rows: slice, ks: list[int]) -> _Block:
-        size = rows.stop - rows.start
-        return _Block(
+    def _block(self, rows: slice, ks: list[int]) -> RowBlock:
+        return RowBlock(
             rows=rows, ks=ks, n=self.n, x=self.x[rows], x_prev=self._x_prev[rows], loss=self.loss[rows],
             loss_prev=self._loss_prev[rows], grad=self.grad[rows],
             active=self._active[rows], running=self._running[rows], grad_noise=self.grad_noise[rows],
             steered=self._steered[rows],
-            columns=torch.empty((2, size), dtype=self.dtype, device=self.device).T,
-            settled=torch.zeros(size, dtype=self.dtype, device=self.device),
         )
 
     # ----------------------------------------------------------------- public control
@@ -368,7 +330,7 @@ class Simulator:
             if bool(any_small):
                 self._mark_converged(block)
 
-    def _gradients(self, block: _Block, t: int) -> torch.Tensor | None:
+    def _gradients(self, block: RowBlock, t: int) -> torch.Tensor | None:
         """What the block's optimizers step on, when that is not the plain gradient: plus seeded
         noise, then through the transforms. Done here, eagerly, outside any compiled code: random
         generators and user transforms stay plain Python, identical in both modes."""
@@ -386,7 +348,7 @@ class Simulator:
             out[r].copy_(g)  # a transform reuses its output buffer on its next call
         return out
 
-    def _block_step(self, block: _Block, constants: list[tuple[Any, ...]],
+    def _block_step(self, block: RowBlock, constants: list[tuple[Any, ...]],
                     steered: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """One step of one row block, as pure tensor work with no data-dependent branch, so that
         `compile=True` can fuse it into a few kernels. Returns two flags (0-d tensors): whether every
@@ -405,22 +367,21 @@ class Simulator:
         # (fused into the update) and its graph never changes; eager, touching only them is cheaper.
         if self.compiled:
             x.copy_(torch.where(block.active, x, block.x_prev))
-        elif block.frozen is not None:
-            x.index_copy_(0, block.frozen, block.frozen_x)
-        columns = block.columns.copy_(x)
-        loss, grad = self.surface.loss_and_gradient(columns)
-        block.loss.copy_(loss)
-        block.grad.copy_(grad)
+        else:
+            block.frozen.restore(x)
+        block.loss.copy_(self.surface.loss_and_gradient_into(x, block.grad))
         return self._screens(block)
 
-    def _screens(self, block: _Block) -> tuple[torch.Tensor, torch.Tensor]:
+    def _screens(self, block: RowBlock) -> tuple[torch.Tensor, torch.Tensor]:
         """`_in_bounds(block).all()` and `_small_gradient(block).any()` from a few reductions over
         the block (a NaN anywhere makes the first false, and the caller then redoes the second row
         by row). Exactly those two answers: each row's test is a comparison with a bound, and the
-        block passes when its extreme value does."""
+        block passes when its extreme value does. (The corner of the rows' bounding box, two
+        reductions, would bound the distances, but the far last points of diverged rows push it
+        past the bound every step.)"""
         nsq = _row_norm_sq(block.grad)
         low, high = torch.aminmax(block.loss)
-        reach = self._distance_sq(block.columns).amax()
+        reach = self._distance_sq(block.x).amax()
         all_in = (low > -math.inf) & (high < math.inf) & (nsq.amax() < math.inf) & (reach <= self._bound_sq)
         return all_in, (nsq + block.settled).amin() <= self._gtol_sq
 
@@ -430,7 +391,7 @@ class Simulator:
         dx, dy = xy[:, 0] - cx, xy[:, 1] - cy  # per column: fuses into the surface's row loop
         return torch.addcmul(dx * dx, dy, dy)
 
-    def _in_bounds(self, block: _Block) -> torch.Tensor:
+    def _in_bounds(self, block: RowBlock) -> torch.Tensor:
         """Rows that have not diverged: finite loss, a gradient the dtype can square (Adam's second
         moment would overflow to inf and freeze the run) and inside the bound. Frozen rows always
         are: they sit at their last finite point."""
@@ -438,18 +399,18 @@ class Simulator:
         ok &= self._distance_sq(block.x) <= self._bound_sq
         return ok
 
-    def _small_gradient(self, block: _Block) -> torch.Tensor:
+    def _small_gradient(self, block: RowBlock) -> torch.Tensor:
         """Running rows whose gradient is below gtol: the only ones the loss-change test can settle."""
         return (_row_norm_sq(block.grad) <= self._gtol_sq) & block.running
 
-    def _check_block(self, block: _Block) -> None:
+    def _check_block(self, block: RowBlock) -> None:
         """Both status checks, eagerly (at a (re)start, where a start may already be out)."""
         if not bool(self._in_bounds(block).all()):
             self._mark_diverged(block)
         if self.t and bool(self._small_gradient(block).any()):
             self._mark_converged(block)
 
-    def _mark_diverged(self, block: _Block) -> None:
+    def _mark_diverged(self, block: RowBlock) -> None:
         """Rows out at this step diverge now: back to their last finite point, frozen there."""
         new = torch.nonzero(~self._in_bounds(block) & block.active[:, 0]).reshape(-1)
         # by index: usually a few rows of many, and per-row selects over all of them cost more
@@ -461,9 +422,9 @@ class Simulator:
         block.settled.index_fill_(0, new, math.inf)
         self.status[block.rows].index_fill_(0, new, DIVERGED)
         self.diverged_at[block.rows].index_fill_(0, new, self.t)
-        block.freeze(new)
+        block.frozen.add(new, block.x)
 
-    def _mark_converged(self, block: _Block) -> None:
+    def _mark_converged(self, block: RowBlock) -> None:
         """Rows with a small gradient whose loss also stopped changing converge now."""
         small = self._small_gradient(block)
         small &= (block.loss - block.loss_prev).abs() <= self.ftol * (1.0 + block.loss.abs())

@@ -44,6 +44,9 @@ class Surface:
     # The Hessian's eigenvalues where it is the same everywhere (the quadratics), else None: with
     # them engine/theory.py predicts rates, stability edges and optimal settings for this surface.
     curvatures: tuple[float, ...] | None = None
+    # (x, y) -> (f, df/dx, df/dy) on coordinate tensors, where the surface has it (the built-ins):
+    # `loss_and_gradient_into` then writes each partial straight into a column of its output
+    coordinates_fn: Callable[[Tensor, Tensor], tuple[Tensor, Tensor, Tensor]] | None = field(default=None, repr=False)
 
     def loss(self, xy: Tensor) -> Tensor:
         """f at each point: (..., 2) -> (...)."""
@@ -56,6 +59,19 @@ class Surface:
     def loss_and_gradient(self, xy: Tensor) -> tuple[Tensor, Tensor]:
         """Both in one pass, sharing subexpressions (what a simulator step needs)."""
         return self.loss_and_gradient_fn(as_points(xy))
+
+    def loss_and_gradient_into(self, xy: Tensor, grad: Tensor) -> Tensor:
+        """f at each row of an (R, 2) tensor, its gradient written into `grad` (R, 2): what a
+        simulator step needs, without a stacked gradient to copy (stacking two columns into rows
+        costs more than the surface itself on the CPU)."""
+        if self.coordinates_fn is None:
+            loss, g = self.loss_and_gradient_fn(xy)
+            grad.copy_(g)
+            return loss
+        loss, gx, gy = self.coordinates_fn(xy[:, 0], xy[:, 1])
+        grad[:, 0].copy_(gx)
+        grad[:, 1].copy_(gy)
+        return loss
 
     def grid(self, n: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(xs (n,), ys (n,), Z (n, n)) in float64 over the domain; Z[i, j] = f(xs[j], ys[i])."""

@@ -65,6 +65,7 @@ def _make(
         gradient_fn=gradient_fn,
         loss_and_gradient_fn=loss_and_gradient_fn,
         curvatures=curvatures,
+        coordinates_fn=fg,
     )
 
 

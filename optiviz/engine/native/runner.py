@@ -111,17 +111,19 @@ def _run(sim: Simulator, lib: ctypes.CDLL, steps: int) -> None:
     (x0, x1), (y0, y1) = sim.surface.domain
     active = np.ascontiguousarray(sim._active.numpy()[:, 0], dtype=np.uint8)
     keep: list[Any] = []  # arrays the kernel reads, alive until it returns
+    copies: list[tuple[torch.Tensor, torch.Tensor]] = []
+    x, grad, x_prev = (_row_major(t, copies) for t in (sim.x, sim.grad, sim._x_prev))
     for k, opt in enumerate(sim._opts):
         rows = slice(k * n, (k + 1) * n)
         hp, hp64, flags, table, index = _hparams(opt, steps)
-        buffers = [_ptr(b) if b is not None else None for b in _buffers(opt)]
+        buffers = [_ptr(_row_major(b, copies)) if b is not None else None for b in _buffers(opt)]
         scratch = np.zeros((opt.n, 2), dtype=hp.dtype)
         started = _started(opt)
         keep += [hp, hp64, table, index, scratch, started]
         state = [b if b is not None else scratch.ctypes.data for b in buffers]
         args = _Args(n=n, steps=steps, t0=opt.t, threads=torch.get_num_threads(),
-                     x=_ptr(sim.x[rows]), loss=_ptr(sim.loss[rows]), grad=_ptr(sim.grad[rows]),
-                     x_prev=_ptr(sim._x_prev[rows]), loss_prev=_ptr(sim._loss_prev[rows]),
+                     x=_ptr(x[rows]), loss=_ptr(sim.loss[rows]), grad=_ptr(grad[rows]),
+                     x_prev=_ptr(x_prev[rows]), loss_prev=_ptr(sim._loss_prev[rows]),
                      status=_ptr(sim.status[rows]), conv_at=_ptr(sim.converged_at[rows]),
                      div_at=_ptr(sim.diverged_at[rows]), running=_ptr(sim._running[rows]),
                      active=active[rows].ctypes.data, started=started.ctypes.data, hp=hp.ctypes.data,
@@ -132,6 +134,8 @@ def _run(sim: Simulator, lib: ctypes.CDLL, steps: int) -> None:
                      ftol=sim.ftol, flags=flags, sqrt32=_sqrt(torch.float32), sqrt64=_sqrt(torch.float64))
         _run_blocks(lib, args, OPTIMIZER_IDS[opt.name], int(sim.dtype == torch.float64), n)
         _write_back(opt, started, steps)
+    for mine, theirs in copies:
+        mine.copy_(theirs)
     sim._active.numpy()[:] = active.astype(bool)[:, None]
     sim.t += steps
     for block in sim._blocks:
@@ -167,6 +171,16 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 def _sqrt(dtype: torch.dtype) -> int | None:
     fn = sqrt_function(dtype)
     return fn or None  # 0 (std::sqrt) and None (not used) both pass a null pointer
+
+
+def _row_major(t: torch.Tensor, copies: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """`t`, or a row-major copy of it to be copied back after the run (the kernel reads rows; the
+    simulator keeps its state one coordinate after the other for torch's ops)."""
+    if t.is_contiguous():
+        return t
+    copy = t.contiguous()
+    copies.append((t, copy))
+    return copy
 
 
 def _ptr(t: torch.Tensor) -> int:
@@ -251,4 +265,4 @@ def _write_back(opt: BatchedOptimizer, started: np.ndarray, steps: int) -> None:
         if opt._idle is None:  # every run has momentum: all started, as eager's first step makes them
             opt._started, opt._started_rows = True, None
         else:
-            opt._started_rows = torch.from_numpy(np.repeat(started.astype(bool)[:, None], opt.p, axis=1))
+            opt._started_rows = opt._tensor(torch.bool).copy_(torch.from_numpy(started.astype(bool)).reshape(-1, 1).expand(opt.shape))
