@@ -15,12 +15,17 @@ must end where JAX's do (float32 rounding apart), and the runs JAX blew up must 
 optiviz called diverged.
 
 Modes: native (optiviz's fused C++ kernel, what a big sweep uses by default), eager (torch ops,
-native=False), compiled (torch.compile, native=False; slow to compile, so not run by default).
+native=False), compiled (torch.compile, native=False; slow to compile, so not run by default), and
+floor: the eager step's optimizer updates and surface passes alone (the same `make_optimizer` and
+surface functions on the same column-major state, no statuses, diverged runs not held), what
+op-by-op torch costs before the simulator adds anything. Run it after another mode (the default
+order): first in a fresh process its temporaries come fresh from the OS at every op (glibc's
+malloc has not yet raised its mmap threshold), which cost it 4x here.
 Compile times are cold: a fresh kernel cache and a fresh inductor cache (pass --warm-cache to
 reuse them).
 
     python benchmarks/bench_peers.py [--small] [--n 100000] [--steps 1000] [--repeats 3]
-                                     [--modes native eager] [--warm-cache]
+                                     [--modes native eager floor] [--warm-cache]
 
 Needs the `bench` extra (pip install -e ".[bench]"); without jax/optax it times optiviz alone and
 says so.
@@ -63,6 +68,30 @@ def run_optiviz(mode: str, lr: np.ndarray, steps: int) -> tuple[float, float, ov
     seconds = (time.perf_counter() - t0) * steps / (steps - 1)
     assert sim.last_mode == mode, f"asked for {mode}, ran {sim.last_mode}"
     return first, seconds, sim
+
+
+def torch_floor(lr: np.ndarray, steps: int) -> float:
+    """Seconds for `steps` steps of only the eager step's tensor work (see the module docstring)."""
+    from optiviz.engine.optimizers import make_optimizer
+    from optiviz.engine.row_block import coordinate_major
+
+    surface = ov.get_surface("rosenbrock")
+    runs = []
+    for name in ov.OPTIMIZERS:
+        x = coordinate_major(torch.tensor([START], dtype=torch.float32).expand(len(lr), 2))
+        g = torch.empty_like(x)
+        surface.loss_and_gradient_into(x, g)
+        runs.append((make_optimizer(name, len(lr), 2, lr=lr, column_major=True), x, g))
+    flushed = torch.set_flush_denormal(True)  # as the simulator steps
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        for opt, x, g in runs:
+            opt.step(x, g)
+            surface.loss_and_gradient_into(x, g)
+    seconds = time.perf_counter() - t0
+    if flushed:
+        torch.set_flush_denormal(False)
+    return seconds
 
 
 # --------------------------------------------------------------------------------------- JAX
@@ -151,7 +180,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=1, help="time each side this many times; medians are printed")
-    ap.add_argument("--modes", nargs="+", choices=("native", "eager", "compiled"), default=["native", "eager"])
+    ap.add_argument("--modes", nargs="+", choices=("native", "eager", "compiled", "floor"), default=["native", "eager"])
     ap.add_argument("--warm-cache", action="store_true", help="reuse the kernel and inductor caches")
     args = ap.parse_args()
     n, steps = (2000, 200) if args.small else (args.n, args.steps)
@@ -167,6 +196,11 @@ def main() -> None:
         print(f"JAX + optax: skipped, {problem}")
     for r in range(args.repeats):
         for mode in args.modes:
+            if mode == "floor":
+                seconds = torch_floor(lr, steps)
+                rates.setdefault(mode, []).append(work / seconds)
+                print(f"  torch ops alone : {work / seconds:.3e} trajectory-steps/s ({seconds:.2f} s)", flush=True)
+                continue
             first, seconds, sims[mode] = run_optiviz(mode, lr, steps)
             rates.setdefault(mode, []).append(work / seconds)
             print(f"  optiviz {mode:>8}: {work / seconds:.3e} trajectory-steps/s ({seconds:.2f} s), first step "
@@ -181,7 +215,8 @@ def main() -> None:
     if "jax" in med:
         for mode in args.modes:
             print(f"ratio optiviz {mode} / JAX + optax: {med[mode] / med['jax']:.2f}x")
-        print(agreement(sims[args.modes[0]], points))
+        if sims:
+            print(agreement(sims[next(m for m in args.modes if m in sims)], points))
 
 
 if __name__ == "__main__":
