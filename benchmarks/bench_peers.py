@@ -25,7 +25,10 @@ Compile times are cold: a fresh kernel cache and a fresh inductor cache (pass --
 reuse them).
 
     python benchmarks/bench_peers.py [--small] [--n 100000] [--steps 1000] [--repeats 3]
-                                     [--modes native eager floor] [--warm-cache]
+                                     [--modes native eager floor] [--warm-cache] [--schedule]
+
+--schedule puts the same learning-rate schedule on both sides (halving every 100 steps: each
+step's lr is the setting's lr times the factor; JAX's injected lr is set to that at every step).
 
 Needs the `bench` extra (pip install -e ".[bench]"); without jax/optax it times optiviz alone and
 says so.
@@ -49,6 +52,7 @@ import torch
 import optiviz as ov
 
 START = (-1.2, 1.0)
+SCHEDULE = ("step", {"step_size": 100, "gamma": 0.5})  # --schedule: halve the lr every 100 steps
 
 
 def lrs(n: int) -> np.ndarray:
@@ -56,10 +60,18 @@ def lrs(n: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------- optiviz
-def run_optiviz(mode: str, lr: np.ndarray, steps: int) -> tuple[float, float, ov.Simulator]:
+def factors(scheduled: bool, steps: int) -> np.ndarray | None:
+    """The schedule's lr factor at each step (None: no schedule)."""
+    if not scheduled:
+        return None
+    schedule = ov.make_schedule(SCHEDULE[0], **SCHEDULE[1])
+    return np.array([float(schedule(t)) for t in range(steps)])
+
+
+def run_optiviz(mode: str, lr: np.ndarray, steps: int, scheduled: bool = False) -> tuple[float, float, ov.Simulator]:
     """(seconds of the first call, which holds any compiling; seconds of `steps` more; simulator)."""
     kw = {"native": True} if mode == "native" else {"native": False, "compile": mode == "compiled"}
-    sim = ov.Simulator("rosenbrock", ov.OPTIMIZERS, start=START, lr=lr, **kw)
+    sim = ov.Simulator("rosenbrock", ov.OPTIMIZERS, start=START, lr=lr, schedule=SCHEDULE if scheduled else None, **kw)
     t0 = time.perf_counter()
     sim.advance(1, record=False)  # builds (or loads) the kernel / compiles
     first = time.perf_counter() - t0
@@ -70,7 +82,7 @@ def run_optiviz(mode: str, lr: np.ndarray, steps: int) -> tuple[float, float, ov
     return first, seconds, sim
 
 
-def torch_floor(lr: np.ndarray, steps: int) -> float:
+def torch_floor(lr: np.ndarray, steps: int, scale: np.ndarray | None = None) -> float:
     """Seconds for `steps` steps of only the eager step's tensor work (see the module docstring)."""
     from optiviz.engine.optimizers import make_optimizer
     from optiviz.engine.row_block import coordinate_major
@@ -84,9 +96,9 @@ def torch_floor(lr: np.ndarray, steps: int) -> float:
         runs.append((make_optimizer(name, len(lr), 2, lr=lr, column_major=True), x, g))
     flushed = torch.set_flush_denormal(True)  # as the simulator steps
     t0 = time.perf_counter()
-    for _ in range(steps):
+    for t in range(steps):
         for opt, x, g in runs:
-            opt.step(x, g)
+            opt.step(x, g, None if scale is None else float(scale[t]))
             surface.loss_and_gradient_into(x, g)
     seconds = time.perf_counter() - t0
     if flushed:
@@ -104,7 +116,7 @@ def jax_problem() -> str | None:
     return None
 
 
-def jax_sweep(lr: np.ndarray, steps: int) -> tuple[float, float, np.ndarray]:
+def jax_sweep(lr: np.ndarray, steps: int, scale: np.ndarray | None = None) -> tuple[float, float, np.ndarray]:
     """(compile seconds, run seconds, final points (6, N, 2)) of the same sweep in JAX + optax."""
     import jax
     import jax.numpy as jnp
@@ -140,10 +152,14 @@ def jax_sweep(lr: np.ndarray, steps: int) -> tuple[float, float, np.ndarray]:
             p0 = jnp.broadcast_to(jnp.asarray(START, jnp.float32), (rates.shape[0], 2))
             states = jax.vmap(lambda rate, p: inject(learning_rate=rate, **fixed).init(p))(rates, p0)
 
-            def body(carry, _):  # noqa: ANN001, ANN202
-                return jax.vmap(step)(*carry), None
+            def body(carry, factor):  # noqa: ANN001, ANN202
+                p, states = carry
+                if factor is not None:  # this step's lr: each setting's lr times the schedule's factor
+                    states = states._replace(hyperparams={**states.hyperparams, "learning_rate": rates * factor})
+                return jax.vmap(step)(p, states), None
 
-            (p, _), _ = jax.lax.scan(body, (p0, states), None, length=steps)
+            xs = None if scale is None else jnp.asarray(scale, jnp.float32)
+            (p, _), _ = jax.lax.scan(body, (p0, states), xs, length=steps)
             return p
 
         return run
@@ -182,12 +198,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1, help="time each side this many times; medians are printed")
     ap.add_argument("--modes", nargs="+", choices=("native", "eager", "compiled", "floor"), default=["native", "eager"])
     ap.add_argument("--warm-cache", action="store_true", help="reuse the kernel and inductor caches")
+    ap.add_argument("--schedule", action="store_true", help="the same lr schedule on both sides (halving every 100 steps)")
     args = ap.parse_args()
     n, steps = (2000, 200) if args.small else (args.n, args.steps)
     torch.set_grad_enabled(False)
     lr = lrs(n)
     work = 6 * n * steps
-    print(f"6 optimizers x {n:,} settings x {steps:,} steps on Rosenbrock, per-setting lr, float32; "
+    scale = factors(args.schedule, steps)
+    print(f"6 optimizers x {n:,} settings x {steps:,} steps on Rosenbrock, per-setting lr{', halved every 100 steps' if args.schedule else ''}, float32; "
           f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.1f})")
     rates: dict[str, float] = {}
     sims: dict[str, ov.Simulator] = {}
@@ -197,16 +215,16 @@ def main() -> None:
     for r in range(args.repeats):
         for mode in args.modes:
             if mode == "floor":
-                seconds = torch_floor(lr, steps)
+                seconds = torch_floor(lr, steps, scale)
                 rates.setdefault(mode, []).append(work / seconds)
                 print(f"  torch ops alone : {work / seconds:.3e} trajectory-steps/s ({seconds:.2f} s)", flush=True)
                 continue
-            first, seconds, sims[mode] = run_optiviz(mode, lr, steps)
+            first, seconds, sims[mode] = run_optiviz(mode, lr, steps, args.schedule)
             rates.setdefault(mode, []).append(work / seconds)
             print(f"  optiviz {mode:>8}: {work / seconds:.3e} trajectory-steps/s ({seconds:.2f} s), first step "
                   f"{first:.2f} s{' (cold build/compile)' if r == 0 else ''}", flush=True)
         if problem is None:
-            compile_s, seconds, points = jax_sweep(lr, steps)
+            compile_s, seconds, points = jax_sweep(lr, steps, scale)
             rates.setdefault("jax", []).append(work / seconds)
             print(f"  JAX + optax     : {work / seconds:.3e} trajectory-steps/s ({seconds:.2f} s), compile "
                   f"{compile_s:.2f} s", flush=True)

@@ -46,6 +46,7 @@ struct Args {
     const double* hp64;  // per-row float64 values: lr, lr_decay (adagrad)
     const double* table; // adam: per distinct beta pair, per step: 1 - b1^t, sqrt(1 - b2^t)
     const int32_t* table_index;
+    const double* scale; // per step: the schedule's lr factor (null: no schedule, a factor of 1)
     void *state0, *state1, *state2;  // the optimizer's buffers, (n,2) each (unused ones: scratch)
     double cx, cy, bound_sq, gtol_sq, ftol;
     void *sqrt32, *sqrt64;  // torch's vector sqrt (MKL's vmsSqrt / vmdSqrt, Fortran ABI), or null: std::sqrt
@@ -133,6 +134,12 @@ static void run(const Args& a, int64_t b_begin, int64_t b_end) {
                 }
             }
             const double bc1_all = a.table[2 * s], bc2_all = a.table[2 * s + 1];  // shared betas
+            // the schedule: lr * factor in float64, rounded once (_effective_lr, then _rounded)
+            const double sc = a.scale ? a.scale[s] : 1.0;
+            if (a.scale) {
+                #pragma omp simd
+                for (int l = 0; l < L; ++l) lr[l] = T(lr64[l] * sc);
+            }
             // phase 2: the update, the surface at the new point, the statuses
             #pragma omp simd
             for (int l = 0; l < L; ++l) {
@@ -153,7 +160,7 @@ static void run(const Args& a, int64_t b_begin, int64_t b_end) {
                         n0 = std::fma(d0, -lr[l], x0[l]); n1 = std::fma(d1, -lr[l], x1[l]);
                     }
                 } else if (OPT == 3) {   // adagrad; h1 = eps; clr = lr / (1 + (t - 1) lr_decay) in float64
-                    const T clr = T(lr64[l] / (1.0 + double(t - 1) * d64[l]));
+                    const T clr = T((lr64[l] * sc) / (1.0 + double(t - 1) * d64[l]));
                     const T sd0 = root[l] + h1[l], sd1 = root[L + l] + h1[l];
                     n0 = x0[l] - (e0 * clr) / sd0; n1 = x1[l] - (e1 * clr) / sd1;
                 } else if (OPT == 4) {   // rmsprop; h3 = eps, h4 = momentum
@@ -165,7 +172,7 @@ static void run(const Args& a, int64_t b_begin, int64_t b_end) {
                     n1 = plain ? x1[l] - (e1 * lr[l]) / av1 : std::fma(q1[l], -lr[l], x1[l]);
                 } else {                 // adam; h4 = eps; step size and bias correction in float64
                     const double b1t = a.table_index ? bc1t[l] : bc1_all, b2t = a.table_index ? bc2t[l] : bc2_all;
-                    const T step_size = T(lr64[l] / b1t), bc2 = T(b2t);
+                    const T step_size = T((lr64[l] * sc) / b1t), bc2 = T(b2t);
                     const T den0 = root[l] / bc2 + h4[l], den1 = root[L + l] / bc2 + h4[l];
                     n0 = x0[l] - (s0[l] * step_size) / den0; n1 = x1[l] - (s1[l] * step_size) / den1;
                 }

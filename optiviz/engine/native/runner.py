@@ -35,7 +35,7 @@ class _Args(ctypes.Structure):
     _fields_ = [("n", ctypes.c_int64), ("steps", ctypes.c_int64), ("t0", ctypes.c_int64), ("threads", ctypes.c_int64),
                 ("x", _P), ("loss", _P), ("grad", _P), ("x_prev", _P), ("loss_prev", _P),
                 ("status", _P), ("conv_at", _P), ("div_at", _P), ("running", _P), ("active", _P), ("started", _P),
-                ("hp", _P), ("hp64", _P), ("table", _P), ("table_index", _P), ("state0", _P), ("state1", _P), ("state2", _P),
+                ("hp", _P), ("hp64", _P), ("table", _P), ("table_index", _P), ("scale", _P), ("state0", _P), ("state1", _P), ("state2", _P),
                 ("cx", ctypes.c_double), ("cy", ctypes.c_double), ("bound_sq", ctypes.c_double),
                 ("gtol_sq", ctypes.c_double), ("ftol", ctypes.c_double), ("sqrt32", _P), ("sqrt64", _P),
                 ("flags", ctypes.c_int32)]
@@ -48,8 +48,8 @@ def native_problem(sim: Simulator) -> str | None:
         return f"the native kernel runs on the CPU, this run is on {sim.device.type}"
     if sim.form != "torch":
         return "form='lecture' is stepped with torch"
-    if sim.schedule is not None or sim.transforms is not None or sim._noise_on:
-        return "schedules, gradient transforms and gradient noise are stepped with torch"
+    if sim.transforms is not None or sim._noise_on:
+        return "gradient transforms and gradient noise are stepped with torch"
     if build.compiler() is None:
         return "no C++ compiler found (set CXX or install g++)"
     for opt in sim._opts:
@@ -113,6 +113,8 @@ def _run(sim: Simulator, lib: ctypes.CDLL, steps: int) -> None:
     keep: list[Any] = []  # arrays the kernel reads, alive until it returns
     copies: list[tuple[torch.Tensor, torch.Tensor]] = []
     x, grad, x_prev = (_row_major(t, copies) for t in (sim.x, sim.grad, sim._x_prev))
+    scale = _schedule_factors(sim, steps)
+    keep.append(scale)
     for k, opt in enumerate(sim._opts):
         rows = slice(k * n, (k + 1) * n)
         hp, hp64, flags, table, index = _hparams(opt, steps)
@@ -129,6 +131,7 @@ def _run(sim: Simulator, lib: ctypes.CDLL, steps: int) -> None:
                      active=active[rows].ctypes.data, started=started.ctypes.data, hp=hp.ctypes.data,
                      hp64=hp64.ctypes.data, table=table.ctypes.data,
                      table_index=index.ctypes.data if index.any() else None,
+                     scale=None if scale is None else scale.ctypes.data,
                      state0=state[0], state1=state[1], state2=state[2],
                      cx=(x0 + x1) / 2, cy=(y0 + y1) / 2, bound_sq=sim._bound_sq, gtol_sq=sim._gtol_sq,
                      ftol=sim.ftol, flags=flags, sqrt32=_sqrt(torch.float32), sqrt64=_sqrt(torch.float64))
@@ -140,6 +143,14 @@ def _run(sim: Simulator, lib: ctypes.CDLL, steps: int) -> None:
     sim.t += steps
     for block in sim._blocks:
         block.resync()
+
+
+def _schedule_factors(sim: Simulator, steps: int) -> np.ndarray | None:
+    """The schedule's lr factor for each of the next `steps` steps, as the torch step takes it
+    (`float(schedule(t - 1))` for step t), or None without a schedule."""
+    if sim.schedule is None:
+        return None
+    return np.array([float(sim.schedule(sim.t + s)) for s in range(steps)], dtype=np.float64)
 
 
 def _run_blocks(lib: ctypes.CDLL, args: _Args, opt: int, float64: int, n: int) -> None:
