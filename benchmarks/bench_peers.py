@@ -29,6 +29,8 @@ reuse them).
 
 --schedule puts the same learning-rate schedule on both sides (halving every 100 steps: each
 step's lr is the setting's lr times the factor; JAX's injected lr is set to that at every step).
+--grad-noise STD adds seeded gradient noise to optiviz's runs and times the native kernel against
+the torch path on them (JAX is not run: its noise would be other draws, with nothing to compare).
 
 Needs the `bench` extra (pip install -e ".[bench]"); without jax/optax it times optiviz alone and
 says so.
@@ -68,9 +70,11 @@ def factors(scheduled: bool, steps: int) -> np.ndarray | None:
     return np.array([float(schedule(t)) for t in range(steps)])
 
 
-def run_optiviz(mode: str, lr: np.ndarray, steps: int, scheduled: bool = False) -> tuple[float, float, ov.Simulator]:
+def run_optiviz(mode: str, lr: np.ndarray, steps: int, scheduled: bool = False,
+                grad_noise: float = 0.0) -> tuple[float, float, ov.Simulator]:
     """(seconds of the first call, which holds any compiling; seconds of `steps` more; simulator)."""
     kw = {"native": True} if mode == "native" else {"native": False, "compile": mode == "compiled"}
+    kw["grad_noise"] = grad_noise
     sim = ov.Simulator("rosenbrock", ov.OPTIMIZERS, start=START, lr=lr, schedule=SCHEDULE if scheduled else None, **kw)
     t0 = time.perf_counter()
     sim.advance(1, record=False)  # builds (or loads) the kernel / compiles
@@ -199,17 +203,21 @@ def main() -> None:
     ap.add_argument("--modes", nargs="+", choices=("native", "eager", "compiled", "floor"), default=["native", "eager"])
     ap.add_argument("--warm-cache", action="store_true", help="reuse the kernel and inductor caches")
     ap.add_argument("--schedule", action="store_true", help="the same lr schedule on both sides (halving every 100 steps)")
+    ap.add_argument("--grad-noise", type=float, default=0.0, help="gradient noise std: native against the torch path, no JAX")
     args = ap.parse_args()
     n, steps = (2000, 200) if args.small else (args.n, args.steps)
     torch.set_grad_enabled(False)
     lr = lrs(n)
     work = 6 * n * steps
     scale = factors(args.schedule, steps)
-    print(f"6 optimizers x {n:,} settings x {steps:,} steps on Rosenbrock, per-setting lr{', halved every 100 steps' if args.schedule else ''}, float32; "
+    print(f"6 optimizers x {n:,} settings x {steps:,} steps on Rosenbrock, per-setting lr{', halved every 100 steps' if args.schedule else ''}"
+          f"{f', gradient noise std {args.grad_noise:g}' if args.grad_noise else ''}, float32; "
           f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.1f})")
     rates: dict[str, float] = {}
     sims: dict[str, ov.Simulator] = {}
-    problem = jax_problem()
+    problem = jax_problem() if not args.grad_noise else "not run with --grad-noise"
+    if args.grad_noise:
+        args.modes = [m for m in args.modes if m != "floor"]
     if problem is not None:
         print(f"JAX + optax: skipped, {problem}")
     for r in range(args.repeats):
@@ -219,7 +227,7 @@ def main() -> None:
                 rates.setdefault(mode, []).append(work / seconds)
                 print(f"  torch ops alone : {work / seconds:.3e} trajectory-steps/s ({seconds:.2f} s)", flush=True)
                 continue
-            first, seconds, sims[mode] = run_optiviz(mode, lr, steps, args.schedule)
+            first, seconds, sims[mode] = run_optiviz(mode, lr, steps, args.schedule, args.grad_noise)
             rates.setdefault(mode, []).append(work / seconds)
             print(f"  optiviz {mode:>8}: {work / seconds:.3e} trajectory-steps/s ({seconds:.2f} s), first step "
                   f"{first:.2f} s{' (cold build/compile)' if r == 0 else ''}", flush=True)
@@ -230,6 +238,9 @@ def main() -> None:
                   f"{compile_s:.2f} s", flush=True)
     med = {k: statistics.median(v) for k, v in rates.items()}
     print("medians: " + ", ".join(f"{k} {v:.3e}" for k, v in med.items()))
+    if "native" in med and "eager" in med:
+        same = all(torch.equal(getattr(sims["native"], f), getattr(sims["eager"], f)) for f in ("x", "status", "diverged_at"))
+        print(f"ratio optiviz native / torch path: {med['native'] / med['eager']:.2f}x; the same runs bit for bit: {same}")
     if "jax" in med:
         for mode in args.modes:
             print(f"ratio optiviz {mode} / JAX + optax: {med[mode] / med['jax']:.2f}x")

@@ -108,13 +108,51 @@ def test_schedules_bit_for_bit(schedule, dtype):
     assert "diverged" in set(eager.status_names())
 
 
+@needs_compiler
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gradient_noise_bit_for_bit(dtype, monkeypatch):
+    """The kernel steps on the draws the torch path would make (same generator, same order, per-run
+    stds, one of them 0), split into several kernel calls when the draws would not fit, and leaves
+    the generator where the torch path does: the next eager chunk draws the same noise."""
+    monkeypatch.setattr(runner, "_NOISE_BYTES", 6 * N * 2 * 8 * 7)  # 7 steps of draws (float64) per call
+    std = np.linspace(0.0, 2.0, N)
+    eager, native = pair([(1, "eager"), 45, (6, "eager"), 25], surface="rosenbrock", optimizers=ov.OPTIMIZERS,
+                         lr=np.geomspace(1e-4, 0.05, N), grad_noise=std, seed=5, dtype=dtype,
+                         schedule=("exponential", {"k": 0.01}), gtol=1e-4, ftol=1e-7)
+    assert native.last_mode == "native" and native.t == 77
+    assert_identical(eager, native)
+    assert torch.equal(eager._generator.get_state(), native._generator.get_state())
+    quiet = ov.Simulator("rosenbrock", ov.OPTIMIZERS, n=N, lr=np.geomspace(1e-4, 0.05, N), dtype=dtype,
+                         schedule=("exponential", {"k": 0.01}), gtol=1e-4, ftol=1e-7, native=False)
+    quiet.advance(77, record=False)
+    assert not torch.equal(quiet.x, native.x)  # the noise did move the runs
+    assert torch.equal(quiet.x.view(6, N, 2)[:, 0], native.x.view(6, N, 2)[:, 0])  # std 0: no noise at all
+
+
+@needs_compiler
+def test_a_schedule_that_raises_mid_run_leaves_the_calls_before_it_whole(monkeypatch):
+    monkeypatch.setattr(runner, "_MAX_PIECE", 10)
+
+    def schedule(step):
+        if step >= 35:
+            raise ValueError("schedule gave up")
+        return 0.5
+
+    eager, native = pair([20], surface="quadratic", optimizers=ov.OPTIMIZERS, lr=np.geomspace(1e-3, 0.5, N), schedule=schedule)
+    with pytest.raises(ValueError, match="gave up"):
+        native.advance(30, record=False)
+    assert native.t == 30  # one more call of 10 steps ran; the next asked for step 35's factor first
+    eager.advance(10, record=False)
+    assert_identical(eager, native)
+
+
 def test_what_the_kernel_refuses_runs_with_torch_and_says_why():
     sim = ov.Simulator("rastrigin", "adam", native=True, n=4)
     assert "aten.cos" in runner.native_problem(sim)
     sim.advance(20, record=False)
     assert sim.last_mode == "eager"
-    noisy = ov.Simulator("quadratic", "sgd", native=True, grad_noise=0.1)
-    assert "gradient noise" in runner.native_problem(noisy)
+    clipped = ov.Simulator("quadratic", "sgd", native=True, transforms=[ov.clip_by_norm(1.0)])
+    assert "transforms" in runner.native_problem(clipped)
     lecture = ov.Simulator("quadratic", "momentum", native=True, form="lecture")
     assert "lecture" in runner.native_problem(lecture)
     small = ov.Simulator("quadratic", "sgd", n=3)  # automatic: a small run never waits for a build

@@ -47,6 +47,8 @@ struct Args {
     const double* table; // adam: per distinct beta pair, per step: 1 - b1^t, sqrt(1 - b2^t)
     const int32_t* table_index;
     const double* scale; // per step: the schedule's lr factor (null: no schedule, a factor of 1)
+    const void* noise;   // (blocks, steps, LANES, 2): the torch path's gradient-noise draws, or null
+    const void* noise_std;  // (n): each row's noise std
     void *state0, *state1, *state2;  // the optimizer's buffers, (n,2) each (unused ones: scratch)
     double cx, cy, bound_sq, gtol_sq, ftol;
     void *sqrt32, *sqrt64;  // torch's vector sqrt (MKL's vmsSqrt / vmdSqrt, Fortran ABI), or null: std::sqrt
@@ -68,7 +70,7 @@ static void run(const Args& a, int64_t b_begin, int64_t b_end) {
     constexpr int L = __LANES__;
     const int64_t n = a.n, nb = (n + L - 1) / L;
     T* X = (T*)a.x; T* F = (T*)a.loss; T* G = (T*)a.grad; T* XP = (T*)a.x_prev; T* FP = (T*)a.loss_prev;
-    const T* hp = (const T*)a.hp; T* S0 = (T*)a.state0; T* S1 = (T*)a.state1; T* S2 = (T*)a.state2;
+    const T* hp = (const T*)a.hp; const T* NZ = (const T*)a.noise; const T* SD = (const T*)a.noise_std; T* S0 = (T*)a.state0; T* S1 = (T*)a.state1; T* S2 = (T*)a.state2;
     const T cx = T(a.cx), cy = T(a.cy), bsq = T(a.bound_sq), gsq = T(a.gtol_sq), ftol = T(a.ftol);
     const int flags = a.flags;
     const bool no_buffer = flags & 1, skip_wd = flags & 2, centered = flags & 4, amsgrad = flags & 8;
@@ -79,7 +81,7 @@ static void run(const Args& a, int64_t b_begin, int64_t b_end) {
         const int64_t r0 = b * L;
         const int w = (int)std::min<int64_t>(L, n - r0);
         T x0[L], x1[L], f[L], g0[L], g1[L], p0[L], p1[L], fp[L];
-        T lr[L], wd[L], h1[L], h2[L], h3[L], h4[L];
+        T lr[L], wd[L], h1[L], h2[L], h3[L], h4[L], sd[L];
         T s0[L], s1[L], u0[L], u1[L], q0[L], q1[L], rad[2*L], root[2*L];
         double lr64[L], d64[L], bc1t[L], bc2t[L]; int32_t ti[L];
         int32_t run_[L], act[L], stt[L], stat[L]; int64_t cat[L], dat[L];  // int32 flags vectorize with floats
@@ -87,7 +89,7 @@ static void run(const Args& a, int64_t b_begin, int64_t b_end) {
             const int64_t r = r0 + (l < w ? l : 0);
             x0[l] = X[2*r]; x1[l] = X[2*r+1]; f[l] = F[r]; g0[l] = G[2*r]; g1[l] = G[2*r+1];
             p0[l] = XP[2*r]; p1[l] = XP[2*r+1]; fp[l] = FP[r];
-            lr[l] = hp[r]; wd[l] = hp[n + r];
+            lr[l] = hp[r]; wd[l] = hp[n + r]; sd[l] = NZ ? SD[r] : T(0);
             h1[l] = hp[2*n + r]; h2[l] = hp[3*n + r]; h3[l] = hp[4*n + r]; h4[l] = hp[5*n + r];
             lr64[l] = a.hp64[r]; d64[l] = a.hp64[n + r]; ti[l] = a.table_index ? a.table_index[r] : 0;
             s0[l] = S0[2*r]; s1[l] = S0[2*r+1]; u0[l] = S1[2*r]; u1[l] = S1[2*r+1];
@@ -97,6 +99,11 @@ static void run(const Args& a, int64_t b_begin, int64_t b_end) {
         }
         for (int64_t s = 0; s < a.steps; ++s) {
             const int64_t t = a.t0 + s + 1;
+            if (NZ) {  // gradient noise: g + std * draw (a product, then a sum: two roundings)
+                const T* z = NZ + 2 * L * (b * a.steps + s);  // this block's draws for this step, contiguous
+                #pragma omp simd
+                for (int l = 0; l < L; ++l) { g0[l] = g0[l] + sd[l] * z[2*l]; g1[l] = g1[l] + sd[l] * z[2*l + 1]; }
+            }
             // phase 1: weight decay and the moments, up to what torch takes the square root of
             #pragma omp simd
             for (int l = 0; l < L; ++l) {

@@ -35,7 +35,7 @@ class _Args(ctypes.Structure):
     _fields_ = [("n", ctypes.c_int64), ("steps", ctypes.c_int64), ("t0", ctypes.c_int64), ("threads", ctypes.c_int64),
                 ("x", _P), ("loss", _P), ("grad", _P), ("x_prev", _P), ("loss_prev", _P),
                 ("status", _P), ("conv_at", _P), ("div_at", _P), ("running", _P), ("active", _P), ("started", _P),
-                ("hp", _P), ("hp64", _P), ("table", _P), ("table_index", _P), ("scale", _P), ("state0", _P), ("state1", _P), ("state2", _P),
+                ("hp", _P), ("hp64", _P), ("table", _P), ("table_index", _P), ("scale", _P), ("noise", _P), ("noise_std", _P), ("state0", _P), ("state1", _P), ("state2", _P),
                 ("cx", ctypes.c_double), ("cy", ctypes.c_double), ("bound_sq", ctypes.c_double),
                 ("gtol_sq", ctypes.c_double), ("ftol", ctypes.c_double), ("sqrt32", _P), ("sqrt64", _P),
                 ("flags", ctypes.c_int32)]
@@ -48,8 +48,8 @@ def native_problem(sim: Simulator) -> str | None:
         return f"the native kernel runs on the CPU, this run is on {sim.device.type}"
     if sim.form != "torch":
         return "form='lecture' is stepped with torch"
-    if sim.transforms is not None or sim._noise_on:
-        return "gradient transforms and gradient noise are stepped with torch"
+    if sim.transforms is not None:
+        return "gradient transforms are stepped with torch"
     if build.compiler() is None:
         return "no C++ compiler found (set CXX or install g++)"
     for opt in sim._opts:
@@ -82,6 +82,7 @@ def _source(sim: Simulator) -> str:
 
 _failed: set[str] = set()  # sources whose build failed in this process (warned once, not retried)
 _MAX_PIECE = 4096  # steps per kernel call: bounds Adam's per-step table for many distinct betas
+_NOISE_BYTES = 1 << 27  # gradient-noise draws held for one kernel call (128 MiB): bounds its steps
 
 
 def run_native(sim: Simulator, steps: int) -> bool:
@@ -96,29 +97,39 @@ def run_native(sim: Simulator, steps: int) -> bool:
         _failed.add(source)
         warnings.warn(f"native kernel: {str(err).splitlines()[0]}; stepping with torch", RuntimeWarning, stacklevel=3)
         return False
+    most = _MAX_PIECE
+    if sim._noise_on:
+        most = max(1, min(most, _NOISE_BYTES // (sim.rows * 2 * sim.x.element_size())))
+    pool = _NoisePool(sim, min(most, steps)) if sim._noise_on else None
+    rows = _RowMajor()
     done = 0
-    while done < steps:
-        piece = min(_MAX_PIECE, steps - done)
-        _run(sim, lib, piece)
-        done += piece
+    try:  # a schedule that raises stops the run after the calls made so far, their state all written
+        while done < steps:
+            piece = min(most, steps - done)
+            _run(sim, lib, piece, rows, pool)
+            done += piece
+    finally:
+        rows.copy_back()
+        for block in sim._blocks:
+            block.resync()
     return True
 
 
-def _run(sim: Simulator, lib: ctypes.CDLL, steps: int) -> None:
+def _run(sim: Simulator, lib: ctypes.CDLL, steps: int, row_major: _RowMajor, pool: _NoisePool | None) -> None:
     """One kernel call per optimizer over its rows. The preparation is numpy (single-threaded):
     on a busy machine torch's small parallel ops wait at barriers for milliseconds each."""
     n = sim.n
     (x0, x1), (y0, y1) = sim.surface.domain
     active = np.ascontiguousarray(sim._active.numpy()[:, 0], dtype=np.uint8)
     keep: list[Any] = []  # arrays the kernel reads, alive until it returns
-    copies: list[tuple[torch.Tensor, torch.Tensor]] = []
-    x, grad, x_prev = (_row_major(t, copies) for t in (sim.x, sim.grad, sim._x_prev))
+    x, grad, x_prev = (row_major(t) for t in (sim.x, sim.grad, sim._x_prev))
     scale = _schedule_factors(sim, steps)
-    keep.append(scale)
+    noise = None if pool is None else pool.draw(steps)
+    keep += [scale, noise]
     for k, opt in enumerate(sim._opts):
         rows = slice(k * n, (k + 1) * n)
         hp, hp64, flags, table, index = _hparams(opt, steps)
-        buffers = [_ptr(_row_major(b, copies)) if b is not None else None for b in _buffers(opt)]
+        buffers = [_ptr(row_major(b)) if b is not None else None for b in _buffers(opt)]
         scratch = np.zeros((opt.n, 2), dtype=hp.dtype)
         started = _started(opt)
         keep += [hp, hp64, table, index, scratch, started]
@@ -132,17 +143,15 @@ def _run(sim: Simulator, lib: ctypes.CDLL, steps: int) -> None:
                      hp64=hp64.ctypes.data, table=table.ctypes.data,
                      table_index=index.ctypes.data if index.any() else None,
                      scale=None if scale is None else scale.ctypes.data,
+                     noise=None if noise is None else _ptr(noise[k]),
+                     noise_std=None if noise is None else _ptr(sim.grad_noise[rows]),
                      state0=state[0], state1=state[1], state2=state[2],
                      cx=(x0 + x1) / 2, cy=(y0 + y1) / 2, bound_sq=sim._bound_sq, gtol_sq=sim._gtol_sq,
                      ftol=sim.ftol, flags=flags, sqrt32=_sqrt(torch.float32), sqrt64=_sqrt(torch.float64))
         _run_blocks(lib, args, OPTIMIZER_IDS[opt.name], int(sim.dtype == torch.float64), n)
         _write_back(opt, started, steps)
-    for mine, theirs in copies:
-        mine.copy_(theirs)
     sim._active.numpy()[:] = active.astype(bool)[:, None]
     sim.t += steps
-    for block in sim._blocks:
-        block.resync()
 
 
 def _schedule_factors(sim: Simulator, steps: int) -> np.ndarray | None:
@@ -151,6 +160,33 @@ def _schedule_factors(sim: Simulator, steps: int) -> np.ndarray | None:
     if sim.schedule is None:
         return None
     return np.array([float(sim.schedule(sim.t + s)) for s in range(steps)], dtype=np.float64)
+
+
+class _NoisePool:
+    """The gradient-noise draws for one kernel call, in memory reused from call to call (fresh
+    pages for each call cost more than the kernel). `draw(steps)` makes the draws the torch path
+    would make for the next `steps` steps, from the simulator's generator and in its order (each
+    step, block by block, an (n, 2) draw per optimizer), so the generator ends where it would have.
+    Per optimizer they lie as (lane blocks, steps, LANES, 2): a block of lanes reads one contiguous
+    piece per step (a (steps, n, 2) layout made the kernel slower than the draws themselves)."""
+
+    def __init__(self, sim: Simulator, most_steps: int) -> None:
+        self.sim = sim
+        self.blocks = -(-sim.n // LANES)
+        kw = {"dtype": sim.dtype, "device": sim.device}
+        self._store = torch.empty((len(sim.optimizers), self.blocks * most_steps * LANES * 2), **kw)
+        self._step = torch.zeros((self.blocks * LANES, 2), **kw)  # one draw, padded to whole blocks
+
+    def draw(self, steps: int) -> list[torch.Tensor]:
+        sim, n = self.sim, self.sim.n
+        size = self.blocks * steps * LANES * 2
+        draws = [self._store[k, :size].view(self.blocks, steps, LANES, 2) for k in range(len(sim.optimizers))]
+        for s in range(steps):
+            for block in sim._blocks:
+                for k in block.ks:
+                    torch.randn((n, 2), generator=sim._generator, dtype=sim.dtype, device=sim.device, out=self._step[:n])
+                    draws[k][:, s].copy_(self._step.view(self.blocks, LANES, 2))
+        return draws
 
 
 def _run_blocks(lib: ctypes.CDLL, args: _Args, opt: int, float64: int, n: int) -> None:
@@ -184,14 +220,24 @@ def _sqrt(dtype: torch.dtype) -> int | None:
     return fn or None  # 0 (std::sqrt) and None (not used) both pass a null pointer
 
 
-def _row_major(t: torch.Tensor, copies: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-    """`t`, or a row-major copy of it to be copied back after the run (the kernel reads rows; the
-    simulator keeps its state one coordinate after the other for torch's ops)."""
-    if t.is_contiguous():
-        return t
-    copy = t.contiguous()
-    copies.append((t, copy))
-    return copy
+class _RowMajor:
+    """Row-major stand-ins for the simulator's column-major state (the kernel reads rows; the
+    simulator keeps its state one coordinate after the other for torch's ops): made at the first
+    kernel call of a run, kept for the rest, copied back once at the end."""
+
+    def __init__(self) -> None:
+        self._copies: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __call__(self, t: torch.Tensor) -> torch.Tensor:
+        if t.is_contiguous():
+            return t
+        if id(t) not in self._copies:
+            self._copies[id(t)] = (t, t.contiguous())
+        return self._copies[id(t)][1]
+
+    def copy_back(self) -> None:
+        for mine, theirs in self._copies.values():
+            mine.copy_(theirs)
 
 
 def _ptr(t: torch.Tensor) -> int:
