@@ -26,6 +26,7 @@ reuse them).
 
     python benchmarks/bench_peers.py [--small] [--n 100000] [--steps 1000] [--repeats 3]
                                      [--modes native eager floor] [--warm-cache] [--schedule]
+                                     [--grad-noise STD]
 
 --schedule puts the same learning-rate schedule on both sides (halving every 100 steps: each
 step's lr is the setting's lr times the factor; JAX's injected lr is set to that at every step).

@@ -315,7 +315,7 @@ class Simulator:
     def _step(self) -> None:
         self.t += 1
         t = self.t
-        lr_scale = 1.0 if self.schedule is None else float(self.schedule(t - 1))  # schedules count from 0
+        lr_scale = self._lr_factor(t - 1)
         # Step 1 is always eager: it starts momentum buffers, a one-off branch not worth compiling.
         fused_now = self.compiled and t > 1
         advance = self._fused_step if fused_now else self._block_step
@@ -330,6 +330,16 @@ class Simulator:
             if bool(any_small):
                 self._mark_converged(block)
 
+    def _lr_factor(self, taken: int) -> float:
+        """The schedule's lr factor for the step after `taken` steps (schedules count from 0); the
+        native runner takes its factors from here too."""
+        return 1.0 if self.schedule is None else float(self.schedule(taken))
+
+    def _noise_draw(self, out: torch.Tensor | None = None) -> torch.Tensor:
+        """One optimizer's (n, 2) gradient-noise draw, the next from the seeded generator (the native
+        runner makes its draws here too, in the same order)."""
+        return torch.randn((self.n, 2), generator=self._generator, dtype=self.dtype, device=self.device, out=out)
+
     def _gradients(self, block: RowBlock, t: int) -> torch.Tensor | None:
         """What the block's optimizers step on, when that is not the plain gradient: plus seeded
         noise, then through the transforms. Done here, eagerly, outside any compiled code: random
@@ -341,7 +351,7 @@ class Simulator:
             r = slice(i * block.n, (i + 1) * block.n)
             g = block.grad[r]
             if self._noise_on:
-                noise = torch.randn((block.n, 2), generator=self._generator, dtype=self.dtype, device=self.device)
+                noise = self._noise_draw()
                 g = g + block.grad_noise[r] * noise
             if self.transforms is not None:
                 g = self.transforms(g, t - 1)  # t = 0 for the first gradient, as in optax

@@ -156,10 +156,10 @@ def _run(sim: Simulator, lib: ctypes.CDLL, steps: int, row_major: _RowMajor, poo
 
 def _schedule_factors(sim: Simulator, steps: int) -> np.ndarray | None:
     """The schedule's lr factor for each of the next `steps` steps, as the torch step takes it
-    (`float(schedule(t - 1))` for step t), or None without a schedule."""
+    (`Simulator._lr_factor`), or None without a schedule."""
     if sim.schedule is None:
         return None
-    return np.array([float(sim.schedule(sim.t + s)) for s in range(steps)], dtype=np.float64)
+    return np.array([sim._lr_factor(sim.t + s) for s in range(steps)], dtype=np.float64)
 
 
 class _NoisePool:
@@ -184,7 +184,7 @@ class _NoisePool:
         for s in range(steps):
             for block in sim._blocks:
                 for k in block.ks:
-                    torch.randn((n, 2), generator=sim._generator, dtype=sim.dtype, device=sim.device, out=self._step[:n])
+                    sim._noise_draw(out=self._step[:n])
                     draws[k][:, s].copy_(self._step.view(self.blocks, LANES, 2))
         return draws
 
